@@ -1,0 +1,70 @@
+"""Typed errors of sam-onnx, shared by every side of the toolkit (torch-free).
+
+Each message names the input, what was expected and what came, so that a person reading a
+traceback in a deployment log knows which file or argument to fix.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+class SamOnnxError(Exception):
+    """Base class of every error sam-onnx raises on purpose."""
+
+
+class MissingDependencyError(SamOnnxError, ImportError):
+    """An optional dependency (an extra) is not installed."""
+
+
+class CheckpointError(SamOnnxError):
+    """A checkpoint could not be loaded. ``path`` names the file or directory."""
+
+    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
+        self.path = os.fspath(path)
+        self.problem = problem
+        super().__init__(f"checkpoint {self.path!r}: {problem}")
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """The checkpoint path does not exist."""
+
+
+class CorruptCheckpointError(CheckpointError):
+    """The file exists but is truncated, corrupt or not a checkpoint container at all."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """The pickle would import or call objects beyond plain tensors; it was refused unopened."""
+
+
+class NotSamCheckpointError(CheckpointError):
+    """The file holds tensors, but not the state dict of a SAM model."""
+
+
+class VariantMismatchError(CheckpointError):
+    """The weights are of another variant than the one asked for."""
+
+    def __init__(self, path: str | os.PathLike[str], requested: str, detected: str) -> None:
+        self.requested = requested
+        self.detected = detected
+        super().__init__(
+            path, f"asked to load as {requested!r}, but the tensor shapes are those of {detected!r}"
+        )
+
+
+class MissingWeightsError(CheckpointError):
+    """A Hugging Face model directory has no weights file."""
+
+
+class InvalidInputError(SamOnnxError, ValueError):
+    """A user-supplied image, prompt or option is malformed.
+
+    ``name`` is the argument, ``expected`` what it should be, ``got`` what came.
+    """
+
+    def __init__(self, name: str, expected: str, got: str) -> None:
+        self.name = name
+        self.expected = expected
+        self.got = got
+        super().__init__(f"invalid {name}: expected {expected}, got {got}")

@@ -1,0 +1,225 @@
+"""Load SAM weights: official ``.pth`` files and Hugging Face ``SamModel`` directories.
+
+The variant is detected from tensor shapes; naming it is optional and only checked. ``.pth``
+files are read with ``torch.load(weights_only=True)``, which refuses any pickle that would import
+or call something other than tensors and plain containers; there is no fallback to full
+unpickling. Every failure is a :class:`~sam_onnx.errors.CheckpointError` naming the path.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+
+from ..errors import (
+    CheckpointNotFoundError,
+    CorruptCheckpointError,
+    MissingWeightsError,
+    NotSamCheckpointError,
+    UnsafeCheckpointError,
+    VariantMismatchError,
+)
+from ..variants import EMBED_HW, VARIANTS, SamVariant, get_variant
+from .build import build_sam
+from .hf_layout import hf_to_official, is_hf_layout
+from .sam import Sam
+
+HF_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+_NESTED_KEYS = ("model", "state_dict")  # training checkpoints often wrap the state dict
+_PIXEL_STATS = ("pixel_mean", "pixel_std")
+_SHOWN = 5  # how many offending keys an error message lists
+
+
+def load_sam(
+    path: str | os.PathLike[str], model_type: str | None = None, *, device: str | torch.device = "cpu"
+) -> Sam:
+    """Load a SAM checkpoint into a model in eval mode.
+
+    Arguments:
+      path: an official ``.pth`` file, a ``.safetensors`` file, or a Hugging Face model
+        directory (``model.safetensors`` or ``pytorch_model.bin``, optionally ``config.json``).
+      model_type: ``"vit_b"``, ``"vit_l"``, ``"vit_h"`` (or a test variant); ``None`` detects it.
+      device: where the model's parameters live.
+    """
+    state_dict = load_state_dict(path)
+    detected = detect_variant(state_dict, path)
+    if model_type is not None and get_variant(model_type).name != detected.name:
+        raise VariantMismatchError(path, model_type, detected.name)
+    model = build_sam(detected)
+    check_keys(state_dict, model.state_dict(), path)
+    model.load_state_dict(state_dict, strict=True)
+    return model.to(device)
+
+
+def load_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """Read a checkpoint into a state dict in the official layout (float tensors on the CPU)."""
+    p = Path(path)
+    if not p.exists():
+        raise CheckpointNotFoundError(p, "no such file or directory")
+    if p.is_dir():
+        raw = _read_hf_directory(p)
+    elif p.suffix == ".safetensors":
+        raw = _read_safetensors(p)
+    else:
+        raw = _read_pth(p)
+    state_dict = hf_to_official(raw) if is_hf_layout(raw) else dict(raw)
+    # The official checkpoints do not store the pixel statistics (non-persistent buffers); some
+    # re-saved ones do. They are the fixed official constants either way.
+    for key in _PIXEL_STATS:
+        state_dict.pop(key, None)
+    return state_dict
+
+
+def _read_pth(path: Path) -> Mapping[str, torch.Tensor]:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+            raise UnsafeCheckpointError(
+                path, f"the pickle references objects other than tensors and was refused unopened ({_first_line(exc)})"
+            ) from None
+        raise CorruptCheckpointError(path, f"not a readable PyTorch checkpoint ({_first_line(exc)})") from None
+    except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
+        raise CorruptCheckpointError(
+            path, f"truncated or corrupt, not a readable PyTorch checkpoint ({_first_line(exc)})"
+        ) from None
+    return _as_tensor_mapping(obj, path)
+
+
+def _read_safetensors(path: Path) -> Mapping[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(path, device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CorruptCheckpointError(path, f"truncated or corrupt safetensors file ({_first_line(exc)})") from None
+
+
+def _read_hf_directory(path: Path) -> Mapping[str, torch.Tensor]:
+    config = path / "config.json"
+    if config.exists():
+        _check_hf_config(config)
+    if (path / "model.safetensors").exists():
+        return _read_safetensors(path / "model.safetensors")
+    if (path / "model.safetensors.index.json").exists():
+        return _read_sharded(path / "model.safetensors.index.json")
+    if (path / "pytorch_model.bin").exists():
+        return _read_pth(path / "pytorch_model.bin")
+    present = sorted(child.name for child in path.iterdir())[:10]
+    raise MissingWeightsError(
+        path, f"a Hugging Face model directory needs one of {list(HF_WEIGHT_FILES)}; it holds {present}"
+    )
+
+
+def _read_sharded(index_path: Path) -> dict[str, torch.Tensor]:
+    try:
+        weight_map = json.loads(index_path.read_text())["weight_map"]
+        shards = sorted(set(weight_map.values()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise CorruptCheckpointError(index_path, f"not a safetensors index with a weight_map ({exc})") from None
+    state_dict: dict[str, torch.Tensor] = {}
+    for shard in shards:
+        shard_path = index_path.parent / shard
+        if shard_path.parent != index_path.parent:
+            raise CorruptCheckpointError(index_path, f"shard {shard!r} lies outside the model directory")
+        if not shard_path.exists():
+            raise MissingWeightsError(index_path, f"shard {shard!r} named in the index is missing")
+        state_dict.update(_read_safetensors(shard_path))
+    return state_dict
+
+
+def _check_hf_config(config_path: Path) -> None:
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise CorruptCheckpointError(config_path, f"config.json is not valid JSON ({exc})") from None
+    model_type = config.get("model_type") if isinstance(config, dict) else None
+    if model_type != "sam":
+        raise NotSamCheckpointError(config_path, f"config.json has model_type {model_type!r}, expected 'sam'")
+
+
+def _as_tensor_mapping(obj: object, path: Path) -> Mapping[str, torch.Tensor]:
+    if isinstance(obj, Mapping):
+        for key in _NESTED_KEYS:
+            if isinstance(obj.get(key), Mapping) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
+                obj = obj[key]
+                break
+    if not isinstance(obj, Mapping) or not obj:
+        raise NotSamCheckpointError(path, f"expected a state dict of tensors, got {type(obj).__name__}")
+    not_tensors = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
+    if not_tensors:
+        raise NotSamCheckpointError(path, f"expected a state dict of tensors; not tensors: {not_tensors[:_SHOWN]}")
+    return obj
+
+
+def detect_variant(state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike[str] = "<state dict>") -> SamVariant:
+    """The registry variant whose encoder shapes match ``state_dict`` (official layout).
+
+    Width comes from the patch embedding, depth from the block count, head width from the
+    relative-position tables, and the global-attention blocks from those tables' length.
+    """
+    prefix = "image_encoder.blocks."
+    if "image_encoder.patch_embed.proj.weight" not in state_dict:
+        _raise_not_sam(state_dict, build_sam_meta("vit_b"), path)
+    embed_dim = state_dict["image_encoder.patch_embed.proj.weight"].shape[0]
+    depth = len({k[len(prefix) :].split(".")[0] for k in state_dict if k.startswith(prefix)})
+    rel_pos = [state_dict.get(f"{prefix}{i}.attn.rel_pos_h") for i in range(depth)]
+    if any(t is None or t.ndim != 2 for t in rel_pos):
+        _raise_not_sam(state_dict, build_sam_meta("vit_b"), path)
+    num_heads = embed_dim // rel_pos[0].shape[1]
+    global_idx = tuple(i for i, t in enumerate(rel_pos) if t.shape[0] == 2 * EMBED_HW - 1)
+    signature = (embed_dim, depth, num_heads, global_idx)
+    for variant in VARIANTS.values():
+        known = (variant.encoder_embed_dim, variant.encoder_depth, variant.encoder_num_heads)
+        if (*known, variant.encoder_global_attn_indexes) == signature:
+            return variant
+    raise NotSamCheckpointError(
+        path,
+        f"image encoder of width {embed_dim}, depth {depth}, {num_heads} heads, global attention in "
+        f"blocks {list(global_idx)} matches no known variant ({sorted(VARIANTS)})",
+    )
+
+
+def build_sam_meta(variant: SamVariant | str) -> dict[str, torch.Tensor]:
+    """State dict of ``variant`` on the meta device: names and shapes, no memory."""
+    with torch.device("meta"):
+        return build_sam(variant).state_dict()
+
+
+def check_keys(
+    state_dict: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor], path: str | os.PathLike[str]
+) -> None:
+    """Raise :class:`NotSamCheckpointError` unless names and shapes match ``expected`` exactly."""
+    if set(state_dict) != set(expected):
+        _raise_not_sam(state_dict, expected, path)
+    wrong = [
+        f"{k}: {list(state_dict[k].shape)} (expected {list(v.shape)})"
+        for k, v in expected.items()
+        if state_dict[k].shape != v.shape
+    ]
+    if wrong:
+        raise NotSamCheckpointError(path, f"{len(wrong)} tensors have unexpected shapes, first: {wrong[:_SHOWN]}")
+
+
+def _raise_not_sam(
+    state_dict: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor], path: str | os.PathLike[str]
+) -> None:
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    raise NotSamCheckpointError(
+        path,
+        f"not a SAM state dict: {len(missing)} missing keys (first {missing[:_SHOWN]}), "
+        f"{len(unexpected)} unexpected keys (first {unexpected[:_SHOWN]})",
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
