@@ -17,6 +17,10 @@ class MissingDependencyError(SamOnnxError, ImportError):
     """An optional dependency (an extra) is not installed."""
 
 
+class DependencyConflictError(SamOnnxError, ImportError):
+    """Two installed packages provide the same module (onnxruntime and onnxruntime-gpu)."""
+
+
 class CheckpointError(SamOnnxError):
     """A checkpoint could not be loaded. ``path`` names the file or directory."""
 

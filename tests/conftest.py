@@ -1,0 +1,95 @@
+"""Shared fixtures: the reference kit in ../shared/sam_reference, checkpoints built per session.
+
+The goldens are never copied into the repository; tests that need them read them from the kit
+(``SAM_REFERENCE_DIR`` overrides its location) and skip, saying why, only when it is absent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+REFERENCE_DIR = Path(os.environ.get("SAM_REFERENCE_DIR", REPO.parent / "shared" / "sam_reference"))
+IMAGES = ("landscape", "portrait", "small")
+CASES = ("one_point_multi", "one_point_single", "three_points", "box", "box_and_point", "refine_with_mask")
+
+
+def require_reference() -> Path:
+    if not (REFERENCE_DIR / "golden" / "vit_b_seed0.npz").exists():
+        pytest.skip(f"reference kit not found at {REFERENCE_DIR} (set SAM_REFERENCE_DIR)")
+    return REFERENCE_DIR
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    return require_reference()
+
+
+@pytest.fixture(scope="session")
+def golden(reference_dir: Path):
+    with np.load(reference_dir / "golden" / "vit_b_seed0.npz") as z:
+        data = {k: z[k] for k in z.files}
+    data["meta"] = json.loads(bytes(data.pop("meta_json")))
+    return data
+
+
+@pytest.fixture(scope="session")
+def make_checkpoint(reference_dir: Path, tmp_path_factory):
+    """Build (once per session) the kit's deterministic checkpoint of a variant; returns its path."""
+    cache = tmp_path_factory.mktemp("checkpoints")
+    built: dict[tuple[str, int], Path] = {}
+
+    def make(variant: str, seed: int = 0) -> Path:
+        if (variant, seed) not in built:
+            out = cache / f"sam_{variant}_seed{seed}.pth"
+            script = reference_dir / "make_checkpoint.py"
+            cmd = [sys.executable, str(script), variant, str(out), "--seed", str(seed)]
+            subprocess.run(cmd, check=True, capture_output=True)
+            built[(variant, seed)] = out
+        return built[(variant, seed)]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def vit_b_checkpoint(make_checkpoint) -> Path:
+    return make_checkpoint("vit_b")
+
+
+@pytest.fixture(scope="session")
+def vit_b_model(vit_b_checkpoint):
+    from sam_onnx.modeling import load_sam
+
+    return load_sam(vit_b_checkpoint)
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """A tiny variant from the same builder, with deterministic random weights."""
+    import torch
+
+    from sam_onnx.modeling import build_sam
+
+    torch.manual_seed(0)
+    model = build_sam("tiny")
+    with torch.no_grad():  # default init leaves norms at 1 and some biases at 0: perturb them all
+        for tensor in model.state_dict().values():
+            tensor.add_(0.02 * torch.randn_like(tensor))
+    return model
+
+
+def case_meta(golden, image: str, case: str) -> dict:
+    img = next(i for i in golden["meta"]["images"] if i["name"] == image)
+    return next(c for c in img["cases"] if c["name"] == case)
+
+
+def unpack_masks(packed: np.ndarray, width: int) -> np.ndarray:
+    """``... x ceil(W/8)`` packed bits -> ``... x W`` bool."""
+    return np.unpackbits(packed, axis=-1)[..., :width].astype(bool)
