@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,7 +34,10 @@ from .sam import Sam
 HF_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 _NESTED_KEYS = ("model", "state_dict")  # training checkpoints often wrap the state dict
 _PIXEL_STATS = ("pixel_mean", "pixel_std")
-_SHOWN = 5  # how many offending keys an error message lists
+_SHOWN = 5
+# What torch's weights-only unpickler says when a pickle asks for a global or an object it does
+# not allow (as opposed to bytes it cannot parse at all).
+_REFUSED_OBJECT = re.compile(r"GLOBAL|Can only (?:create|build)|must be imported")  # how many offending keys an error message lists
 
 
 def load_sam(
@@ -80,7 +84,7 @@ def _read_pth(path: Path) -> Mapping[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+        if _REFUSED_OBJECT.search(str(exc)):
             raise UnsafeCheckpointError(
                 path, f"the pickle references objects other than tensors and was refused unopened ({_first_line(exc)})"
             ) from None
