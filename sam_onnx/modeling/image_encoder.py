@@ -29,22 +29,19 @@ def relative_position_index(q_size: int, k_size: int) -> torch.Tensor:
 def add_decomposed_rel_pos(
     attn: torch.Tensor,
     q: torch.Tensor,
-    rel_pos_h: torch.Tensor,
-    rel_pos_w: torch.Tensor,
-    q_hw: tuple[int, int],
-    k_hw: tuple[int, int],
+    table_h: torch.Tensor,
+    table_w: torch.Tensor,
 ) -> torch.Tensor:
     """Add separable (height, width) relative-position biases to attention logits.
 
     Arguments:
       attn: ``B x (q_h*q_w) x (k_h*k_w)`` attention logits.
       q: ``B x (q_h*q_w) x C`` queries (unscaled).
-      rel_pos_h, rel_pos_w: ``(2*size - 1) x C`` learned tables.
-      q_hw, k_hw: (H, W) token grids of queries and keys.
+      table_h: ``q_h x k_h x C`` biases gathered for every (query row, key row) pair.
+      table_w: ``q_w x k_w x C`` likewise for columns.
     """
-    (q_h, q_w), (k_h, k_w) = q_hw, k_hw
-    table_h = rel_pos_h[relative_position_index(q_h, k_h)]  # q_h x k_h x C
-    table_w = rel_pos_w[relative_position_index(q_w, k_w)]  # q_w x k_w x C
+    q_h, k_h, _ = table_h.shape
+    q_w, k_w, _ = table_w.shape
     b, _, c = q.shape
     r_q = q.reshape(b, q_h, q_w, c)
     bias_h = torch.einsum("bhwc,hkc->bhwk", r_q, table_h)
@@ -54,7 +51,11 @@ def add_decomposed_rel_pos(
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention over a ``B x H x W x C`` token grid with relative positions."""
+    """Multi-head self-attention over a ``B x S x S x C`` token grid with relative positions.
+
+    ``grid_size`` S is fixed (the window side, or the whole 64-token grid), so the relative
+    position indices are constants computed once, not per call from traced shapes.
+    """
 
     def __init__(self, dim: int, num_heads: int, grid_size: int) -> None:
         super().__init__()
@@ -65,6 +66,7 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.rel_pos_h = nn.Parameter(torch.zeros(2 * grid_size - 1, head_dim))
         self.rel_pos_w = nn.Parameter(torch.zeros(2 * grid_size - 1, head_dim))
+        self.register_buffer("rel_index", relative_position_index(grid_size, grid_size), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, h, w, _ = x.shape
@@ -72,7 +74,7 @@ class Attention(nn.Module):
         qkv = self.qkv(x).reshape(b, h * w, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.reshape(3, b * self.num_heads, h * w, -1).unbind(0)
         attn = (q * self.scale) @ k.transpose(-2, -1)
-        attn = add_decomposed_rel_pos(attn, q, self.rel_pos_h, self.rel_pos_w, (h, w), (h, w))
+        attn = add_decomposed_rel_pos(attn, q, self.rel_pos_h[self.rel_index], self.rel_pos_w[self.rel_index])
         attn = attn.softmax(dim=-1)
         x = (attn @ v).view(b, self.num_heads, h, w, -1).permute(0, 2, 3, 1, 4).reshape(b, h, w, -1)
         return self.proj(x)

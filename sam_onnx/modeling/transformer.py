@@ -17,6 +17,7 @@ class Attention(nn.Module):
         super().__init__()
         self.internal_dim = embedding_dim // downsample_rate
         self.num_heads = num_heads
+        self.sqrt_head_dim = math.sqrt(self.internal_dim // num_heads)  # a constant, not a traced shape
         self.q_proj = nn.Linear(embedding_dim, self.internal_dim)
         self.k_proj = nn.Linear(embedding_dim, self.internal_dim)
         self.v_proj = nn.Linear(embedding_dim, self.internal_dim)
@@ -31,7 +32,7 @@ class Attention(nn.Module):
         q = self._split_heads(self.q_proj(q))
         k = self._split_heads(self.k_proj(k))
         v = self._split_heads(self.v_proj(v))
-        attn = (q @ k.permute(0, 1, 3, 2)) / math.sqrt(q.shape[-1])
+        attn = (q @ k.permute(0, 1, 3, 2)) / self.sqrt_head_dim
         out = attn.softmax(dim=-1) @ v
         b, heads, n, c = out.shape
         return self.out_proj(out.transpose(1, 2).reshape(b, n, heads * c))
