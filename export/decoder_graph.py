@@ -26,7 +26,14 @@ from torch import nn
 
 from sam_onnx.modeling.sam import Sam
 
-INPUT_NAMES = ("image_embeddings", "point_coords", "point_labels", "mask_input", "has_mask_input", "orig_im_size")
+INPUT_NAMES = (
+    "image_embeddings",
+    "point_coords",
+    "point_labels",
+    "mask_input",
+    "has_mask_input",
+    "orig_im_size",
+)
 OUTPUT_NAMES = ("masks", "iou_predictions", "low_res_masks")
 
 
@@ -105,10 +112,12 @@ class DecoderGraph(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         pe = self.sam.prompt_encoder
         sparse = pe.embed_labeled_points(point_coords, point_labels)
-        dense = has_mask_input * pe.embed_mask(mask_input) + (1 - has_mask_input) * pe.no_mask_embed.weight.reshape(
-            1, -1, 1, 1
+        dense = has_mask_input * pe.embed_mask(mask_input) + (
+            1 - has_mask_input
+        ) * pe.no_mask_embed.weight.reshape(1, -1, 1, 1)
+        low_res, scores = self.sam.mask_decoder.predict_masks(
+            image_embeddings, pe.get_dense_pe(), sparse, dense
         )
-        low_res, scores = self.sam.mask_decoder.predict_masks(image_embeddings, pe.get_dense_pe(), sparse, dense)
         if self.use_stability_score:
             scores = stability_score(low_res, self.sam.mask_threshold, self.stability_score_offset)
         if self.return_single_mask:

@@ -25,7 +25,9 @@ def resized_hw(orig_hw: tuple[int, int], long_side: int = IMAGE_SIZE) -> tuple[i
     new_hw = int(h * scale + 0.5), int(w * scale + 0.5)
     if min(new_hw) == 0:  # the official code crashes here; say why instead
         raise InvalidInputError(
-            "image size", f"an aspect ratio that keeps both sides >= 1 pixel at long side {long_side}", f"({h}, {w})"
+            "image size",
+            f"an aspect ratio that keeps both sides >= 1 pixel at long side {long_side}",
+            f"({h}, {w})",
         )
     return new_hw
 

@@ -23,7 +23,10 @@ CASES = ("one_point_multi", "one_point_single", "three_points", "box", "box_and_
 
 def require_reference() -> Path:
     if not (REFERENCE_DIR / "golden" / "vit_b_seed0.npz").exists():
-        pytest.skip(f"reference kit not found at {REFERENCE_DIR} (set SAM_REFERENCE_DIR)")
+        reason = f"reference kit not found at {REFERENCE_DIR} (set SAM_REFERENCE_DIR)"
+        if os.environ.get("SAM_REQUIRE_REFERENCE") == "1":  # CI: a missing kit is a failure
+            pytest.fail(reason)
+        pytest.skip(reason)
     return REFERENCE_DIR
 
 

@@ -25,7 +25,10 @@ from sam_onnx.modeling import detect_variant, load_sam, load_state_dict
 # The test's own official -> Hugging Face renaming (the inverse direction of the loader's table),
 # checked against the kit's hf_vit_*.json manifests below.
 OFFICIAL_TO_HF = (
-    (r"^prompt_encoder\.pe_layer\.positional_encoding_gaussian_matrix$", "shared_image_embedding.positional_embedding"),
+    (
+        r"^prompt_encoder\.pe_layer\.positional_encoding_gaussian_matrix$",
+        "shared_image_embedding.positional_embedding",
+    ),
     (r"^image_encoder\.", "vision_encoder."),
     (r"\.blocks\.", ".layers."),
     (r"\.patch_embed\.proj\.", ".patch_embed.projection."),
@@ -138,7 +141,7 @@ def test_truncated_checkpoint(tiny_pth, tmp_path, keep):
     data = tiny_pth.read_bytes()
     cut = tmp_path / "cut.pth"
     cut.write_bytes(data[: int(len(data) * keep) if isinstance(keep, float) else keep])
-    with pytest.raises(CorruptCheckpointError, match="cut.pth"):
+    with pytest.raises(CorruptCheckpointError, match=r"cut\.pth"):
         load_sam(cut)
 
 
@@ -159,7 +162,9 @@ def test_not_a_state_dict(tmp_path):
 def test_state_dict_of_another_model_lists_keys(tmp_path):
     path = tmp_path / "resnet.pth"
     torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7), "fc.bias": torch.zeros(10)}, path)
-    with pytest.raises(NotSamCheckpointError, match=r"missing keys .*image_encoder.*unexpected keys .*conv1.weight"):
+    with pytest.raises(
+        NotSamCheckpointError, match=r"missing keys .*image_encoder.*unexpected keys .*conv1.weight"
+    ):
         load_sam(path)
 
 
@@ -223,7 +228,7 @@ def test_malicious_pickle_refused_without_side_effect(tiny_model, tmp_path, cont
         pickle.loads(path.read_bytes())
     assert marker.exists()
     marker.unlink()
-    with pytest.raises(UnsafeCheckpointError, match="evil.pth"):
+    with pytest.raises(UnsafeCheckpointError, match=r"evil\.pth"):
         load_sam(path)
     assert not marker.exists(), "the malicious pickle ran code"
 
@@ -286,7 +291,7 @@ def test_truncated_safetensors(tiny_model, tmp_path):
     write_hf_dir(tmp_path / "hf", tiny_model.state_dict())
     weights = tmp_path / "hf" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: os.path.getsize(weights) // 2])
-    with pytest.raises(CorruptCheckpointError, match="model.safetensors"):
+    with pytest.raises(CorruptCheckpointError, match=r"model\.safetensors"):
         load_sam(tmp_path / "hf")
 
 

@@ -82,7 +82,9 @@ def contract_inputs(golden, image: str, case: str) -> list[torch.Tensor]:
 
     key = f"{image}/{case}"
     return [
-        torch.from_numpy(golden[f"{image}/embedding"] if name == "image_embeddings" else golden[f"{key}/onnx_in/{name}"])
+        torch.from_numpy(
+            golden[f"{image}/embedding"] if name == "image_embeddings" else golden[f"{key}/onnx_in/{name}"]
+        )
         for name in INPUT_NAMES
     ]
 
@@ -95,9 +97,15 @@ def test_onnx_contract_matches_golden(golden, vit_b_model, image, case):
 
     key = f"{image}/{case}"
     with torch.inference_mode():
-        masks, iou, low_res = DecoderGraph(vit_b_model, return_single_mask=True)(*contract_inputs(golden, image, case))
-    np.testing.assert_allclose(iou.numpy(), golden[f"{key}/onnx_out/iou_predictions"], rtol=0, atol=LOGIT_ATOL)
-    np.testing.assert_allclose(low_res.numpy(), golden[f"{key}/onnx_out/low_res_masks"], rtol=0, atol=LOGIT_ATOL)
+        masks, iou, low_res = DecoderGraph(vit_b_model, return_single_mask=True)(
+            *contract_inputs(golden, image, case)
+        )
+    np.testing.assert_allclose(
+        iou.numpy(), golden[f"{key}/onnx_out/iou_predictions"], rtol=0, atol=LOGIT_ATOL
+    )
+    np.testing.assert_allclose(
+        low_res.numpy(), golden[f"{key}/onnx_out/low_res_masks"], rtol=0, atol=LOGIT_ATOL
+    )
     expected = unpack_masks(golden[f"{key}/onnx_out/masks_packed"], masks.shape[-1])
     # The contract's golden has no logits; compare against the predictor's logits margin instead.
     near_zero = np.abs(masks.numpy()) <= MASK_LOGIT_MARGIN

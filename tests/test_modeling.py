@@ -11,7 +11,7 @@ import torch
 
 from sam_onnx.errors import InvalidInputError
 from sam_onnx.export.decoder_graph import DecoderGraph, resized_size_hw, upscale_masks
-from sam_onnx.modeling import build_sam, detect_variant
+from sam_onnx.modeling import detect_variant
 from sam_onnx.modeling.reference import SamReference
 from sam_onnx.preprocess import (
     normalize_and_pad,
@@ -22,7 +22,17 @@ from sam_onnx.preprocess import (
 )
 from sam_onnx.variants import OFFICIAL_VARIANTS, VARIANTS
 
-SIZES_HW = [(480, 640), (640, 480), (700, 525), (123, 77), (1, 1), (1, 2000), (1500, 2250), (2250, 1500), (1023, 1025)]
+SIZES_HW = [
+    (480, 640),
+    (640, 480),
+    (700, 525),
+    (123, 77),
+    (1, 1),
+    (1, 2000),
+    (1500, 2250),
+    (2250, 1500),
+    (1023, 1025),
+]
 
 
 @pytest.mark.parametrize("variant", OFFICIAL_VARIANTS)
@@ -121,7 +131,9 @@ class _DecoderCore(torch.nn.Module):
     def forward(self, emb, coords, labels, mask_input, has_mask):
         pe = self.graph.sam.prompt_encoder
         sparse = pe.embed_labeled_points(coords, labels)
-        dense = has_mask * pe.embed_mask(mask_input) + (1 - has_mask) * pe.no_mask_embed.weight.reshape(1, -1, 1, 1)
+        dense = has_mask * pe.embed_mask(mask_input) + (1 - has_mask) * pe.no_mask_embed.weight.reshape(
+            1, -1, 1, 1
+        )
         return self.graph.sam.mask_decoder.predict_masks(emb, pe.get_dense_pe(), sparse, dense)
 
 

@@ -15,7 +15,11 @@ from sam_onnx.errors import DependencyConflictError, MissingDependencyError
 def run_python(code: str, tmp_path) -> subprocess.CompletedProcess:
     """Run ``code`` in a fresh interpreter outside the repository (so only installed names resolve)."""
     return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], cwd=tmp_path, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -44,7 +48,8 @@ def test_no_generic_top_level_packages(tmp_path):
         import sam_onnx.export, sam_onnx.runtime
         assert importlib.util.find_spec("runtime") is None
         assert importlib.util.find_spec("export") is None
-        print(pathlib.Path(sam_onnx.export.__file__).parent.name, pathlib.Path(sam_onnx.runtime.__file__).parent.name)
+        for module in (sam_onnx.export, sam_onnx.runtime):
+            print(pathlib.Path(module.__file__).parent.name)
         """,
         tmp_path,
     )
@@ -79,7 +84,9 @@ def test_both_onnxruntime_wheels_are_refused(monkeypatch):
     monkeypatch.setattr(backend.metadata, "version", lambda name: "1.0")
     with pytest.raises(DependencyConflictError, match="onnxruntime and onnxruntime-gpu"):
         backend.onnxruntime_module()
-    assert issubclass(DependencyConflictError, ImportError) and issubclass(MissingDependencyError, ImportError)
+    assert issubclass(DependencyConflictError, ImportError) and issubclass(
+        MissingDependencyError, ImportError
+    )
 
 
 def test_exactly_one_onnxruntime_installed_here():

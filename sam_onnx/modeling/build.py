@@ -43,5 +43,7 @@ def build_sam(variant: SamVariant | str) -> Sam:
         iou_head_depth=v.iou_head_depth,
         iou_head_hidden_dim=v.iou_head_hidden_dim,
     )
-    sam = Sam(image_encoder=image_encoder, prompt_encoder=prompt_encoder, mask_decoder=mask_decoder, variant=v)
+    sam = Sam(
+        image_encoder=image_encoder, prompt_encoder=prompt_encoder, mask_decoder=mask_decoder, variant=v
+    )
     return sam.eval()

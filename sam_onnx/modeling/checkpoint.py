@@ -37,7 +37,9 @@ _PIXEL_STATS = ("pixel_mean", "pixel_std")
 _SHOWN = 5
 # What torch's weights-only unpickler says when a pickle asks for a global or an object it does
 # not allow (as opposed to bytes it cannot parse at all).
-_REFUSED_OBJECT = re.compile(r"GLOBAL|Can only (?:create|build)|must be imported")  # how many offending keys an error message lists
+_REFUSED_OBJECT = re.compile(
+    r"GLOBAL|Can only (?:create|build)|must be imported"
+)  # how many offending keys an error message lists
 
 
 def load_sam(
@@ -86,9 +88,13 @@ def _read_pth(path: Path) -> Mapping[str, torch.Tensor]:
     except pickle.UnpicklingError as exc:
         if _REFUSED_OBJECT.search(str(exc)):
             raise UnsafeCheckpointError(
-                path, f"the pickle references objects other than tensors and was refused unopened ({_first_line(exc)})"
+                path,
+                "the pickle references objects other than tensors and was refused unopened "
+                f"({_first_line(exc)})",
             ) from None
-        raise CorruptCheckpointError(path, f"not a readable PyTorch checkpoint ({_first_line(exc)})") from None
+        raise CorruptCheckpointError(
+            path, f"not a readable PyTorch checkpoint ({_first_line(exc)})"
+        ) from None
     except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
         raise CorruptCheckpointError(
             path, f"truncated or corrupt, not a readable PyTorch checkpoint ({_first_line(exc)})"
@@ -103,7 +109,9 @@ def _read_safetensors(path: Path) -> Mapping[str, torch.Tensor]:
     try:
         return load_file(path, device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
-        raise CorruptCheckpointError(path, f"truncated or corrupt safetensors file ({_first_line(exc)})") from None
+        raise CorruptCheckpointError(
+            path, f"truncated or corrupt safetensors file ({_first_line(exc)})"
+        ) from None
 
 
 def _read_hf_directory(path: Path) -> Mapping[str, torch.Tensor]:
@@ -127,7 +135,9 @@ def _read_sharded(index_path: Path) -> dict[str, torch.Tensor]:
         weight_map = json.loads(index_path.read_text())["weight_map"]
         shards = sorted(set(weight_map.values()))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise CorruptCheckpointError(index_path, f"not a safetensors index with a weight_map ({exc})") from None
+        raise CorruptCheckpointError(
+            index_path, f"not a safetensors index with a weight_map ({exc})"
+        ) from None
     state_dict: dict[str, torch.Tensor] = {}
     for shard in shards:
         shard_path = index_path.parent / shard
@@ -152,18 +162,24 @@ def _check_hf_config(config_path: Path) -> None:
 def _as_tensor_mapping(obj: object, path: Path) -> Mapping[str, torch.Tensor]:
     if isinstance(obj, Mapping):
         for key in _NESTED_KEYS:
-            if isinstance(obj.get(key), Mapping) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
+            if isinstance(obj.get(key), Mapping) and not any(
+                isinstance(v, torch.Tensor) for v in obj.values()
+            ):
                 obj = obj[key]
                 break
     if not isinstance(obj, Mapping) or not obj:
         raise NotSamCheckpointError(path, f"expected a state dict of tensors, got {type(obj).__name__}")
     not_tensors = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
     if not_tensors:
-        raise NotSamCheckpointError(path, f"expected a state dict of tensors; not tensors: {not_tensors[:_SHOWN]}")
+        raise NotSamCheckpointError(
+            path, f"expected a state dict of tensors; not tensors: {not_tensors[:_SHOWN]}"
+        )
     return obj
 
 
-def detect_variant(state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike[str] = "<state dict>") -> SamVariant:
+def detect_variant(
+    state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike[str] = "<state dict>"
+) -> SamVariant:
     """The registry variant whose encoder shapes match ``state_dict`` (official layout).
 
     Width comes from the patch embedding, depth from the block count, head width from the
@@ -209,7 +225,9 @@ def check_keys(
         if state_dict[k].shape != v.shape
     ]
     if wrong:
-        raise NotSamCheckpointError(path, f"{len(wrong)} tensors have unexpected shapes, first: {wrong[:_SHOWN]}")
+        raise NotSamCheckpointError(
+            path, f"{len(wrong)} tensors have unexpected shapes, first: {wrong[:_SHOWN]}"
+        )
 
 
 def _raise_not_sam(

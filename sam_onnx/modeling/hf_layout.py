@@ -18,7 +18,10 @@ T = TypeVar("T")
 
 # (HF pattern, official replacement), applied in order, each to the result of the previous.
 _RENAMES: tuple[tuple[str, str], ...] = (
-    (r"^shared_image_embedding\.positional_embedding$", "prompt_encoder.pe_layer.positional_encoding_gaussian_matrix"),
+    (
+        r"^shared_image_embedding\.positional_embedding$",
+        "prompt_encoder.pe_layer.positional_encoding_gaussian_matrix",
+    ),
     (r"^vision_encoder\.patch_embed\.projection\.", "vision_encoder.patch_embed.proj."),
     (r"^vision_encoder\.layers\.(\d+)\.layer_norm(\d)\.", r"vision_encoder.layers.\1.norm\2."),
     (r"^vision_encoder\.layers\.", "vision_encoder.blocks."),
@@ -33,7 +36,10 @@ _RENAMES: tuple[tuple[str, str], ...] = (
     (r"^prompt_encoder\.mask_embed\.layer_norm2\.", "prompt_encoder.mask_downscaling.4."),
     (r"^prompt_encoder\.mask_embed\.conv3\.", "prompt_encoder.mask_downscaling.6."),
     (r"^prompt_encoder\.point_embed\.", "prompt_encoder.point_embeddings."),
-    (r"^mask_decoder\.transformer\.layers\.(\d+)\.layer_norm(\d)\.", r"mask_decoder.transformer.layers.\1.norm\2."),
+    (
+        r"^mask_decoder\.transformer\.layers\.(\d+)\.layer_norm(\d)\.",
+        r"mask_decoder.transformer.layers.\1.norm\2.",
+    ),
     (r"^mask_decoder\.transformer\.layer_norm_final_attn\.", "mask_decoder.transformer.norm_final_attn."),
     (r"^mask_decoder\.upscale_conv1\.", "mask_decoder.output_upscaling.0."),
     (r"^mask_decoder\.upscale_layer_norm\.", "mask_decoder.output_upscaling.1."),
@@ -41,7 +47,9 @@ _RENAMES: tuple[tuple[str, str], ...] = (
 )
 _TIED_DUPLICATE = "prompt_encoder.shared_embedding.positional_embedding"
 # HF splits the decoder's MLP heads into proj_in, layers.K (hidden) and proj_out.
-_MLP_HEAD = re.compile(r"^(mask_decoder\.(?:iou_prediction_head|output_hypernetworks_mlps\.\d+))\.(proj_in|proj_out|layers\.(\d+))\.")
+_MLP_HEAD = re.compile(
+    r"^(mask_decoder\.(?:iou_prediction_head|output_hypernetworks_mlps\.\d+))\.(proj_in|proj_out|layers\.(\d+))\."
+)
 _HF_MARKERS = ("vision_encoder.", "shared_image_embedding.")
 
 

@@ -61,7 +61,9 @@ class SamReference:
         check_image(resized, "resized image")
         input_hw = resized_hw(orig_hw, self.model.img_size)
         if tuple(resized.shape[:2]) != input_hw:
-            raise InvalidInputError("resized image", f"size {input_hw} for original {tuple(orig_hw)}", str(resized.shape[:2]))
+            raise InvalidInputError(
+                "resized image", f"size {input_hw} for original {tuple(orig_hw)}", str(resized.shape[:2])
+            )
         x = torch.tensor(resized, device=self.device).permute(2, 0, 1)[None]
         embedding = self.model.image_encoder(self.model.preprocess(x))
         return ImageEmbedding(embedding, (int(orig_hw[0]), int(orig_hw[1])), input_hw)
