@@ -110,13 +110,8 @@ class DecoderGraph(nn.Module):
         has_mask_input: torch.Tensor,
         orig_im_size: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        pe = self.sam.prompt_encoder
-        sparse = pe.embed_labeled_points(point_coords, point_labels)
-        dense = has_mask_input * pe.embed_mask(mask_input) + (
-            1 - has_mask_input
-        ) * pe.no_mask_embed.weight.reshape(1, -1, 1, 1)
-        low_res, scores = self.sam.mask_decoder.predict_masks(
-            image_embeddings, pe.get_dense_pe(), sparse, dense
+        low_res, scores = self.decode_all_tokens(
+            image_embeddings, point_coords, point_labels, mask_input, has_mask_input
         )
         if self.use_stability_score:
             scores = stability_score(low_res, self.sam.mask_threshold, self.stability_score_offset)
@@ -124,3 +119,18 @@ class DecoderGraph(nn.Module):
             low_res, scores = select_single_mask(low_res, scores, point_coords.shape[1])
         masks = upscale_masks(low_res, orig_im_size, self.sam.img_size)
         return masks, scores, low_res
+
+    def decode_all_tokens(
+        self,
+        image_embeddings: torch.Tensor,
+        point_coords: torch.Tensor,
+        point_labels: torch.Tensor,
+        mask_input: torch.Tensor,
+        has_mask_input: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Low-res logits ``B x 4 x 256 x 256`` and IoU ``B x 4`` of every mask token."""
+        pe = self.sam.prompt_encoder
+        sparse = pe.embed_labeled_points(point_coords, point_labels)
+        no_mask = pe.no_mask_embed.weight.reshape(1, -1, 1, 1)
+        dense = has_mask_input * pe.embed_mask(mask_input) + (1 - has_mask_input) * no_mask
+        return self.sam.mask_decoder.predict_masks(image_embeddings, pe.get_dense_pe(), sparse, dense)

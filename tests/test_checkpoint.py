@@ -195,6 +195,14 @@ def test_unknown_encoder_size(tiny_model, tmp_path):
         load_sam(path)
 
 
+def test_encoder_without_blocks(tiny_model, tmp_path):
+    state = {k: v for k, v in tiny_model.state_dict().items() if not k.startswith("image_encoder.blocks.")}
+    path = tmp_path / "no_blocks.pth"
+    torch.save(state, path)
+    with pytest.raises(NotSamCheckpointError, match=r"missing keys .*image_encoder\.blocks\.0"):
+        load_sam(path)
+
+
 def test_wrapped_state_dict_is_unwrapped(tiny_model, tmp_path):
     path = tmp_path / "wrapped.pth"
     torch.save({"model": tiny_model.state_dict()}, path)

@@ -128,13 +128,8 @@ class _DecoderCore(torch.nn.Module):
         super().__init__()
         self.graph = graph
 
-    def forward(self, emb, coords, labels, mask_input, has_mask):
-        pe = self.graph.sam.prompt_encoder
-        sparse = pe.embed_labeled_points(coords, labels)
-        dense = has_mask * pe.embed_mask(mask_input) + (1 - has_mask) * pe.no_mask_embed.weight.reshape(
-            1, -1, 1, 1
-        )
-        return self.graph.sam.mask_decoder.predict_masks(emb, pe.get_dense_pe(), sparse, dense)
+    def forward(self, *inputs):
+        return self.graph.decode_all_tokens(*inputs)
 
 
 def _decoder_inputs(num_points: int, seed: int):

@@ -191,7 +191,7 @@ def detect_variant(
     embed_dim = state_dict["image_encoder.patch_embed.proj.weight"].shape[0]
     depth = len({k[len(prefix) :].split(".")[0] for k in state_dict if k.startswith(prefix)})
     rel_pos = [state_dict.get(f"{prefix}{i}.attn.rel_pos_h") for i in range(depth)]
-    if any(t is None or t.ndim != 2 for t in rel_pos):
+    if depth == 0 or any(t is None or t.ndim != 2 or t.shape[1] == 0 for t in rel_pos):
         _raise_not_sam(state_dict, build_sam_meta("vit_b"), path)
     num_heads = embed_dim // rel_pos[0].shape[1]
     global_idx = tuple(i for i, t in enumerate(rel_pos) if t.shape[0] == 2 * EMBED_HW - 1)
