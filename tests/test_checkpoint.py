@@ -282,6 +282,28 @@ def test_hf_single_safetensors_file(tiny_model, tmp_path):
     assert load_sam(path).variant.name == "tiny"
 
 
+def test_hf_sharded_safetensors(tiny_model, tmp_path):
+    state = {k: v.contiguous() for k, v in to_hf(tiny_model.state_dict()).items()}
+    names = sorted(state)
+    shards = {"model-00001-of-00002.safetensors": names[::2], "model-00002-of-00002.safetensors": names[1::2]}
+    (tmp_path / "hf").mkdir()
+    for shard, keys in shards.items():
+        save_file({k: state[k] for k in keys}, tmp_path / "hf" / shard)
+    weight_map = {k: shard for shard, keys in shards.items() for k in keys}
+    (tmp_path / "hf" / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
+    loaded = load_sam(tmp_path / "hf")
+    for key, value in tiny_model.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[key], value, rtol=0, atol=0)
+
+
+def test_hf_shard_outside_directory_refused(tmp_path):
+    (tmp_path / "hf").mkdir()
+    index = {"weight_map": {"vision_encoder.pos_embed": "../elsewhere.safetensors"}}
+    (tmp_path / "hf" / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(CorruptCheckpointError, match="outside the model directory"):
+        load_sam(tmp_path / "hf")
+
+
 def test_hf_directory_without_weights(tmp_path):
     (tmp_path / "hf").mkdir()
     (tmp_path / "hf" / "config.json").write_text('{"model_type": "sam"}')
