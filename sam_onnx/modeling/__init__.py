@@ -9,8 +9,8 @@ try:
     import torch  # noqa: F401
 except ImportError as exc:  # pragma: no cover - exercised only without torch
     raise MissingDependencyError(
-        "sam_onnx.modeling needs PyTorch: install the export extra, e.g. "
-        "`pip install 'sam-onnx[export]'` (CPU-only: `pip install torch --index-url <cpu index>` first)"
+        "sam_onnx.modeling needs PyTorch: install the export extra, `pip install 'sam-onnx[export,cpu]'` "
+        "(on a machine without a GPU, install a CPU build of torch first)"
     ) from exc
 
 from .build import build_sam
