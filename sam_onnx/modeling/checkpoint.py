@@ -34,12 +34,10 @@ from .sam import Sam
 HF_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 _NESTED_KEYS = ("model", "state_dict")  # training checkpoints often wrap the state dict
 _PIXEL_STATS = ("pixel_mean", "pixel_std")
-_SHOWN = 5
+_SHOWN = 5  # how many offending keys an error message lists
 # What torch's weights-only unpickler says when a pickle asks for a global or an object it does
 # not allow (as opposed to bytes it cannot parse at all).
-_REFUSED_OBJECT = re.compile(
-    r"GLOBAL|Can only (?:create|build)|must be imported"
-)  # how many offending keys an error message lists
+_REFUSED_OBJECT = re.compile(r"GLOBAL|Can only (?:create|build)|must be imported")
 
 
 def load_sam(
