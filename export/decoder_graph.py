@@ -1,6 +1,6 @@
-"""The prompt/mask-decoder graph with the official ONNX I/O contract (export-only wrapper).
+"""The prompt/mask-decoder graph: the official ONNX I/O contract, and its batched extension.
 
-Inputs (all float32), in this order:
+Official contract (``batched=False``). Inputs, all float32, in this order:
   image_embeddings  1 x 256 x 64 x 64
   point_coords      1 x N x 2, (x, y) in the frame of the image resized to long side 1024
   point_labels      1 x N: 1 positive, 0 negative, 2/3 box corners, -1 padding
@@ -11,11 +11,22 @@ Outputs, in this order:
   masks             1 x M x H x W logits at the original size (threshold 0)
   iou_predictions   1 x M
   low_res_masks     1 x M x 256 x 256
-M is 1 with ``return_single_mask`` (selected by the official rule), else 4: mask token 0 (the
-single-mask output) followed by the three multimask outputs.
+With ``return_extra_metrics`` two more follow: ``stability_scores`` (1 x M, of the full-size
+masks) and ``areas`` (1 x M int64, pixels above threshold). The official graph returns the same five
+values but in the order masks, scores, stability, areas, low-res while naming only three of them;
+we keep the contract's three first so that apps reading outputs by position keep working.
+
+M is 1 with ``return_single_mask`` (chosen by the official rule), else 4: mask token 0 (the
+single-mask output) followed by the three multimask outputs, as the official graph does.
+
+Batched extension (``batched=True``, not part of the official contract): a leading prompt-batch
+axis B on ``point_coords`` (B x N x 2), ``point_labels`` (B x N), ``mask_input`` (B x 1 x 256 x
+256) and ``has_mask_input`` (B), one shared ``image_embeddings`` (1 x 256 x 64 x 64) and
+``orig_im_size``; every output gets B as its first axis. Row b equals a single-prompt call on row b.
 
 Branches of the official predictor are written as arithmetic so that the traced graph holds no
-value-dependent control flow.
+value-dependent control flow; sizes read from ``orig_im_size`` and from input shapes stay
+symbolic, so one graph is right for every image size and number of points.
 """
 
 from __future__ import annotations
@@ -35,6 +46,8 @@ INPUT_NAMES = (
     "orig_im_size",
 )
 OUTPUT_NAMES = ("masks", "iou_predictions", "low_res_masks")
+EXTRA_OUTPUT_NAMES = ("stability_scores", "areas")
+STABILITY_SCORE_OFFSET = 1.0  # the official export's value
 
 
 def stability_score(mask_logits: torch.Tensor, threshold: float, offset: float) -> torch.Tensor:
@@ -57,10 +70,11 @@ def select_single_mask(
     h x w``; ``iou_predictions``: ``B x 4``. Returns ``B x 1 x h x w`` and ``B x 1``.
     """
     num_tokens = iou_predictions.shape[1]
-    reweight = torch.tensor([[1000] + [0] * (num_tokens - 1)], device=iou_predictions.device)
-    best = torch.argmax(iou_predictions + (num_points - 2.5) * reweight, dim=1)
-    rows = torch.arange(masks.shape[0], device=masks.device)
-    return masks[rows, best].unsqueeze(1), iou_predictions[rows, best].unsqueeze(1)
+    token0 = (torch.arange(num_tokens, device=iou_predictions.device) == 0).to(iou_predictions.dtype)
+    best = torch.argmax(iou_predictions + (num_points - 2.5) * 1000 * token0, dim=1, keepdim=True)
+    picked_iou = torch.gather(iou_predictions, 1, best)
+    index = best[:, :, None, None].expand(-1, -1, masks.shape[2], masks.shape[3])
+    return torch.gather(masks, 1, index), picked_iou
 
 
 def resized_size_hw(orig_im_size: torch.Tensor, long_side: int) -> torch.Tensor:
@@ -77,29 +91,78 @@ def upscale_masks(low_res: torch.Tensor, orig_im_size: torch.Tensor, img_size: i
     """``B x M x 256 x 256`` logits -> ``B x M x H x W`` for ``orig_im_size`` = (H, W).
 
     Bilinear (align_corners=False) to ``img_size``, crop to the resized image, bilinear to (H, W).
+    Both sizes are read from the tensor, so they stay symbolic in a traced graph.
     """
     masks = F.interpolate(low_res, size=(img_size, img_size), mode="bilinear", align_corners=False)
-    h_in, w_in = resized_size_hw(orig_im_size, img_size)
-    masks = masks[..., :h_in, :w_in]
-    h, w = orig_im_size.to(torch.int64)
-    return F.interpolate(masks, size=(h, w), mode="bilinear", align_corners=False)
+    input_hw = resized_size_hw(orig_im_size, img_size)
+    masks = masks[..., : input_hw[0], : input_hw[1]]
+    orig_hw = orig_im_size.to(torch.int64)
+    return F.interpolate(masks, size=(orig_hw[0], orig_hw[1]), mode="bilinear", align_corners=False)
 
 
 class DecoderGraph(nn.Module):
-    """Export-only wrapper: the official ONNX decoder contract on a :class:`Sam` model.
+    """Export-only wrapper: the decoder contract (see the module docstring) on a :class:`Sam` model.
 
     Arguments:
       sam: the model (its prompt encoder and mask decoder are used).
       return_single_mask: one mask by the official selection rule instead of all four tokens.
-      use_stability_score: replace the predicted IoU by the stability score (offset 1.0).
+      use_stability_score: replace the predicted IoU by the stability score of the low-res
+        logits (offset 1.0), as the official ``--use-stability-score``.
+      return_extra_metrics: append ``stability_scores`` and ``areas`` of the full-size masks.
+      batched: the prompt-batch extension (a leading axis B on the prompt inputs).
     """
 
-    def __init__(self, sam: Sam, *, return_single_mask: bool, use_stability_score: bool = False) -> None:
+    def __init__(
+        self,
+        sam: Sam,
+        *,
+        return_single_mask: bool,
+        use_stability_score: bool = False,
+        return_extra_metrics: bool = False,
+        batched: bool = False,
+    ) -> None:
         super().__init__()
         self.sam = sam
         self.return_single_mask = return_single_mask
         self.use_stability_score = use_stability_score
-        self.stability_score_offset = 1.0
+        self.return_extra_metrics = return_extra_metrics
+        self.batched = batched
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return INPUT_NAMES
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return OUTPUT_NAMES + (EXTRA_OUTPUT_NAMES if self.return_extra_metrics else ())
+
+    @property
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        """Symbolic axes: N points always, H x W of the masks, and B when batched."""
+        axes: dict[str, dict[int, str]] = {
+            "point_coords": {1: "num_points"},
+            "point_labels": {1: "num_points"},
+            "masks": {2: "orig_height", 3: "orig_width"},
+        }
+        if self.batched:
+            for name in ("point_coords", "point_labels", "mask_input", "has_mask_input", *self.output_names):
+                axes.setdefault(name, {})[0] = "prompt_batch"
+        return axes
+
+    def example_inputs(
+        self, num_points: int = 3, batch: int = 2, orig_hw: tuple[int, int] = (1500, 2250)
+    ) -> tuple[torch.Tensor, ...]:
+        """Inputs to trace with (the sizes are arbitrary: every one of them stays symbolic)."""
+        b = batch if self.batched else 1
+        gen = torch.Generator().manual_seed(0)
+        return (
+            torch.randn(1, 256, 64, 64, generator=gen),
+            torch.rand(b, num_points, 2, generator=gen) * 1024,
+            torch.randint(-1, 4, (b, num_points), generator=gen).float(),
+            torch.randn(b, 1, 256, 256, generator=gen),
+            torch.ones(b),
+            torch.tensor(orig_hw, dtype=torch.float32),
+        )
 
     def forward(
         self,
@@ -109,16 +172,21 @@ class DecoderGraph(nn.Module):
         mask_input: torch.Tensor,
         has_mask_input: torch.Tensor,
         orig_im_size: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> tuple[torch.Tensor, ...]:
         low_res, scores = self.decode_all_tokens(
             image_embeddings, point_coords, point_labels, mask_input, has_mask_input
         )
         if self.use_stability_score:
-            scores = stability_score(low_res, self.sam.mask_threshold, self.stability_score_offset)
+            scores = stability_score(low_res, self.sam.mask_threshold, STABILITY_SCORE_OFFSET)
         if self.return_single_mask:
             low_res, scores = select_single_mask(low_res, scores, point_coords.shape[1])
         masks = upscale_masks(low_res, orig_im_size, self.sam.img_size)
-        return masks, scores, low_res
+        if not self.return_extra_metrics:
+            return masks, scores, low_res
+        threshold = self.sam.mask_threshold
+        stability = stability_score(masks, threshold, STABILITY_SCORE_OFFSET)
+        areas = (masks > threshold).sum(-1).sum(-1)
+        return masks, scores, low_res, stability, areas
 
     def decode_all_tokens(
         self,
@@ -132,5 +200,6 @@ class DecoderGraph(nn.Module):
         pe = self.sam.prompt_encoder
         sparse = pe.embed_labeled_points(point_coords, point_labels)
         no_mask = pe.no_mask_embed.weight.reshape(1, -1, 1, 1)
-        dense = has_mask_input * pe.embed_mask(mask_input) + (1 - has_mask_input) * no_mask
+        use_mask = has_mask_input.reshape(-1, 1, 1, 1)
+        dense = use_mask * pe.embed_mask(mask_input) + (1 - use_mask) * no_mask
         return self.sam.mask_decoder.predict_masks(image_embeddings, pe.get_dense_pe(), sparse, dense)

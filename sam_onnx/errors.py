@@ -72,3 +72,45 @@ class InvalidInputError(SamOnnxError, ValueError):
         self.expected = expected
         self.got = got
         super().__init__(f"invalid {name}: expected {expected}, got {got}")
+
+
+class ExportError(SamOnnxError):
+    """An export could not be completed; nothing was written at the output path."""
+
+
+class OutputDirectoryError(ExportError):
+    """The output directory cannot be used: unwritable, a file, or holding files of something else."""
+
+    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
+        self.path = os.fspath(path)
+        self.problem = problem
+        super().__init__(f"output directory {self.path!r}: {problem}")
+
+
+class ExportWriteError(ExportError, OSError):
+    """Writing a graph failed (disk full, file size limit, I/O error); ``path`` names the file."""
+
+    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
+        self.path = os.fspath(path)
+        self.problem = problem
+        ExportError.__init__(self, f"could not write {self.path!r}: {problem}")
+
+
+class ExportValidationError(ExportError):
+    """The exported graphs disagree with the PyTorch model beyond tolerance.
+
+    ``report`` is the full :class:`~sam_onnx.export.validate.ValidationReport`.
+    """
+
+    def __init__(self, report: object, failures: list[str]) -> None:
+        self.report = report
+        self.failures = failures
+        shown = "; ".join(failures[:5]) + (f"; and {len(failures) - 5} more" if len(failures) > 5 else "")
+        super().__init__(f"exported graphs fail validation against the PyTorch model: {shown}")
+
+
+class ConflictingOptionsError(InvalidInputError):
+    """Two options were given together that cannot both apply."""
+
+    def __init__(self, first: str, second: str, why: str) -> None:
+        super().__init__(f"options {first} and {second}", f"not both ({why})", "both")

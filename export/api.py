@@ -1,0 +1,373 @@
+"""``export_sam``: a checkpoint in, a directory of validated ONNX graphs out.
+
+The output directory (see :mod:`.staging` for how it is written atomically):
+
+=========================  ===============================================================
+``encoder.onnx``           image encoder, fp32 (``encoder.onnx.data`` beside it over 2 GiB)
+``decoder.onnx``           the official decoder contract (single mask unless ``multimask``)
+``decoder_batched.onnx``   the batched extension, all 4 mask tokens
+``encoder.fp16.onnx``      with ``fp16``
+``*.int8.onnx``            with ``int8``: encoder, decoder and batched decoder
+``export.json``            manifest: options, files, metadata, validation report, timings
+=========================  ===============================================================
+
+Every graph carries ``metadata_props`` (see :func:`graph_metadata`) that the runtime reads to
+refuse an encoder and a decoder from different checkpoints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from .. import __version__
+from ..errors import ConflictingOptionsError, ExportValidationError, ExportWriteError, InvalidInputError
+from ..variants import IMAGE_SIZE, PIXEL_MEAN, PIXEL_STD, get_variant
+from .decoder_graph import DecoderGraph
+from .encoder_graph import INPUT_KINDS, EncoderGraph, InputKind
+from .onnx_file import check_opset, save_model, set_metadata, simplify, trace_to_onnx
+from .precision import to_fp16, to_int8
+from .staging import MANIFEST, TOOL_NAME, check_output_dir, staged_output
+from .validate import MIN_MASK_IOU, ValidationReport, Validator
+
+BATCHED_CONTRACT = (
+    "sam-onnx batched: extends the official decoder contract with a leading prompt-batch axis B on "
+    "point_coords (B x N x 2), point_labels (B x N), mask_input (B x 1 x 256 x 256) and has_mask_input (B); "
+    "one shared image_embeddings; every output gets B first"
+)
+_DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What to export. Defaults: fp32 encoder, single-mask official decoder, batched decoder,
+    onnxsim, validation on.
+
+    Arguments:
+      model_type: ``vit_b``/``vit_l``/``vit_h``; ``None`` detects it from the checkpoint.
+      opset: ONNX opset, 17..20.
+      encoder, decoder: export the encoder graph; the decoder graphs (official and batched).
+      batched_decoder: also write ``decoder_batched.onnx``.
+      encoder_input: ``normalized`` (1x3x1024x1024 float32) or ``uint8`` (the resized image).
+      multimask: ``decoder.onnx`` returns all 4 mask tokens instead of the selected one.
+      use_stability_score, return_extra_metrics: the official export's options (``decoder.onnx``).
+      fp16: also write ``encoder.fp16.onnx``; int8: also write int8 copies of every graph.
+      simplify: run onnxsim (falls back to the traced graph when it fails).
+      validate: compare every graph with the PyTorch model and fail beyond tolerance.
+      min_mask_iou: the least mean mask IoU of an fp16/int8 graph against fp32.
+    """
+
+    model_type: str | None = None
+    opset: int = 17
+    encoder: bool = True
+    decoder: bool = True
+    batched_decoder: bool = True
+    encoder_input: InputKind = "normalized"
+    multimask: bool = False
+    use_stability_score: bool = False
+    return_extra_metrics: bool = False
+    fp16: bool = False
+    int8: bool = False
+    simplify: bool = True
+    validate: bool = True
+    min_mask_iou: float = MIN_MASK_IOU
+
+    def __post_init__(self) -> None:
+        if self.model_type is not None:
+            get_variant(self.model_type)
+        check_opset(self.opset)
+        if self.encoder_input not in INPUT_KINDS:
+            raise InvalidInputError("encoder input", f"one of {INPUT_KINDS}", repr(self.encoder_input))
+        if not 0.0 <= self.min_mask_iou <= 1.0:
+            raise InvalidInputError("min_mask_iou", "a number from 0 to 1", repr(self.min_mask_iou))
+        if not (self.encoder or self.decoder):
+            raise ConflictingOptionsError(
+                "encoder-only", "decoder-only", "together they leave nothing to export"
+            )
+        encoder_options = {"fp16": self.fp16, "encoder_input=uint8": self.encoder_input == "uint8"}
+        decoder_options = {
+            "multimask": self.multimask,
+            "use_stability_score": self.use_stability_score,
+            "return_extra_metrics": self.return_extra_metrics,
+        }
+        for name, given in encoder_options.items():
+            if given and not self.encoder:
+                raise ConflictingOptionsError(name, "decoder-only", f"{name} applies to the encoder graph")
+        for name, given in decoder_options.items():
+            if given and not self.decoder:
+                raise ConflictingOptionsError(name, "encoder-only", f"{name} applies to the decoder graph")
+
+
+@dataclass
+class ExportResult:
+    output_dir: Path
+    files: dict[str, list[Path]]  # graph key -> its files (the .onnx first)
+    manifest: dict
+    report: ValidationReport
+
+
+@dataclass
+class GraphSpec:
+    key: str
+    filename: str
+    wrapper: EncoderGraph | DecoderGraph
+    metadata: dict[str, str]
+    simplify_note: str = ""
+    seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+class Progress:
+    """Step reporting: a line when a step starts and one with its duration when it ends."""
+
+    def __init__(self, log: Callable[[str], None] | None) -> None:
+        self.log = log or (lambda _msg: None)
+        self.timings: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def step(self, what: str) -> Iterator[None]:
+        self.log(f"{what} ...")
+        start = time.perf_counter()
+        yield
+        self.timings[what] = elapsed = time.perf_counter() - start
+        self.log(f"{what}: done in {elapsed:.1f} s")
+
+
+def checkpoint_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 of a checkpoint file; of a directory, over its weight files' names and bytes."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    files = (
+        [path]
+        if path.is_file()
+        else sorted(p for p in path.iterdir() if p.suffix in {".safetensors", ".bin"})
+    )
+    for file in files:
+        if path.is_dir():
+            digest.update(file.name.encode() + b"\0")
+        with open(file, "rb") as f:
+            while chunk := f.read(1 << 22):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def graph_metadata(variant: str, sha256: str, opset: int) -> dict[str, str]:
+    """The ``metadata_props`` every graph carries; role-specific keys are added per graph."""
+    return {
+        "producer": TOOL_NAME,
+        "sam_onnx_version": __version__,
+        "variant": variant,
+        "checkpoint_sha256": sha256,
+        "opset": str(opset),
+        "input_size": str(IMAGE_SIZE),
+        "pixel_mean": json.dumps(list(PIXEL_MEAN)),
+        "pixel_std": json.dumps(list(PIXEL_STD)),
+        "precision": "fp32",
+    }
+
+
+def plan_graphs(sam, options: ExportOptions, common: Mapping[str, str]) -> list[GraphSpec]:
+    """The fp32 graphs to trace for ``options``, with their metadata."""
+    specs = []
+    if options.encoder:
+        meta = {**common, "role": "encoder", "encoder_input": options.encoder_input}
+        specs.append(GraphSpec("encoder", "encoder.onnx", EncoderGraph(sam, options.encoder_input), meta))
+    if options.decoder:
+        wrapper = DecoderGraph(
+            sam,
+            return_single_mask=not options.multimask,
+            use_stability_score=options.use_stability_score,
+            return_extra_metrics=options.return_extra_metrics,
+        )
+        meta = {
+            **common,
+            "role": "decoder",
+            "contract": "official",
+            "batched": "false",
+            "decoder_mode": "multi" if options.multimask else "single",
+            "num_masks": "4" if options.multimask else "1",
+            "use_stability_score": str(options.use_stability_score).lower(),
+            "return_extra_metrics": str(options.return_extra_metrics).lower(),
+            "outputs": ",".join(wrapper.output_names),
+        }
+        specs.append(GraphSpec("decoder", "decoder.onnx", wrapper, meta))
+    if options.decoder and options.batched_decoder:
+        wrapper = DecoderGraph(sam, return_single_mask=False, batched=True)
+        meta = {
+            **common,
+            "role": "decoder",
+            "contract": BATCHED_CONTRACT,
+            "batched": "true",
+            "decoder_mode": "multi",
+            "num_masks": "4",
+            "use_stability_score": "false",
+            "return_extra_metrics": "false",
+            "outputs": ",".join(wrapper.output_names),
+        }
+        specs.append(GraphSpec("decoder_batched", "decoder_batched.onnx", wrapper, meta))
+    return specs
+
+
+def export_sam(
+    checkpoint: str | os.PathLike[str],
+    output_dir: str | os.PathLike[str],
+    options: ExportOptions | None = None,
+    *,
+    images: Mapping[str, np.ndarray] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> ExportResult:
+    """Export ``checkpoint`` (official ``.pth`` or Hugging Face directory) into ``output_dir``.
+
+    Arguments:
+      options: see :class:`ExportOptions`.
+      images: name -> ``H x W x 3`` uint8 RGB images to validate on (default: three synthetic
+        ones, landscape, portrait and tiny).
+      log: called with one line per progress step and with the validation table.
+    Raises :class:`~sam_onnx.errors.CheckpointError`, :class:`~sam_onnx.errors.OutputDirectoryError`,
+    :class:`~sam_onnx.errors.ExportWriteError` or :class:`~sam_onnx.errors.ExportValidationError`;
+    in every case nothing is written at ``output_dir``.
+    """
+    from sam_onnx.modeling import load_sam
+
+    options = options or ExportOptions()
+    out = Path(output_dir)
+    progress = Progress(log)
+    check_output_dir(out)  # fail before the slow steps
+    with progress.step(f"loading checkpoint {os.fspath(checkpoint)}"):
+        sam = load_sam(checkpoint, options.model_type)
+    with progress.step("hashing checkpoint"):
+        sha256 = checkpoint_sha256(checkpoint)
+    common = graph_metadata(sam.variant.name, sha256, options.opset)
+    specs = plan_graphs(sam, options, common)
+    files: dict[str, list[Path]] = {}
+    validator = Validator(sam, images)
+    with staged_output(out) as stage:
+        scratch = stage / ".scratch"
+        scratch.mkdir()
+        for spec in specs:
+            with progress.step(f"exporting {spec.filename}"):
+                start = time.perf_counter()
+                model = trace_to_onnx(
+                    spec.wrapper,
+                    spec.wrapper.example_inputs(),
+                    input_names=spec.wrapper.input_names,
+                    output_names=spec.wrapper.output_names,
+                    dynamic_axes=spec.wrapper.dynamic_axes,
+                    opset=options.opset,
+                    scratch_dir=scratch,
+                )
+                model, spec.simplify_note = simplify(model) if options.simplify else (model, "off")
+                set_metadata(model, spec.metadata)
+                files[spec.key] = _save(model, stage, spec.filename, out)
+                del model
+                spec.seconds = time.perf_counter() - start
+        derived = _reduced_precision(options, specs, stage, scratch, out, files, progress)
+        shutil.rmtree(scratch)
+
+        if options.validate:
+            for spec in specs:
+                with progress.step(f"validating {spec.filename} against PyTorch"):
+                    check = validator.check_encoder if spec.key == "encoder" else validator.check_decoder
+                    check(spec.filename, stage / spec.filename, spec.wrapper)
+        for key, (ref_key, role) in derived.items():
+            name, ref_name = files[key][0].name, files[ref_key][0].name
+            with progress.step(f"measuring {name} against {ref_name}"):
+                validator.check_precision(
+                    name,
+                    stage / name,
+                    ref_name,
+                    stage / ref_name,
+                    role=role,
+                    encoder_kind=options.encoder_input,
+                    min_mask_iou=options.min_mask_iou,
+                )
+        report = validator.report
+        progress.log(report.format())
+        manifest = _manifest(checkpoint, sam.variant.name, sha256, options, specs, files, report, progress)
+        _write_text(stage / MANIFEST, json.dumps(manifest, indent=1), out)
+        if report.failures and options.validate:
+            raise ExportValidationError(report, report.failures)
+    final = {key: [out / p.name for p in paths] for key, paths in files.items()}
+    return ExportResult(out, final, manifest, report)
+
+
+def _reduced_precision(options, specs, stage, scratch, out, files, progress) -> dict[str, tuple[str, str]]:
+    """Write the fp16/int8 copies; returns their key -> (fp32 key, role)."""
+    derived: dict[str, tuple[str, str]] = {}
+    jobs = []
+    if options.fp16 and options.encoder:
+        jobs.append(("encoder", "fp16"))
+    if options.int8:
+        jobs += [(spec.key, "int8") for spec in specs]
+    by_key = {spec.key: spec for spec in specs}
+    for key, precision in jobs:
+        spec = by_key[key]
+        filename = spec.filename.replace(".onnx", f".{precision}.onnx")
+        with progress.step(f"writing {filename}"):
+            fp32 = onnx.load(str(stage / spec.filename), load_external_data=True)
+            model = to_fp16(fp32) if precision == "fp16" else to_int8(fp32, scratch)
+            set_metadata(model, {**spec.metadata, "precision": precision})
+            files[f"{key}_{precision}"] = _save(model, stage, filename, out)
+        derived[f"{key}_{precision}"] = (key, "encoder" if key == "encoder" else "decoder")
+    return derived
+
+
+def _save(model: onnx.ModelProto, stage: Path, filename: str, out: Path) -> list[Path]:
+    try:
+        return save_model(model, stage / filename)
+    except OSError as exc:
+        raise _write_error(exc, out / filename) from exc
+
+
+def _write_text(path: Path, text: str, out: Path) -> None:
+    try:
+        path.write_text(text)
+    except OSError as exc:
+        raise _write_error(exc, out / path.name) from exc
+
+
+def _write_error(exc: OSError, path: Path) -> ExportWriteError:
+    if exc.errno in _DISK_FULL:
+        return ExportWriteError(path, f"no space left (disk full or file size limit): {exc.strerror}")
+    return ExportWriteError(path, f"{type(exc).__name__}: {exc.strerror or exc}")
+
+
+def _manifest(checkpoint, variant, sha256, options, specs, files, report, progress) -> dict:
+    by_key = {spec.key: spec for spec in specs}
+    graphs = {}
+    for key, paths in files.items():
+        spec = by_key.get(key)
+        graphs[key] = {
+            "file": paths[0].name,
+            "files": [p.name for p in paths],
+            "bytes": sum(p.stat().st_size for p in paths),
+            "metadata": {
+                p.key: p.value for p in onnx.load(str(paths[0]), load_external_data=False).metadata_props
+            },
+        }
+        if spec is not None:
+            graphs[key]["simplify"] = spec.simplify_note
+    return {
+        "tool": TOOL_NAME,
+        "version": __version__,
+        "checkpoint": os.path.basename(os.path.abspath(checkpoint)),
+        "checkpoint_sha256": sha256,
+        "variant": variant,
+        "options": asdict(options),
+        "python": sys.version.split()[0],
+        "graphs": graphs,
+        "validation": report.to_json() if (options.validate or report.quality) else None,
+        "timings_s": {k: round(v, 3) for k, v in progress.timings.items()},
+    }
