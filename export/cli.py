@@ -41,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--encoder-input",
         choices=INPUT_KINDS,
         default="normalized",
-        help="normalized: 1x3x1024x1024 float32; uint8: the resized h x w x 3 image, normalised and padded in the graph",
+        help="normalized: 1x3x1024x1024 float32; "
+        "uint8: the resized h x w x 3 image, normalised and padded in the graph",
     )
     p.add_argument(
         "--multimask", action="store_true", help="decoder.onnx returns all 4 mask tokens (token 0 first)"

@@ -36,7 +36,7 @@ def check_opset(opset: int) -> int:
     if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= MAX_OPSET:
         raise InvalidInputError(
             "opset",
-            f"an integer from {MIN_OPSET} (LayerNormalization) to {MAX_OPSET} (the newest the exporter writes)",
+            f"an integer from {MIN_OPSET} (LayerNormalization) to {MAX_OPSET} (the exporter's newest)",
             repr(opset),
         )
     return opset

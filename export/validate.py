@@ -137,7 +137,8 @@ class ValidationReport:
             agree_s = f"{min(agree) * 100:.4f}%" if agree else "-"
             ok = "yes" if all(c.ok for c in checks) else "NO"
             lines.append(
-                f"{graph:<26} {output:<18} {worst.max_abs:>10.3g} {worst.tolerance:>10.3g} {agree_s:>12}  {ok}"
+                f"{graph:<26} {output:<18} {worst.max_abs:>10.3g} {worst.tolerance:>10.3g} "
+                f"{agree_s:>12}  {ok}"
             )
         for q in self.quality:
             emb = (
@@ -146,7 +147,8 @@ class ValidationReport:
                 else f"low-res max abs {q.low_res_max_abs:.3g}; "
             )
             lines.append(
-                f"{q.graph} vs {q.reference}: {emb}mask IoU mean {q.mask_iou_mean:.4f} min {q.mask_iou_min:.4f}; "
+                f"{q.graph} vs {q.reference}: {emb}"
+                f"mask IoU mean {q.mask_iou_mean:.4f} min {q.mask_iou_min:.4f}; "
                 f"finite {'yes' if q.finite else 'NO'}  {'ok' if q.ok else 'FAIL'}"
             )
         return "\n".join(lines)
