@@ -74,6 +74,8 @@ class Check:
         return bool(np.isfinite(self.max_abs)) and self.max_abs <= self.tolerance
 
     def describe(self) -> str:
+        if not np.isfinite(self.max_abs):
+            return f"{self.graph} {self.output} on {self.case}"
         return f"{self.graph} {self.output} on {self.case}: max abs {self.max_abs:.3g} > {self.tolerance:.3g}"
 
 
@@ -174,11 +176,10 @@ def compare(
             continue
         diff = float(np.abs(g.astype(np.float64) - w.astype(np.float64)).max(initial=0.0))
         agree = float(((g > 0) == (w > 0)).mean()) if name == "masks" else None
-        checks.append(
-            Check(
-                graph, case, name, diff if np.isfinite(g).all() else float("inf"), tolerance(name, w), agree
-            )
-        )
+        tol = tolerance(name, w)
+        if not np.isfinite(g).all():
+            name, diff = f"{name} (NaN or Inf in the output)", float("inf")
+        checks.append(Check(graph, case, name, diff, tol, agree))
     return checks
 
 
@@ -232,7 +233,11 @@ def _session(path: Path):
     from sam_onnx.runtime.backend import onnxruntime_module
 
     ort = onnxruntime_module()
-    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    # Without the arena, activation memory goes back to the system after each run, so a
+    # validation holding the PyTorch model and several sessions stays near one model's peak.
+    options.enable_cpu_mem_arena = False
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def _torch_outputs(module: torch.nn.Module, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
@@ -297,14 +302,41 @@ class Validator:
             self._cases[img.name] = cases
         return self._cases[img.name]
 
+    def check_interface(self, name: str, session, wrapper: EncoderGraph | DecoderGraph) -> bool:
+        """The graph's input and output names are the wrapper's, in order (the exporter drops an
+        input that the traced computation never read, e.g. a size frozen into a constant)."""
+        got = ([i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()])
+        want = (list(wrapper.input_names), list(wrapper.output_names))
+        if got == want:
+            return True
+        problem = f"interface: inputs {got[0]} outputs {got[1]}, expected {want[0]} and {want[1]}"
+        self.report.checks.append(Check(name, "graph", problem, float("inf"), 0.0))
+        return False
+
+    def _run(self, name: str, case: str, session, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray] | None:
+        """``session.run``; an onnxruntime error becomes a failed check naming graph and case."""
+        try:
+            return session.run(None, dict(feeds))
+        except Exception as exc:  # onnxruntime raises its own exception types from C++
+            message = str(exc).splitlines()[0][:300]
+            self.report.checks.append(Check(name, case, f"run failed: {message}", float("inf"), 0.0))
+            return None
+
     def check_encoder(self, name: str, path: Path, wrapper: EncoderGraph) -> None:
         session = _session(path)
+        if not self.check_interface(name, session, wrapper):
+            return
         for img in self.images:
-            got = session.run(None, _encoder_feed(wrapper.input_kind, img))
-            self.report.checks += compare(name, img.name, ["image_embeddings"], got, [self.embedding(img)])
+            got = self._run(name, img.name, session, _encoder_feed(wrapper.input_kind, img))
+            if got is not None:
+                self.report.checks += compare(
+                    name, img.name, ["image_embeddings"], got, [self.embedding(img)]
+                )
 
     def check_decoder(self, name: str, path: Path, wrapper: DecoderGraph) -> None:
         session = _session(path)
+        if not self.check_interface(name, session, wrapper):
+            return
         names = wrapper.output_names
         for img in self.images:
             cases = self.cases(img)
@@ -313,9 +345,10 @@ class Validator:
             else:
                 feeds = cases
             for case, feed in feeds.items():
-                got = session.run(None, feed)
-                want = _torch_outputs(wrapper, feed)
-                self.report.checks += compare(name, f"{img.name}/{case}", names, got, want)
+                got = self._run(name, f"{img.name}/{case}", session, feed)
+                if got is not None:
+                    want = _torch_outputs(wrapper, feed)
+                    self.report.checks += compare(name, f"{img.name}/{case}", names, got, want)
 
     def check_precision(
         self,

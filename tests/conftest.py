@@ -88,6 +88,25 @@ def tiny_model():
     return model
 
 
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_model, tmp_path_factory) -> Path:
+    """The tiny model saved as an official-layout ``.pth``."""
+    import torch
+
+    path = tmp_path_factory.mktemp("tiny") / "sam_tiny.pth"
+    torch.save(tiny_model.state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tiny_checkpoint, tmp_path_factory):
+    """One default export of the tiny model plus its fp16 and int8 copies (validated)."""
+    from sam_onnx.export import ExportOptions, export_sam
+
+    out = tmp_path_factory.mktemp("tiny_export") / "onnx"
+    return export_sam(tiny_checkpoint, out, ExportOptions(fp16=True, int8=True))
+
+
 def case_meta(golden, image: str, case: str) -> dict:
     img = next(i for i in golden["meta"]["images"] if i["name"] == image)
     return next(c for c in img["cases"] if c["name"] == case)
