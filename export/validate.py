@@ -329,9 +329,8 @@ class Validator:
         for img in self.images:
             got = self._run(name, img.name, session, _encoder_feed(wrapper.input_kind, img))
             if got is not None:
-                self.report.checks += compare(
-                    name, img.name, ["image_embeddings"], got, [self.embedding(img)]
-                )
+                want = [self.embedding(img)]
+                self.report.checks += compare(name, img.name, ["image_embeddings"], got, want)
 
     def check_decoder(self, name: str, path: Path, wrapper: DecoderGraph) -> None:
         session = _session(path)

@@ -124,7 +124,8 @@ def test_decoder_right_at_every_size(tiny_export, tiny_model, orig_hw):
 def test_decoder_right_for_any_number_of_points(tiny_export, tiny_model, num_points):
     s = session(tiny_export.files["decoder"][0])
     feeds = decoder_feeds(num_points, (480, 640), seed=num_points)
-    for g, w in zip(s.run(None, feeds), torch_run(DecoderGraph(tiny_model, return_single_mask=True), feeds)):
+    want = torch_run(DecoderGraph(tiny_model, return_single_mask=True), feeds)
+    for g, w in zip(s.run(None, feeds), want, strict=True):
         np.testing.assert_allclose(g, w, rtol=0, atol=5e-5)
 
 
@@ -144,7 +145,7 @@ def test_batched_decoder_equals_single_calls(tiny_export):
         np.testing.assert_allclose(one[1][0], iou[b], rtol=0, atol=1e-5)
         np.testing.assert_allclose(one[2][0], low_res[b], rtol=0, atol=1e-4)
         np.testing.assert_allclose(one[0][0], masks[b], rtol=0, atol=1e-4)
-        s_masks, s_iou, s_low = single.run(None, row)
+        _, s_iou, s_low = single.run(None, row)
         pick_low, pick_iou = select_single_mask(
             torch.from_numpy(low_res[b : b + 1]), torch.from_numpy(iou[b : b + 1]), 4
         )
@@ -195,14 +196,17 @@ def test_multimask_and_extra_metrics(tiny_options_export, tiny_model):
 
 
 def test_use_stability_score_replaces_iou(tiny_checkpoint, tiny_model, tmp_path):
+    """Scores are the low-res stability scores, and the official rule selects on them."""
     options = ExportOptions(encoder=False, batched_decoder=False, use_stability_score=True)
     result = export_sam(tiny_checkpoint, tmp_path / "onnx", options)
-    feeds = decoder_feeds(2, (480, 640), seed=5)
-    masks, scores, low_res = session(result.files["decoder"][0]).run(None, feeds)
-    full = torch_run(DecoderGraph(tiny_model, return_single_mask=False), feeds)[2]
-    expected = decoder_module.stability_score(torch.from_numpy(full), 0.0, 1.0).numpy()
-    assert np.isclose(scores[0, 0], expected[0]).any()  # the selected token's stability score
     assert list(result.files) == ["decoder"]
+    feeds = decoder_feeds(2, (480, 640), seed=5)
+    _, scores, low_res = session(result.files["decoder"][0]).run(None, feeds)
+    all_low = torch.from_numpy(torch_run(DecoderGraph(tiny_model, return_single_mask=False), feeds)[2])
+    stability = decoder_module.stability_score(all_low, 0.0, 1.0)
+    want_low, want_scores = select_single_mask(all_low, stability, 2)
+    np.testing.assert_allclose(scores, want_scores.numpy(), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(low_res, want_low.numpy(), rtol=0, atol=1e-4)
 
 
 # --- reduced precision ----------------------------------------------------------------------
@@ -340,7 +344,7 @@ def test_opset_out_of_range(opset):
 
 
 def test_unknown_model_type():
-    with pytest.raises(InvalidInputError, match="model type.*vit_b"):
+    with pytest.raises(InvalidInputError, match=r"model type.*vit_b"):
         ExportOptions(model_type="vit_x")
 
 
