@@ -12,6 +12,7 @@ deprecation warning is silenced here, in the one place that calls it.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import sys
 import tempfile
@@ -54,10 +55,12 @@ def trace_to_onnx(
 ) -> onnx.ModelProto:
     """Trace ``module`` on ``args`` and return the ONNX model with its weights loaded in memory.
 
-    The exporter writes into ``scratch_dir`` (it spills tensors to separate files when the model
-    passes 2 GiB); the caller removes that directory.
+    Models under the protobuf limit are exported to memory; larger ones into ``scratch_dir`` (the
+    exporter spills their tensors to separate files there); the caller removes that directory.
     """
-    path = Path(tempfile.mkdtemp(dir=scratch_dir)) / "traced.onnx"
+    param_bytes = sum(p.numel() * p.element_size() for p in module.parameters())
+    large = param_bytes > EXTERNAL_DATA_THRESHOLD
+    target = Path(tempfile.mkdtemp(dir=scratch_dir)) / "traced.onnx" if large else io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.filterwarnings("ignore", message=r".*legacy TorchScript-based ONNX export", category=Warning)
         warnings.filterwarnings("ignore", message=r".*feature will be removed", category=Warning)
@@ -67,7 +70,7 @@ def trace_to_onnx(
         torch.onnx.export(
             module,
             args,
-            str(path),
+            str(target) if large else target,
             dynamo=False,
             opset_version=opset,
             input_names=list(input_names),
@@ -75,7 +78,9 @@ def trace_to_onnx(
             dynamic_axes={k: dict(v) for k, v in dynamic_axes.items()},
             do_constant_folding=True,
         )
-    return onnx.load(str(path), load_external_data=True)
+    if large:
+        return onnx.load(str(target), load_external_data=True)
+    return onnx.load_from_string(target.getvalue())
 
 
 def set_metadata(model: onnx.ModelProto, metadata: Mapping[str, str]) -> None:

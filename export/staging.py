@@ -85,7 +85,11 @@ def _umask() -> int:
 
 
 def _fsync_tree(root: Path) -> None:
+    """fsync every file and the directory; give files the mode the umask asks for (onnx writes
+    external data files private)."""
+    mode = 0o666 & ~_umask()
     for path in root.iterdir():
+        os.chmod(path, mode)
         with open(path, "rb") as f:
             os.fsync(f.fileno())
     fd = os.open(root, os.O_RDONLY)
