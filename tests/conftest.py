@@ -76,16 +76,9 @@ def vit_b_model(vit_b_checkpoint):
 @pytest.fixture(scope="session")
 def tiny_model():
     """A tiny variant from the same builder, with deterministic random weights."""
-    import torch
+    from sam_onnx.modeling.random_weights import random_sam
 
-    from sam_onnx.modeling import build_sam
-
-    torch.manual_seed(0)
-    model = build_sam("tiny")
-    with torch.no_grad():  # default init leaves norms at 1 and some biases at 0: perturb them all
-        for tensor in model.state_dict().values():
-            tensor.add_(0.02 * torch.randn_like(tensor))
-    return model
+    return random_sam("tiny", seed=0)
 
 
 @pytest.fixture(scope="session")

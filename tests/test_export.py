@@ -259,25 +259,23 @@ def _baked_everything(low_res, orig_im_size, img_size):
 
 
 @pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
-def test_validation_catches_a_baked_crop(tiny_checkpoint, tmp_path, monkeypatch):
-    monkeypatch.setattr(decoder_module, "upscale_masks", _baked_crop)
+@pytest.mark.parametrize(
+    ("upscale", "failure"),
+    [
+        # traced at 1500 x 2250 (2:3): the 427 x 640 landscape happens to crop right, portrait not
+        (_baked_crop, "decoder.onnx masks on portrait/"),
+        # sizes frozen entirely leave orig_im_size unread: the exporter drops the input
+        (_baked_everything, "decoder.onnx interface: inputs ['image_embeddings', 'point_coords',"),
+    ],
+)
+def test_validation_catches_baked_sizes(tiny_checkpoint, tmp_path, monkeypatch, upscale, failure):
+    monkeypatch.setattr(decoder_module, "upscale_masks", upscale)
     out = tmp_path / "onnx"
     with pytest.raises(ExportValidationError) as info:
         export_sam(tiny_checkpoint, out, ExportOptions(encoder=False, batched_decoder=False))
-    # traced at 1500 x 2250 (2:3), so the 427 x 640 landscape happens to crop right; portrait does not
-    assert any(f.startswith("decoder.onnx masks on portrait/") for f in info.value.failures)
+    assert any(f.startswith(failure) for f in info.value.failures), info.value.failures
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []  # the staging directory is gone too
-
-
-@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
-def test_validation_catches_a_dropped_input(tiny_checkpoint, tmp_path, monkeypatch):
-    """Sizes frozen entirely leave orig_im_size unread; the exporter drops it and the gate says so."""
-    monkeypatch.setattr(decoder_module, "upscale_masks", _baked_everything)
-    out = tmp_path / "onnx"
-    with pytest.raises(ExportValidationError) as info:
-        export_sam(tiny_checkpoint, out, ExportOptions(encoder=False, batched_decoder=False))
-    assert any("decoder.onnx interface" in f and "orig_im_size" in f for f in info.value.failures)
 
 
 def test_failed_validation_keeps_previous_export(tiny_checkpoint, tmp_path, monkeypatch):

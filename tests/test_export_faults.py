@@ -250,3 +250,18 @@ def test_killed_first_export_leaves_no_output(tiny_checkpoint, tmp_path):
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     kill_once_staged(subprocess.Popen(cli_command(tiny_checkpoint, out), **quiet), tmp_path, None)
     assert not out.exists()
+
+
+def test_readme_offline_commands(tmp_path):
+    """The README's offline path: write a random-weight checkpoint, export it (tiny variant here)."""
+    ckpt = tmp_path / "sam_tiny_random.pth"
+    make = [sys.executable, "-m", "sam_onnx.modeling.random_weights", "tiny", str(ckpt)]
+    assert subprocess.run(make, capture_output=True, timeout=120).returncode == 0
+    proc = subprocess.run(
+        cli_command(ckpt, tmp_path / "onnx", "--no-batched-decoder"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "wrote encoder:" in proc.stderr and "wrote decoder:" in proc.stderr

@@ -1,0 +1,59 @@
+"""Checkpoints of random weights, for trying the toolkit offline and for tests.
+
+The weights have the official layout, so every step (loading, export, validation, runtime) runs
+as it would on ``sam_vit_b_01ec64.pth`` — but the masks they give are not objects.
+
+    python -m sam_onnx.modeling.random_weights vit_b sam_vit_b_random.pth [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from ..variants import SamVariant
+from .build import build_sam
+from .sam import Sam
+
+
+def random_sam(variant: SamVariant | str, seed: int = 0) -> Sam:
+    """A model of ``variant`` with deterministic random weights (default init plus noise on every
+    tensor, so that no norm weight is exactly 1 and no bias exactly 0)."""
+    torch.manual_seed(seed)
+    model = build_sam(variant)
+    with torch.no_grad():
+        for tensor in model.state_dict().values():
+            tensor.add_(0.02 * torch.randn_like(tensor))
+    return model
+
+
+def write_random_checkpoint(variant: SamVariant | str, path: str | os.PathLike[str], seed: int = 0) -> Path:
+    """Save :func:`random_sam` as an official-layout ``.pth`` (written to a temp file, then renamed)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.partial")
+    torch.save(random_sam(variant, seed).state_dict(), tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m sam_onnx.modeling.random_weights",
+        description="Write a SAM checkpoint of RANDOM weights (official layout) for offline trials.",
+    )
+    p.add_argument("model_type", choices=["vit_b", "vit_l", "vit_h", "tiny"])
+    p.add_argument("output", type=Path)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    write_random_checkpoint(args.model_type, args.output, args.seed)
+    print(f"wrote {args.output} ({args.model_type}, random weights, seed {args.seed})", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
