@@ -34,6 +34,10 @@ class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
     """The checkpoint path does not exist."""
 
 
+class UnreadableCheckpointError(CheckpointError, PermissionError):
+    """The checkpoint exists but this process may not read it."""
+
+
 class CorruptCheckpointError(CheckpointError):
     """The file exists but is truncated, corrupt or not a checkpoint container at all."""
 

@@ -17,6 +17,7 @@ from sam_onnx.errors import (
     CorruptCheckpointError,
     MissingWeightsError,
     NotSamCheckpointError,
+    UnreadableCheckpointError,
     UnsafeCheckpointError,
     VariantMismatchError,
 )
@@ -134,6 +135,25 @@ def test_missing_file(tmp_path):
     with pytest.raises(CheckpointNotFoundError, match="no such file") as info:
         load_sam(tmp_path / "sam_vit_b_01ec64.pth")
     assert isinstance(info.value, FileNotFoundError)
+
+
+def test_unreadable_file_is_not_called_corrupt(tiny_pth, monkeypatch):
+    """What torch.load raises on a file without read permission (simulated: root reads anything)."""
+
+    def denied(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(torch, "load", denied)
+    with pytest.raises(UnreadableCheckpointError, match="not readable by this process") as info:
+        load_sam(tiny_pth)
+    assert isinstance(info.value, PermissionError) and info.value.path == str(tiny_pth)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads through file permissions")
+def test_unreadable_file(tiny_pth):
+    tiny_pth.chmod(0)
+    with pytest.raises(UnreadableCheckpointError):
+        load_sam(tiny_pth)
 
 
 @pytest.mark.parametrize("keep", [0, 100, 0.5])

@@ -23,6 +23,7 @@ from ..errors import (
     CorruptCheckpointError,
     MissingWeightsError,
     NotSamCheckpointError,
+    UnreadableCheckpointError,
     UnsafeCheckpointError,
     VariantMismatchError,
 )
@@ -66,12 +67,18 @@ def load_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     p = Path(path)
     if not p.exists():
         raise CheckpointNotFoundError(p, "no such file or directory")
-    if p.is_dir():
-        raw = _read_hf_directory(p)
-    elif p.suffix == ".safetensors":
-        raw = _read_safetensors(p)
-    else:
-        raw = _read_pth(p)
+    try:
+        if p.is_dir():
+            raw = _read_hf_directory(p)
+        elif p.suffix == ".safetensors":
+            raw = _read_safetensors(p)
+        else:
+            raw = _read_pth(p)
+    except PermissionError as exc:
+        what = exc.filename or p
+        raise UnreadableCheckpointError(
+            p, f"{what} is not readable by this process ({exc.strerror})"
+        ) from None
     state_dict = hf_to_official(raw) if is_hf_layout(raw) else dict(raw)
     # The official checkpoints do not store the pixel statistics (non-persistent buffers); some
     # re-saved ones do. They are the fixed official constants either way.
@@ -83,6 +90,8 @@ def load_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
 def _read_pth(path: Path) -> Mapping[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
+    except PermissionError:
+        raise
     except pickle.UnpicklingError as exc:
         if _REFUSED_OBJECT.search(str(exc)):
             raise UnsafeCheckpointError(
@@ -106,6 +115,8 @@ def _read_safetensors(path: Path) -> Mapping[str, torch.Tensor]:
 
     try:
         return load_file(path, device="cpu")
+    except PermissionError:
+        raise
     except (SafetensorError, OSError, ValueError) as exc:
         raise CorruptCheckpointError(
             path, f"truncated or corrupt safetensors file ({_first_line(exc)})"
@@ -132,6 +143,8 @@ def _read_sharded(index_path: Path) -> dict[str, torch.Tensor]:
     try:
         weight_map = json.loads(index_path.read_text())["weight_map"]
         shards = sorted(set(weight_map.values()))
+    except PermissionError:
+        raise
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise CorruptCheckpointError(
             index_path, f"not a safetensors index with a weight_map ({exc})"
@@ -150,6 +163,8 @@ def _read_sharded(index_path: Path) -> dict[str, torch.Tensor]:
 def _check_hf_config(config_path: Path) -> None:
     try:
         config = json.loads(config_path.read_text())
+    except PermissionError:
+        raise
     except (OSError, ValueError) as exc:
         raise CorruptCheckpointError(config_path, f"config.json is not valid JSON ({exc})") from None
     model_type = config.get("model_type") if isinstance(config, dict) else None
