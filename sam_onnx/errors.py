@@ -118,3 +118,32 @@ class ConflictingOptionsError(InvalidInputError):
 
     def __init__(self, first: str, second: str, why: str) -> None:
         super().__init__(f"options {first} and {second}", f"not both ({why})", "both")
+
+
+class InvalidImageError(InvalidInputError):
+    """An image could not be read or has a layout the toolkit cannot use."""
+
+
+class ImageTooLargeError(InvalidImageError):
+    """The image has more pixels than the configured limit (refused before decoding)."""
+
+
+class ModelLoadError(SamOnnxError):
+    """An ONNX graph could not be opened: missing, corrupt, or its external data is missing."""
+
+    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
+        self.path = os.fspath(path)
+        self.problem = problem
+        super().__init__(f"ONNX graph {self.path!r}: {problem}")
+
+
+class ModelMismatchError(ModelLoadError):
+    """An encoder and a decoder that do not belong together (other checkpoint, variant, or role)."""
+
+
+class ProviderError(SamOnnxError):
+    """A requested execution provider is unavailable or was not used (strict mode)."""
+
+
+class InferenceError(SamOnnxError):
+    """onnxruntime failed while running a graph; names the graph and its inputs."""
