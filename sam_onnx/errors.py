@@ -21,13 +21,22 @@ class DependencyConflictError(SamOnnxError, ImportError):
     """Two installed packages provide the same module (onnxruntime and onnxruntime-gpu)."""
 
 
-class CheckpointError(SamOnnxError):
-    """A checkpoint could not be loaded. ``path`` names the file or directory."""
+class _PathProblem:
+    """Mixin for errors about one file or directory: keeps ``path`` and ``problem`` and formats
+    the message from the class's ``template``."""
+
+    template = "{path!r}: {problem}"
 
     def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
         self.path = os.fspath(path)
         self.problem = problem
-        super().__init__(f"checkpoint {self.path!r}: {problem}")
+        super().__init__(self.template.format(path=self.path, problem=problem))
+
+
+class CheckpointError(_PathProblem, SamOnnxError):
+    """A checkpoint could not be loaded. ``path`` names the file or directory."""
+
+    template = "checkpoint {path!r}: {problem}"
 
 
 class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
@@ -82,22 +91,16 @@ class ExportError(SamOnnxError):
     """An export could not be completed; nothing was written at the output path."""
 
 
-class OutputDirectoryError(ExportError):
+class OutputDirectoryError(_PathProblem, ExportError):
     """The output directory cannot be used: unwritable, a file, or holding files of something else."""
 
-    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
-        self.path = os.fspath(path)
-        self.problem = problem
-        super().__init__(f"output directory {self.path!r}: {problem}")
+    template = "output directory {path!r}: {problem}"
 
 
-class ExportWriteError(ExportError, OSError):
+class ExportWriteError(_PathProblem, ExportError, OSError):
     """Writing a graph failed (disk full, file size limit, I/O error); ``path`` names the file."""
 
-    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
-        self.path = os.fspath(path)
-        self.problem = problem
-        ExportError.__init__(self, f"could not write {self.path!r}: {problem}")
+    template = "could not write {path!r}: {problem}"
 
 
 class ExportValidationError(ExportError):
@@ -128,13 +131,10 @@ class ImageTooLargeError(InvalidImageError):
     """The image has more pixels than the configured limit (refused before decoding)."""
 
 
-class ModelLoadError(SamOnnxError):
+class ModelLoadError(_PathProblem, SamOnnxError):
     """An ONNX graph could not be opened: missing, corrupt, or its external data is missing."""
 
-    def __init__(self, path: str | os.PathLike[str], problem: str) -> None:
-        self.path = os.fspath(path)
-        self.problem = problem
-        super().__init__(f"ONNX graph {self.path!r}: {problem}")
+    template = "ONNX graph {path!r}: {problem}"
 
 
 class ModelMismatchError(ModelLoadError):
