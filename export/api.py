@@ -26,7 +26,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -125,8 +125,6 @@ class GraphSpec:
     wrapper: EncoderGraph | DecoderGraph
     metadata: dict[str, str]
     simplify_note: str = ""
-    seconds: float = 0.0
-    extra: dict = field(default_factory=dict)
 
 
 class Progress:
@@ -178,6 +176,21 @@ def graph_metadata(variant: str, sha256: str, opset: int) -> dict[str, str]:
     }
 
 
+def decoder_metadata(common: Mapping[str, str], wrapper: DecoderGraph) -> dict[str, str]:
+    """The decoder-specific ``metadata_props``, read off the wrapper it was traced from."""
+    return {
+        **common,
+        "role": "decoder",
+        "contract": BATCHED_CONTRACT if wrapper.batched else "official",
+        "batched": str(wrapper.batched).lower(),
+        "decoder_mode": "single" if wrapper.return_single_mask else "multi",
+        "num_masks": "1" if wrapper.return_single_mask else "4",
+        "use_stability_score": str(wrapper.use_stability_score).lower(),
+        "return_extra_metrics": str(wrapper.return_extra_metrics).lower(),
+        "outputs": ",".join(wrapper.output_names),
+    }
+
+
 def plan_graphs(sam, options: ExportOptions, common: Mapping[str, str]) -> list[GraphSpec]:
     """The fp32 graphs to trace for ``options``, with their metadata."""
     specs = []
@@ -191,33 +204,31 @@ def plan_graphs(sam, options: ExportOptions, common: Mapping[str, str]) -> list[
             use_stability_score=options.use_stability_score,
             return_extra_metrics=options.return_extra_metrics,
         )
-        meta = {
-            **common,
-            "role": "decoder",
-            "contract": "official",
-            "batched": "false",
-            "decoder_mode": "multi" if options.multimask else "single",
-            "num_masks": "4" if options.multimask else "1",
-            "use_stability_score": str(options.use_stability_score).lower(),
-            "return_extra_metrics": str(options.return_extra_metrics).lower(),
-            "outputs": ",".join(wrapper.output_names),
-        }
-        specs.append(GraphSpec("decoder", "decoder.onnx", wrapper, meta))
+        specs.append(GraphSpec("decoder", "decoder.onnx", wrapper, decoder_metadata(common, wrapper)))
     if options.decoder and options.batched_decoder:
         wrapper = DecoderGraph(sam, return_single_mask=False, batched=True)
-        meta = {
-            **common,
-            "role": "decoder",
-            "contract": BATCHED_CONTRACT,
-            "batched": "true",
-            "decoder_mode": "multi",
-            "num_masks": "4",
-            "use_stability_score": "false",
-            "return_extra_metrics": "false",
-            "outputs": ",".join(wrapper.output_names),
-        }
-        specs.append(GraphSpec("decoder_batched", "decoder_batched.onnx", wrapper, meta))
+        specs.append(
+            GraphSpec("decoder_batched", "decoder_batched.onnx", wrapper, decoder_metadata(common, wrapper))
+        )
     return specs
+
+
+class _Writer:
+    """Writes graphs into the staging directory and remembers each one's files and metadata."""
+
+    def __init__(self, stage: Path, out: Path) -> None:
+        self.stage = stage
+        self.out = out
+        self.files: dict[str, list[Path]] = {}
+        self.metadata: dict[str, dict[str, str]] = {}
+
+    def write(self, key: str, model: onnx.ModelProto, filename: str, metadata: dict[str, str]) -> None:
+        set_metadata(model, metadata)
+        try:
+            self.files[key] = save_model(model, self.stage / filename)
+        except OSError as exc:
+            raise _write_error(exc, self.out / filename) from exc
+        self.metadata[key] = metadata
 
 
 def export_sam(
@@ -251,14 +262,13 @@ def export_sam(
         sha256 = checkpoint_sha256(checkpoint)
     common = graph_metadata(sam.variant.name, sha256, options.opset)
     specs = plan_graphs(sam, options, common)
-    files: dict[str, list[Path]] = {}
     validator = Validator(sam, images)
     with staged_output(out) as stage:
+        writer = _Writer(stage, out)
         scratch = stage / ".scratch"
         scratch.mkdir()
         for spec in specs:
             with progress.step(f"exporting {spec.filename}"):
-                start = time.perf_counter()
                 try:
                     model = trace_to_onnx(
                         spec.wrapper,
@@ -272,11 +282,9 @@ def export_sam(
                 except OSError as exc:  # the exporter writes large models to the scratch directory
                     raise _write_error(exc, out / spec.filename) from exc
                 model, spec.simplify_note = simplify(model) if options.simplify else (model, "off")
-                set_metadata(model, spec.metadata)
-                files[spec.key] = _save(model, stage, spec.filename, out)
+                writer.write(spec.key, model, spec.filename, spec.metadata)
                 del model
-                spec.seconds = time.perf_counter() - start
-        derived = _reduced_precision(options, specs, stage, scratch, out, files, progress)
+        derived = _reduced_precision(options, specs, writer, scratch, progress)
         shutil.rmtree(scratch)
 
         if options.validate:
@@ -284,6 +292,7 @@ def export_sam(
                 with progress.step(f"validating {spec.filename} against PyTorch"):
                     check = validator.check_encoder if spec.key == "encoder" else validator.check_decoder
                     check(spec.filename, stage / spec.filename, spec.wrapper)
+        files = writer.files
         for key, (ref_key, role) in derived.items():
             name, ref_name = files[key][0].name, files[ref_key][0].name
             with progress.step(f"measuring {name} against {ref_name}"):
@@ -298,15 +307,15 @@ def export_sam(
                 )
         report = validator.report
         progress.log(report.format())
-        manifest = _manifest(checkpoint, sam.variant.name, sha256, options, specs, files, report, progress)
+        manifest = _manifest(checkpoint, sam.variant.name, sha256, options, specs, writer, report, progress)
         _write_text(stage / MANIFEST, json.dumps(manifest, indent=1), out)
         if report.failures and options.validate:
             raise ExportValidationError(report, report.failures)
-    final = {key: [out / p.name for p in paths] for key, paths in files.items()}
+    final = {key: [out / p.name for p in paths] for key, paths in writer.files.items()}
     return ExportResult(out, final, manifest, report)
 
 
-def _reduced_precision(options, specs, stage, scratch, out, files, progress) -> dict[str, tuple[str, str]]:
+def _reduced_precision(options, specs, writer, scratch, progress) -> dict[str, tuple[str, str]]:
     """Write the fp16/int8 copies; returns their key -> (fp32 key, role)."""
     derived: dict[str, tuple[str, str]] = {}
     jobs = []
@@ -319,19 +328,11 @@ def _reduced_precision(options, specs, stage, scratch, out, files, progress) -> 
         spec = by_key[key]
         filename = spec.filename.replace(".onnx", f".{precision}.onnx")
         with progress.step(f"writing {filename}"):
-            fp32 = onnx.load(str(stage / spec.filename), load_external_data=True)
+            fp32 = onnx.load(str(writer.stage / spec.filename), load_external_data=True)
             model = to_fp16(fp32) if precision == "fp16" else to_int8(fp32, scratch)
-            set_metadata(model, {**spec.metadata, "precision": precision})
-            files[f"{key}_{precision}"] = _save(model, stage, filename, out)
+            writer.write(f"{key}_{precision}", model, filename, {**spec.metadata, "precision": precision})
         derived[f"{key}_{precision}"] = (key, "encoder" if key == "encoder" else "decoder")
     return derived
-
-
-def _save(model: onnx.ModelProto, stage: Path, filename: str, out: Path) -> list[Path]:
-    try:
-        return save_model(model, stage / filename)
-    except OSError as exc:
-        raise _write_error(exc, out / filename) from exc
 
 
 def _write_text(path: Path, text: str, out: Path) -> None:
@@ -347,18 +348,16 @@ def _write_error(exc: OSError, path: Path) -> ExportWriteError:
     return ExportWriteError(path, f"{type(exc).__name__}: {exc.strerror or exc}")
 
 
-def _manifest(checkpoint, variant, sha256, options, specs, files, report, progress) -> dict:
+def _manifest(checkpoint, variant, sha256, options, specs, writer, report, progress) -> dict:
     by_key = {spec.key: spec for spec in specs}
     graphs = {}
-    for key, paths in files.items():
+    for key, paths in writer.files.items():
         spec = by_key.get(key)
         graphs[key] = {
             "file": paths[0].name,
             "files": [p.name for p in paths],
             "bytes": sum(p.stat().st_size for p in paths),
-            "metadata": {
-                p.key: p.value for p in onnx.load(str(paths[0]), load_external_data=False).metadata_props
-            },
+            "metadata": dict(sorted(writer.metadata[key].items())),
         }
         if spec is not None:
             graphs[key]["simplify"] = spec.simplify_note

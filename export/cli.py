@@ -109,21 +109,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _read_images(paths: Sequence[Path]):
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
+    from ..images import read_image_file
 
-    from ..errors import InvalidInputError
-
-    images = {}
-    for path in paths:
-        try:
-            with Image.open(path) as img:
-                images[path.name] = np.asarray(img.convert("RGB"))
-        except (OSError, UnidentifiedImageError) as exc:
-            raise InvalidInputError(
-                "validation image", "a readable image file", f"{str(path)!r} ({exc})"
-            ) from exc
-    return images
+    return {path.name: read_image_file(path) for path in paths}
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -90,12 +90,6 @@ def set_metadata(model: onnx.ModelProto, metadata: Mapping[str, str]) -> None:
         model.metadata_props.add(key=key, value=str(value))
 
 
-def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
-    """``metadata_props`` of an ONNX file, without loading its weights."""
-    model = onnx.load(os.fspath(path), load_external_data=False)
-    return {p.key: p.value for p in model.metadata_props}
-
-
 def weight_bytes(model: onnx.ModelProto) -> int:
     """Bytes held by the model's initializers (the size of the weights, in memory or external)."""
     total = 0
@@ -155,6 +149,7 @@ def save_model(model: onnx.ModelProto, path: Path) -> list[Path]:
     """Write ``model`` to ``path``; weights over the threshold go to ``<name>.data`` beside it.
 
     Returns the files written (the ``.onnx`` first). Raises OSError as the file system does.
+    With external data, ``model``'s tensors are left pointing at the data file (not in memory).
     """
     if needs_external_data(model):
         data = path.with_name(path.name + ".data")
@@ -166,8 +161,6 @@ def save_model(model: onnx.ModelProto, path: Path) -> list[Path]:
             location=data.name,
             size_threshold=1024,
         )
-        # onnx.save_model marks the in-memory tensors as external; reload them for later use.
-        onnx.load_external_data_for_model(model, str(path.parent))
         return [path, data]
     onnx.save_model(model, str(path))
     return [path]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import threading
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,7 +94,3 @@ def _load_problem(exc: Exception) -> str:
     if "external" in text.lower() or "data file" in text.lower() or "No such file" in text:
         return f"its external data file is missing or unreadable ({first})"
     return f"not a loadable ONNX model (corrupt, truncated or unsupported: {first})"
-
-
-def active_providers(session) -> Sequence[str]:
-    return tuple(session.get_providers())

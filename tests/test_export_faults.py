@@ -107,7 +107,7 @@ def test_unreadable_validation_image(capsys, tiny_checkpoint, tmp_path):
     text = tmp_path / "notes.png"
     text.write_text("not an image")
     code, err = run_cli(capsys, tiny_checkpoint, "-o", tmp_path / "out", "--validate-images", text)
-    assert code == 2 and "invalid validation image" in err and "notes.png" in err
+    assert code == 2 and "invalid image file" in err and "notes.png" in err
 
 
 # --- the output directory ---------------------------------------------------------------------
