@@ -80,11 +80,12 @@ def select_single_mask(
 def resized_size_hw(orig_im_size: torch.Tensor, long_side: int) -> torch.Tensor:
     """(h, w) int64 of an image of size ``orig_im_size`` (H, W) resized to long side ``long_side``.
 
-    float32 arithmetic and ``floor(x + 0.5)`` rounding, as the official graph computes it.
+    float32 arithmetic and ``floor(x + 0.5)`` rounding, as the official graph computes it, and at
+    least 1 pixel (where the official graph would crop to nothing past about 2048:1).
     """
     size = orig_im_size.to(torch.float32)
     scale = long_side / torch.max(size)
-    return torch.floor(scale * size + 0.5).to(torch.int64)
+    return torch.clamp(torch.floor(scale * size + 0.5), min=1.0).to(torch.int64)
 
 
 def upscale_masks(low_res: torch.Tensor, orig_im_size: torch.Tensor, img_size: int) -> torch.Tensor:

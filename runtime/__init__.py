@@ -1,11 +1,21 @@
 """Torch-free onnxruntime side of sam-onnx (installed as ``sam_onnx.runtime``).
 
 Needs exactly one of the ``[cpu]`` (onnxruntime) or ``[gpu]`` (onnxruntime-gpu) extras.
-Importing this package never imports torch.
+Importing this package never imports torch::
+
+    from sam_onnx.runtime import SamPredictor
+
+    predictor = SamPredictor.from_export("onnx/vit_b")
+    predictor.set_image("photo.jpg")
+    pred = predictor.predict(point_coords=[[500, 375]], point_labels=[1])
 """
 
 from .backend import onnxruntime_module
 
 ort = onnxruntime_module()
 
-__all__ = ["ort"]
+from .embedding import ImageEmbedding  # noqa: E402  (after the onnxruntime check)
+from .predictor import Prediction, SamPredictor  # noqa: E402
+from .session import SessionConfig  # noqa: E402
+
+__all__ = ["ImageEmbedding", "Prediction", "SamPredictor", "SessionConfig", "ort"]

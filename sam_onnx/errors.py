@@ -147,3 +147,13 @@ class ProviderError(SamOnnxError):
 
 class InferenceError(SamOnnxError):
     """onnxruntime failed while running a graph; names the graph and its inputs."""
+
+
+class NoImageError(SamOnnxError, RuntimeError):
+    """``predict`` was called before ``set_image`` in this thread, and no embedding was passed."""
+
+
+class EmbeddingFileError(_PathProblem, SamOnnxError):
+    """A saved embedding (``.npy`` + ``.json``) is missing, corrupt, or of another model."""
+
+    template = "embedding {path!r}: {problem}"

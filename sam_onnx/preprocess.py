@@ -17,19 +17,17 @@ from .variants import IMAGE_SIZE, PIXEL_MEAN, PIXEL_STD
 
 
 def resized_hw(orig_hw: tuple[int, int], long_side: int = IMAGE_SIZE) -> tuple[int, int]:
-    """Size (H, W) of an image of size ``orig_hw`` (H, W) resized to long side ``long_side``."""
+    """Size (H, W) of an image of size ``orig_hw`` (H, W) resized to long side ``long_side``.
+
+    Sides are rounded with ``int(x + 0.5)`` as officially, and never below 1 pixel.
+    """
     h, w = orig_hw
     if h <= 0 or w <= 0:
         raise InvalidInputError("image size", "positive (H, W)", f"({h}, {w})")
     scale = long_side / max(h, w)
-    new_hw = int(h * scale + 0.5), int(w * scale + 0.5)
-    if min(new_hw) == 0:  # the official code crashes here; say why instead
-        raise InvalidInputError(
-            "image size",
-            f"an aspect ratio that keeps both sides >= 1 pixel at long side {long_side}",
-            f"({h}, {w})",
-        )
-    return new_hw
+    # Past about 2048:1 the short side rounds to 0 and the official code crashes; we keep 1 pixel
+    # (the decoder graph clamps the same way), which changes no size the official code can handle.
+    return max(1, int(h * scale + 0.5)), max(1, int(w * scale + 0.5))
 
 
 def check_image(image: np.ndarray, name: str = "image") -> np.ndarray:

@@ -57,14 +57,14 @@ def test_resized_hw_rounds_half_up():
     with pytest.raises(InvalidInputError, match="image size"):
         resized_hw((0, 5))
     assert resized_hw((1, 2000)) == (1, 1024)  # 0.512 -> 1
-    with pytest.raises(InvalidInputError, match="aspect ratio"):
-        resized_hw((1, 3000))  # 0.34 -> 0 rows: the official resize would fail
+    assert resized_hw((1, 3000)) == (1, 1024)  # 0.34 would round to 0 rows (the official code fails)
+    assert resized_hw((5000, 1)) == (1024, 1)
 
 
 def test_graph_rounding_equals_python_rounding():
     """The decoder graph's float32 size arithmetic agrees with int(x + 0.5) on many sizes."""
     widths = (1, 2, 77, 123, 480, 525, 640, 700, 1024, 1025, 2250, 4000)
-    sizes = [(h, w) for h in range(1, 2600, 7) for w in widths if max(h, w) <= 2048 * min(h, w)]
+    sizes = [(h, w) for h in range(1, 2600, 7) for w in widths] + [(1, 5000), (5000, 1), (3, 9000)]
     graph = [tuple(resized_size_hw(torch.tensor(s, dtype=torch.float32), 1024).tolist()) for s in sizes]
     mismatched = [(s, g) for s, g in zip(sizes, graph, strict=True) if resized_hw(s) != g]
     assert not mismatched, mismatched[:5]
@@ -119,6 +119,7 @@ def test_reference_predict_rejects_bad_prompts(tiny_model):
 def test_resize_handles_extreme_aspect_ratio():
     assert resize_longest_side(np.zeros((1, 2000, 3), np.uint8)).shape == (1, 1024, 3)
     assert resize_longest_side(np.zeros((2000, 1, 3), np.uint8)).shape == (1024, 1, 3)
+    assert resize_longest_side(np.zeros((1, 5000, 3), np.uint8)).shape == (1, 1024, 3)
 
 
 class _DecoderCore(torch.nn.Module):

@@ -1,0 +1,138 @@
+"""Opening an encoder and a decoder that belong together, from files or an export directory.
+
+Every graph ``sam-export`` writes carries ``metadata_props`` (role, variant, checkpoint_sha256,
+decoder mode ...). Before any image is embedded we check that the encoder and the decoder are the
+roles they claim, come from the same checkpoint, and that the decoder returns all four mask tokens
+(the official predictor's multimask and single-mask outputs both need them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from sam_onnx.errors import ModelLoadError, ModelMismatchError
+
+from .session import SessionConfig, open_session
+
+MANIFEST = "export.json"
+PRECISIONS = ("fp32", "fp16", "int8")
+# Per precision, the export.json graph keys to try, in order of preference.
+ENCODER_KEYS = {"fp32": ("encoder",), "fp16": ("encoder_fp16",), "int8": ("encoder_int8",)}
+DECODER_KEYS = {
+    "fp32": ("decoder_batched", "decoder"),
+    "fp16": ("decoder_batched", "decoder"),  # the decoder is small; fp16 applies to the encoder
+    "int8": ("decoder_batched_int8", "decoder_int8"),
+}
+GRAPH_KEYS = ("encoder", "encoder_fp16", "encoder_int8", "decoder", "decoder_batched", "decoder_int8")
+GRAPH_KEYS += ("decoder_batched_int8",)
+# File names sam-export gives each graph key (used when a directory has no export.json).
+DEFAULT_FILES = {key: key.replace("_fp16", ".fp16").replace("_int8", ".int8") + ".onnx" for key in GRAPH_KEYS}
+
+
+@dataclass(frozen=True)
+class Graph:
+    """An open onnxruntime session with what we know about it.
+
+    Attributes:
+      path: the ``.onnx`` file.
+      session: the ``onnxruntime.InferenceSession``.
+      metadata: the graph's ``metadata_props``.
+      input_names, output_names: in graph order.
+    """
+
+    path: Path
+    session: object
+    metadata: dict[str, str]
+    input_names: tuple[str, ...]
+    output_names: tuple[str, ...]
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], config: SessionConfig, *, role: str) -> Graph:
+        session = open_session(path, config, role=role)
+        return cls(
+            Path(path),
+            session,
+            dict(session.get_modelmeta().custom_metadata_map),
+            tuple(i.name for i in session.get_inputs()),
+            tuple(o.name for o in session.get_outputs()),
+        )
+
+    @property
+    def providers(self) -> list[str]:
+        return self.session.get_providers()
+
+
+def export_graph_paths(model_dir: str | os.PathLike[str], precision: str = "fp32") -> tuple[Path, Path]:
+    """(encoder, decoder) files of a ``sam-export`` directory for ``precision`` (fp32/fp16/int8).
+
+    The decoder is ``decoder_batched.onnx`` when present (4 mask tokens and a prompt-batch axis),
+    else ``decoder.onnx``, which must then have been exported with ``--multimask``.
+    """
+    model_dir = Path(model_dir)
+    if precision not in PRECISIONS:
+        raise ModelLoadError(model_dir, f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if not model_dir.is_dir():
+        raise ModelLoadError(model_dir, "not a directory (expected the output directory of sam-export)")
+    files = _manifest_files(model_dir)
+    return _pick(model_dir, files, ENCODER_KEYS[precision]), _pick(model_dir, files, DECODER_KEYS[precision])
+
+
+def _manifest_files(model_dir: Path) -> dict[str, str]:
+    manifest = model_dir / MANIFEST
+    if not manifest.is_file():
+        return DEFAULT_FILES
+    try:
+        graphs = json.loads(manifest.read_text())["graphs"]
+        return {key: str(graph["file"]) for key, graph in graphs.items()}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelLoadError(manifest, f"not a readable sam-export manifest ({exc})") from None
+
+
+def _pick(model_dir: Path, files: dict[str, str], keys: tuple[str, ...]) -> Path:
+    for key in keys:
+        if key in files and (model_dir / files[key]).is_file():
+            return model_dir / files[key]
+    wanted = " or ".join(DEFAULT_FILES[k] for k in keys)
+    raise ModelLoadError(
+        model_dir, f"has no {wanted} (export it with sam-export, e.g. with --fp16 or --int8)"
+    )
+
+
+def check_pair(encoder: Graph | None, decoder: Graph) -> None:
+    """Raise :class:`ModelMismatchError` unless the graphs can serve the predictor together."""
+    if encoder is not None:
+        _check_role(encoder, "encoder")
+    _check_role(decoder, "decoder")
+    meta = decoder.metadata
+    if meta.get("num_masks") != "4":
+        raise ModelMismatchError(
+            decoder.path,
+            f"returns {meta.get('num_masks')} mask(s); the predictor needs all 4 mask tokens "
+            "(use decoder_batched.onnx, or export decoder.onnx with --multimask)",
+        )
+    if meta.get("use_stability_score") == "true":
+        raise ModelMismatchError(
+            decoder.path, "was exported with --use-stability-score; the predictor reports predicted IoU"
+        )
+    if encoder is None:
+        return
+    for key in ("checkpoint_sha256", "variant", "input_size"):
+        if encoder.metadata.get(key) != meta.get(key):
+            raise ModelMismatchError(
+                decoder.path,
+                f"does not belong with encoder {str(encoder.path)!r}: {key} "
+                f"{meta.get(key)!r} here, {encoder.metadata.get(key)!r} in the encoder",
+            )
+
+
+def _check_role(graph: Graph, role: str) -> None:
+    found = graph.metadata.get("role")
+    if found is None or "checkpoint_sha256" not in graph.metadata:
+        raise ModelMismatchError(
+            graph.path, "has no sam-onnx metadata (role, checkpoint_sha256); export it with sam-export"
+        )
+    if found != role:
+        raise ModelMismatchError(graph.path, f"given as the {role} but it is a {found} graph")

@@ -1,0 +1,338 @@
+"""``SamPredictor``: the official predictor's semantics on onnxruntime, without torch.
+
+image --(load_image, resize_longest_side, normalize_and_pad)--> encoder --> ImageEmbedding
+prompt --(prompts.check_*, prompts.decoder_feeds)--> decoder (all 4 mask tokens) --> Prediction
+
+Thread safety, by design: the predictor holds only the two onnxruntime sessions (whose ``run``
+is thread-safe) and read-only settings. The embedding is a value: pass it to ``predict(...,
+embedding=emb)``, or call ``set_image`` first, which remembers the embedding *per thread* — so
+threads that each call ``set_image`` and ``predict`` with different images never see each
+other's image, and the results equal sequential calls.
+
+IO binding: on CUDA (by default) the encoder writes the embedding into device memory and the
+decoder reads it from there, so the 4 MiB embedding never crosses to the host between the two
+graphs; it is copied to the host only when read (``ImageEmbedding.embedding``) or saved.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sam_onnx.errors import InferenceError, InvalidInputError, NoImageError
+from sam_onnx.images import DEFAULT_MAX_PIXELS, ImageSource, load_image
+from sam_onnx.preprocess import normalize_and_pad, resize_longest_side
+
+from .embedding import ImageEmbedding
+from .graphs import Graph, check_pair, export_graph_paths
+from .prompts import (
+    MAX_POINTS,
+    check_box,
+    check_boxes,
+    check_labels,
+    check_mask_input,
+    check_points,
+    decoder_feeds,
+    stack_feeds,
+)
+from .session import SessionConfig
+
+MASK_THRESHOLD = 0.0
+MAX_DECODER_BATCH = 16  # prompts per batched-decoder run
+DECODER_BYTES = 256 << 20  # and at most this much of B x 4 x H x W float32 logits at once
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Masks for one prompt (or, from ``predict_boxes``, with a leading axis B of prompts).
+
+    M = 3 with ``multimask_output``, else 1 (mask token 0), as the official predictor.
+
+    Attributes:
+      masks: ``M x H x W`` bool at the original size, or float32 logits with ``return_logits``.
+      iou_predictions: ``M`` float32, the predicted IoU of each mask.
+      low_res_logits: ``M x 256 x 256`` float32; feed one (``1 x 256 x 256``) back as
+        ``mask_input`` to refine.
+    """
+
+    masks: np.ndarray
+    iou_predictions: np.ndarray
+    low_res_logits: np.ndarray
+
+
+class SamPredictor:
+    """SAM on an encoder and a decoder graph exported by ``sam-export``.
+
+    Arguments:
+      encoder: encoder ``.onnx`` path, or ``None`` for a predictor that only decodes saved
+        embeddings.
+      decoder: ``decoder_batched.onnx`` or a ``--multimask`` ``decoder.onnx``.
+      config: providers, strict provider check, threads (see :class:`SessionConfig`).
+      io_binding: keep the embedding on the device between graphs; ``None`` turns it on when
+        the encoder runs on CUDA.
+      max_points: most clicks per prompt (decoder memory grows with the number of points).
+      max_pixels: images larger than this are refused before decoding (``None``: no limit).
+
+    Raises :class:`~sam_onnx.errors.ModelLoadError` for a missing or corrupt graph and
+    :class:`~sam_onnx.errors.ModelMismatchError` for graphs that do not belong together.
+    """
+
+    def __init__(
+        self,
+        encoder: str | os.PathLike[str] | None,
+        decoder: str | os.PathLike[str],
+        *,
+        config: SessionConfig | None = None,
+        io_binding: bool | None = None,
+        max_points: int = MAX_POINTS,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    ) -> None:
+        config = config or SessionConfig()
+        self.encoder = None if encoder is None else Graph.open(encoder, config, role="encoder")
+        self.decoder = Graph.open(decoder, config, role="decoder")
+        check_pair(self.encoder, self.decoder)
+        self.variant = self.decoder.metadata["variant"]
+        self.checkpoint_sha256 = self.decoder.metadata["checkpoint_sha256"]
+        self.batched = self.decoder.metadata.get("batched") == "true"
+        self.max_points = max_points
+        self.max_pixels = max_pixels
+        self._device = _binding_device(self.encoder or self.decoder)
+        self.io_binding = self._device[0] == "cuda" if io_binding is None else io_binding
+        self._local = threading.local()
+
+    @classmethod
+    def from_export(
+        cls, model_dir: str | os.PathLike[str], *, precision: str = "fp32", **kwargs
+    ) -> SamPredictor:
+        """Open the graphs of a ``sam-export`` directory (``precision``: fp32, fp16 or int8 encoder)."""
+        encoder, decoder = export_graph_paths(model_dir, precision)
+        return cls(encoder, decoder, **kwargs)
+
+    @property
+    def providers(self) -> list[str]:
+        """Execution providers in use, best first (as onnxruntime reports them)."""
+        return (self.encoder or self.decoder).providers
+
+    # -- images ------------------------------------------------------------------------------
+
+    def embed(self, image: ImageSource, *, bgr: bool = False) -> ImageEmbedding:
+        """Run the encoder on ``image``: ``H x W x 3`` uint8 array (RGB, or BGR with ``bgr``),
+        ``H x W`` grey, RGBA, 16-bit, a PIL image or a file path (see :mod:`sam_onnx.images`)."""
+        if self.encoder is None:
+            raise InvalidInputError("image", "a predictor opened with an encoder graph", "encoder=None")
+        rgb = load_image(image, bgr=bgr, max_pixels=self.max_pixels)
+        resized = resize_longest_side(rgb)
+        uint8_input = self.encoder.metadata.get("encoder_input") == "uint8"
+        feed = resized if uint8_input else normalize_and_pad(resized)
+        host, device = self._run_encoder(feed)
+        return ImageEmbedding(
+            host,
+            rgb.shape[:2],
+            variant=self.variant,
+            checkpoint_sha256=self.checkpoint_sha256,
+            device_value=device,
+        )
+
+    def set_image(self, image: ImageSource, *, bgr: bool = False) -> ImageEmbedding:
+        """Embed ``image`` and make it this thread's current image for :meth:`predict`."""
+        return self.set_embedding(self.embed(image, bgr=bgr))
+
+    def set_embedding(self, embedding: ImageEmbedding) -> ImageEmbedding:
+        """Make a (saved, loaded or computed) embedding this thread's current image."""
+        self._local.embedding = self._check_embedding(embedding)
+        return embedding
+
+    def get_image_embedding(self) -> ImageEmbedding:
+        """This thread's current embedding; raises :class:`NoImageError` before ``set_image``."""
+        embedding = getattr(self._local, "embedding", None)
+        if embedding is None:
+            raise NoImageError(
+                "no image set in this thread: call set_image(image) first, or pass embedding= to predict"
+            )
+        return embedding
+
+    def reset_image(self) -> None:
+        self._local.embedding = None
+
+    # -- prompts -----------------------------------------------------------------------------
+
+    def predict(
+        self,
+        point_coords: np.ndarray | None = None,
+        point_labels: np.ndarray | None = None,
+        box: np.ndarray | None = None,
+        mask_input: np.ndarray | None = None,
+        multimask_output: bool = True,
+        return_logits: bool = False,
+        *,
+        embedding: ImageEmbedding | None = None,
+    ) -> Prediction:
+        """Official ``SamPredictor.predict``: masks for one prompt on the current image.
+
+        Arguments:
+          point_coords: ``N x 2`` (x, y) in original-image pixels, with ``point_labels`` ``N``
+            (1 positive, 0 negative; -1, 2, 3 as in the ONNX contract).
+          box: ``4`` values (x0, y0, x1, y1) in original-image pixels.
+          mask_input: ``1 x 256 x 256`` low-res logits of an earlier prediction, to refine.
+          multimask_output: 3 masks (mask tokens 1..3) instead of 1 (token 0).
+          return_logits: float32 logits instead of masks thresholded at 0.
+          embedding: use this embedding instead of the thread's current image.
+        At least one point or a box is needed. Coordinates outside the image: see
+        :mod:`sam_onnx.runtime.prompts`.
+        """
+        emb = self._embedding(embedding)
+        points = labels = None
+        if point_coords is not None or point_labels is not None:
+            points, labels = check_points(point_coords, point_labels, emb.orig_hw, max_points=self.max_points)
+        box_xyxy = None if box is None else check_box(box, emb.orig_hw)
+        refine = None if mask_input is None else check_mask_input(mask_input)
+        feeds = decoder_feeds(emb.orig_hw, points, labels, box_xyxy, refine)
+        (masks, iou, low_res), *_ = self._decode(emb, [feeds])
+        return _select(masks[0], iou[0], low_res[0], multimask_output, return_logits)
+
+    def predict_boxes(
+        self,
+        boxes: np.ndarray,
+        point_coords: np.ndarray | None = None,
+        point_labels: np.ndarray | None = None,
+        multimask_output: bool = False,
+        return_logits: bool = False,
+        *,
+        embedding: ImageEmbedding | None = None,
+    ) -> Prediction:
+        """Many boxes on one image, through the batched decoder (official ``predict_torch``).
+
+        Arguments:
+          boxes: ``B x 4`` (x0, y0, x1, y1) in original-image pixels.
+          point_coords, point_labels: optional ``B x N x 2`` and ``B x N`` clicks per box.
+        Returns a :class:`Prediction` whose arrays have a leading axis B
+        (``B x M x H x W`` masks, ``B x M`` scores, ``B x M x 256 x 256`` low-res logits).
+        """
+        emb = self._embedding(embedding)
+        boxes_xyxy = check_boxes(boxes, emb.orig_hw)
+        per_box: Sequence[tuple[np.ndarray | None, np.ndarray | None]] = [(None, None)] * len(boxes_xyxy)
+        if point_coords is not None or point_labels is not None:
+            per_box = self._points_per_box(point_coords, point_labels, len(boxes_xyxy), emb.orig_hw)
+        feeds = [
+            decoder_feeds(emb.orig_hw, pts, lbl, box, None)
+            for (pts, lbl), box in zip(per_box, boxes_xyxy, strict=True)
+        ]
+        picked = [
+            _select(m, s, r, multimask_output, return_logits)
+            for chunk in self._decode(emb, feeds)
+            for m, s, r in zip(*chunk, strict=True)
+        ]
+        return Prediction(
+            np.stack([p.masks for p in picked]),
+            np.stack([p.iou_predictions for p in picked]),
+            np.stack([p.low_res_logits for p in picked]),
+        )
+
+    def _points_per_box(self, point_coords, point_labels, num_boxes, orig_hw):
+        coords = np.asarray(point_coords, dtype=np.float64) if point_coords is not None else None
+        if coords is None or coords.ndim != 3 or coords.shape[0] != num_boxes:
+            raise InvalidInputError(
+                "point_coords",
+                f"{num_boxes} x N x 2 (one row of clicks per box)",
+                f"shape {np.shape(point_coords)}",
+            )
+        labels = np.asarray(point_labels, dtype=np.float64) if point_labels is not None else None
+        if labels is None or labels.shape != coords.shape[:2]:
+            raise InvalidInputError(
+                "point_labels", f"shape {coords.shape[:2]}", f"shape {np.shape(point_labels)}"
+            )
+        check_labels(labels)
+        pairs = zip(coords, labels, strict=True)
+        return [check_points(c, lbl, orig_hw, max_points=self.max_points) for c, lbl in pairs]
+
+    # -- running graphs ----------------------------------------------------------------------
+
+    def _embedding(self, embedding: ImageEmbedding | None) -> ImageEmbedding:
+        return self.get_image_embedding() if embedding is None else self._check_embedding(embedding)
+
+    def _check_embedding(self, embedding: ImageEmbedding) -> ImageEmbedding:
+        if not isinstance(embedding, ImageEmbedding):
+            raise InvalidInputError("embedding", "an ImageEmbedding", type(embedding).__name__)
+        if embedding.checkpoint_sha256 != self.checkpoint_sha256:
+            raise InvalidInputError(
+                "embedding",
+                f"one from this model's checkpoint ({self.variant}, sha256 {self.checkpoint_sha256[:12]}…)",
+                f"one from {embedding.variant}, sha256 {embedding.checkpoint_sha256[:12]}…",
+            )
+        return embedding
+
+    def _run_encoder(self, feed: np.ndarray) -> tuple[np.ndarray | None, object | None]:
+        """Returns (host array, None), or (None, device OrtValue) with IO binding."""
+        session, name = self.encoder.session, self.encoder.input_names[0]
+        try:
+            if not self.io_binding:
+                return session.run(["image_embeddings"], {name: feed})[0], None
+            binding = session.io_binding()
+            binding.bind_cpu_input(name, feed)
+            binding.bind_output("image_embeddings", *self._device)
+            session.run_with_iobinding(binding)
+            return None, binding.get_outputs()[0]
+        except Exception as exc:  # onnxruntime's own exception types
+            raise _inference_error(self.encoder, {name: feed}, exc) from None
+
+    def _decode(self, emb: ImageEmbedding, feeds: list[dict[str, np.ndarray]]):
+        """Yield all 4 mask tokens for runs of prompts: ``b x 4 x H x W`` logits, ``b x 4`` IoU,
+        ``b x 4 x 256 x 256`` low-res logits. Runs hold at most :data:`DECODER_BYTES` of logits."""
+        h, w = emb.orig_hw
+        step = max(1, min(MAX_DECODER_BATCH, DECODER_BYTES // (4 * 4 * h * w))) if self.batched else 1
+        for start in range(0, len(feeds), step):
+            chunk = feeds[start : start + step]
+            if len({f["point_coords"].shape[1] for f in chunk}) == 1:
+                yield self._run_decoder(emb, stack_feeds(chunk))
+            else:  # prompts of one run must share N; mixed counts run one by one
+                yield from (self._run_decoder(emb, f) for f in chunk)
+
+    def _run_decoder(self, emb: ImageEmbedding, feeds: dict[str, np.ndarray]):
+        session = self.decoder.session
+        names = ["masks", "iou_predictions", "low_res_masks"]
+        try:
+            if self.io_binding and emb.device_value is not None:
+                binding = session.io_binding()
+                binding.bind_ortvalue_input("image_embeddings", emb.device_value)
+                for name, array in feeds.items():
+                    binding.bind_cpu_input(name, array)
+                for name in names:
+                    binding.bind_output(name, "cpu")
+                session.run_with_iobinding(binding)
+                outputs = binding.copy_outputs_to_cpu()
+            else:
+                outputs = session.run(names, {"image_embeddings": emb.embedding, **feeds})
+        except Exception as exc:  # onnxruntime's own exception types
+            raise _inference_error(self.decoder, feeds, exc) from None
+        return outputs[:3]
+
+
+def _select(masks, iou, low_res, multimask_output: bool, return_logits: bool) -> Prediction:
+    """Official token choice from the 4 tokens: 1..3 with multimask, else token 0."""
+    tokens = slice(1, None) if multimask_output else slice(0, 1)
+    logits = masks[tokens]
+    return Prediction(
+        logits if return_logits else logits > MASK_THRESHOLD,
+        np.ascontiguousarray(iou[tokens]),
+        np.ascontiguousarray(low_res[tokens]),
+    )
+
+
+def _binding_device(graph: Graph) -> tuple[str, int]:
+    """(device type, id) for IO binding outputs: where the graph's first provider runs."""
+    provider = graph.providers[0]
+    if provider in ("CUDAExecutionProvider", "TensorrtExecutionProvider"):
+        options = graph.session.get_provider_options().get(provider, {})
+        return "cuda", int(options.get("device_id", 0))
+    return "cpu", 0
+
+
+def _inference_error(graph: Graph, feeds: dict[str, np.ndarray], exc: Exception) -> InferenceError:
+    shapes = ", ".join(f"{k} {tuple(v.shape)} {v.dtype}" for k, v in feeds.items())
+    first = (str(exc).splitlines() or [type(exc).__name__])[0][:300]
+    return InferenceError(f"{graph.path.name} ({Path(graph.path)}) failed on inputs {shapes}: {first}")
