@@ -23,6 +23,8 @@ from sam_onnx.errors import EmbeddingFileError, InvalidInputError
 from sam_onnx.preprocess import resized_hw
 from sam_onnx.variants import EMBED_HW, PROMPT_EMBED_DIM
 
+from .outputs import atomic_write
+
 EMBEDDING_SHAPE = (1, PROMPT_EMBED_DIM, EMBED_HW, EMBED_HW)
 FORMAT = "sam-onnx-embedding"
 FORMAT_VERSION = 1
@@ -87,9 +89,9 @@ class ImageEmbedding:
         Returns the two paths.
         """
         npy, sidecar = embedding_paths(path)
-        _atomic_write(npy, lambda f: np.save(f, self.embedding, allow_pickle=False))
+        atomic_write(npy, lambda f: np.save(f, self.embedding, allow_pickle=False))
         text = json.dumps({**self.metadata(), **extra}, indent=1).encode()
-        _atomic_write(sidecar, lambda f: f.write(text))
+        atomic_write(sidecar, lambda f: f.write(text))
         return npy, sidecar
 
     @classmethod
@@ -137,16 +139,3 @@ def embedding_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:
     path = Path(path)
     base = path.with_suffix("") if path.suffix == ".npy" else path
     return base.with_name(base.name + ".npy"), base.with_name(base.name + ".json")
-
-
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

@@ -100,6 +100,17 @@ def tiny_export(tiny_checkpoint, tmp_path_factory):
     return export_sam(tiny_checkpoint, out, ExportOptions(fp16=True, int8=True))
 
 
+@pytest.fixture(scope="session")
+def vit_b_export(vit_b_checkpoint, golden, tmp_path_factory):
+    """The kit checkpoint exported with fp16/int8 copies, validated on the kit's three images
+    (shared by the export and runtime golden tests)."""
+    from sam_onnx.export import ExportOptions, export_sam
+
+    images = {name: golden[f"{name}/image"] for name in IMAGES}
+    out = tmp_path_factory.mktemp("vit_b_export") / "onnx"
+    return export_sam(vit_b_checkpoint, out, ExportOptions(fp16=True, int8=True), images=images, log=print)
+
+
 def case_meta(golden, image: str, case: str) -> dict:
     img = next(i for i in golden["meta"]["images"] if i["name"] == image)
     return next(c for c in img["cases"] if c["name"] == case)

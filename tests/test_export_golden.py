@@ -7,7 +7,6 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from sam_onnx.export import ExportOptions, export_sam
 from sam_onnx.export.decoder_graph import INPUT_NAMES, select_single_mask
 from sam_onnx.preprocess import normalize_and_pad
 from tests.conftest import CASES, IMAGES, unpack_masks
@@ -17,14 +16,6 @@ pytestmark = pytest.mark.slow
 LOGIT_ATOL = 1e-4  # low-res logits and IoU, the kit's tolerance
 EMBEDDING_ATOL = 1e-3
 MASK_LOGIT_MARGIN = 1e-3  # binary masks may differ only where the logit is this close to 0
-
-
-@pytest.fixture(scope="module")
-def vit_b_export(vit_b_checkpoint, golden, tmp_path_factory):
-    """Default export plus fp16/int8 copies, validated and measured on the kit's three images."""
-    images = {name: golden[f"{name}/image"] for name in IMAGES}
-    out = tmp_path_factory.mktemp("vit_b_export") / "onnx"
-    return export_sam(vit_b_checkpoint, out, ExportOptions(fp16=True, int8=True), images=images, log=print)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,244 @@
+"""``sam-onnx``: a thin command line over :class:`~sam_onnx.runtime.SamPredictor` (no torch).
+
+    sam-onnx embed IMAGE|FOLDER... -m MODEL_DIR -o EMB.npy|OUT_DIR
+    sam-onnx predict IMAGE|FOLDER... -m MODEL_DIR --point X,Y[,LABEL]... [--box X0,Y0,X1,Y1] -o OUT_DIR
+
+``MODEL_DIR`` is a ``sam-export`` output directory (or set ``SAM_ONNX_MODEL``). ``predict`` writes
+per image ``NAME_mask.png`` (``NAME_mask0..2.png`` with ``--multimask``), ``NAME_overlay.png`` (the
+best mask and the prompt drawn on the image) and ``NAME.json`` (scores, areas, boxes, timings).
+
+Exit status: 0 done; 1 some images of a batch failed (each reported, the others done);
+2 bad arguments, model, or a single image that could not be processed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from sam_onnx.errors import InvalidInputError, SamOnnxError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+MODEL_ENV = "SAM_ONNX_MODEL"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="sam-onnx", description="Segment Anything on onnxruntime: embed images and predict masks."
+    )
+    commands = p.add_subparsers(dest="command", required=True)
+    embed = commands.add_parser("embed", help="run the image encoder and save embeddings (.npy + .json)")
+    predict = commands.add_parser("predict", help="masks for point and box prompts: PNGs and JSON")
+    for sub in (embed, predict):
+        sub.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="image files or folders")
+        _model_options(sub)
+    embed.add_argument(
+        "-o", "--output", type=Path, required=True, help="EMB.npy for one image, else an output folder"
+    )
+    predict.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    predict.add_argument(
+        "--point",
+        type=_point,
+        action="append",
+        metavar="X,Y[,LABEL]",
+        help="a click in image pixels; LABEL 1 positive (default) or 0 negative; repeat for more",
+    )
+    predict.add_argument("--box", type=_box, metavar="X0,Y0,X1,Y1", help="a box in image pixels")
+    predict.add_argument("--multimask", action="store_true", help="three masks instead of one")
+    predict.add_argument(
+        "--embedding", type=Path, metavar="EMB.npy", help="a saved embedding of the (single) image"
+    )
+    return p
+
+
+def _model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-m", "--model", type=Path, help=f"sam-export output directory (default: ${MODEL_ENV})")
+    p.add_argument(
+        "--precision", choices=("fp32", "fp16", "int8"), default="fp32", help="encoder graph to use"
+    )
+    p.add_argument(
+        "--providers", default="cpu", help="comma-separated, best first: cpu, cuda, tensorrt (default cpu)"
+    )
+    p.add_argument("--strict", action="store_true", help="fail if a requested provider is not in use")
+    p.add_argument("--threads", type=int, default=0, help="intra-op threads (default: one per core)")
+    p.add_argument("--max-pixels", type=int, help="refuse larger images (default: Pillow's limit)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+
+
+def _numbers(text: str, counts: tuple[int, ...], what: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) not in counts:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return values
+
+
+def _point(text: str) -> tuple[float, float, int]:
+    values = _numbers(text, (2, 3), "X,Y or X,Y,LABEL (numbers)")
+    label = values[2] if len(values) == 3 else 1
+    if label not in (0, 1):
+        raise argparse.ArgumentTypeError(f"LABEL must be 1 (positive) or 0 (negative), got {text!r}")
+    return values[0], values[1], int(label)
+
+
+def _box(text: str) -> list[float]:
+    return _numbers(text, (4,), "X0,Y0,X1,Y1 (four numbers)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "predict" and not (args.point or args.box):
+        parser.error("predict needs at least one --point or a --box")
+    log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    try:
+        images = find_images(args.images)
+        if args.command == "predict" and args.embedding and len(images) != 1:
+            raise InvalidInputError("--embedding", "one image to go with it", f"{len(images)} images")
+        predictor = _open_predictor(args)
+        log(f"model {predictor.variant} on {predictor.providers[0]}, {len(images)} image(s)")
+        make_task = _embed_task if args.command == "embed" else _predict_task
+        task = make_task(args, predictor, images)
+    except SamOnnxError as exc:
+        print(f"sam-onnx: error: {exc}", file=sys.stderr)
+        return 2
+    return run_batch(images, task, log)
+
+
+def find_images(paths: Sequence[Path]) -> list[Path]:
+    """Expand folders into their image files (sorted, not recursive); files are kept as given."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        elif path.exists():
+            found.append(path)
+        else:
+            raise InvalidInputError(f"image {str(path)!r}", "an image file or a folder", "nothing there")
+    if not found:
+        raise InvalidInputError(
+            "images", f"files ending in {', '.join(IMAGE_SUFFIXES)}", f"none in {', '.join(map(str, paths))}"
+        )
+    return found
+
+
+def run_batch(images: list[Path], task: Callable[[Path], str], log: Callable[[str], None]) -> int:
+    """Run ``task`` on each image; report each failure and go on. Returns the exit status."""
+    failed = 0
+    for i, path in enumerate(images, 1):
+        start = time.perf_counter()
+        try:
+            summary = task(path)
+        except (SamOnnxError, OSError) as exc:
+            failed += 1
+            print(f"sam-onnx: error: [{i}/{len(images)}] {path}: {exc}", file=sys.stderr)
+            continue
+        log(f"[{i}/{len(images)}] {path.name}: {summary} ({time.perf_counter() - start:.2f} s)")
+    if failed:
+        print(f"sam-onnx: {failed} of {len(images)} image(s) failed", file=sys.stderr)
+        return 2 if len(images) == 1 else 1
+    return 0
+
+
+def _open_predictor(args):
+    from .predictor import SamPredictor
+    from .session import SessionConfig
+
+    model = args.model or (Path(os.environ[MODEL_ENV]) if os.environ.get(MODEL_ENV) else None)
+    if model is None:
+        raise InvalidInputError(
+            "model", f"-m MODEL_DIR (a sam-export output directory) or ${MODEL_ENV}", "neither"
+        )
+    config = SessionConfig(
+        providers=tuple(p.strip() for p in args.providers.split(",") if p.strip()),
+        strict=args.strict,
+        intra_op_threads=args.threads,
+    )
+    kwargs = {} if args.max_pixels is None else {"max_pixels": args.max_pixels}
+    return SamPredictor.from_export(model, precision=args.precision, config=config, **kwargs)
+
+
+def _output_names(images: list[Path]) -> dict[Path, str]:
+    """Output base name per image: the stem, or the file name where two stems collide."""
+    stems = [p.stem for p in images]
+    return {p: p.stem if stems.count(p.stem) == 1 else p.name for p in images}
+
+
+def _embed_task(args, predictor, images: list[Path]) -> Callable[[Path], str]:
+    single_file = len(images) == 1 and args.output.suffix == ".npy"
+    if not single_file:
+        _make_dir(args.output)
+    names = _output_names(images)
+
+    def embed(path: Path) -> str:
+        emb = predictor.embed(path)
+        target = args.output if single_file else args.output / names[path]
+        npy, _ = emb.save(target, image=path.name)
+        return f"{emb.orig_hw[1]}x{emb.orig_hw[0]} (WxH) -> {npy}"
+
+    return embed
+
+
+def _predict_task(args, predictor, images: list[Path]) -> Callable[[Path], str]:
+    from sam_onnx.images import load_image
+
+    from .embedding import ImageEmbedding
+    from .outputs import save_prediction
+
+    _make_dir(args.output)
+    names = _output_names(images)
+    points = np.array([p[:2] for p in args.point], np.float64) if args.point else None
+    labels = np.array([p[2] for p in args.point], np.int64) if args.point else None
+    box = np.array(args.box, np.float64) if args.box else None
+    saved = ImageEmbedding.load(args.embedding) if args.embedding else None
+
+    def predict(path: Path) -> str:
+        t0 = time.perf_counter()
+        image = load_image(path, max_pixels=predictor.max_pixels)
+        if saved is not None and saved.orig_hw != image.shape[:2]:
+            raise InvalidInputError(
+                f"embedding {str(args.embedding)!r}",
+                f"one of the image's size {image.shape[:2]} (H, W)",
+                f"one of size {saved.orig_hw}",
+            )
+        emb = saved if saved is not None else predictor.embed(image)
+        t1 = time.perf_counter()
+        pred = predictor.predict(points, labels, box, multimask_output=args.multimask, embedding=emb)
+        timings = {"embed": round(t1 - t0, 4), "decode": round(time.perf_counter() - t1, 4)}
+        prompt = {"point_coords": points, "point_labels": labels, "box": box}
+        info = {"image": str(path), "model": _model_info(args, predictor), "seconds": timings}
+        summary = save_prediction(args.output, names[path], image, pred, prompt, info)
+        best = summary["masks"][summary["best"]]
+        return f"{len(summary['masks'])} mask(s), best score {best['score']:.3f}, area {best['area']} px"
+
+    return predict
+
+
+def _model_info(args, predictor) -> dict:
+    return {
+        "variant": predictor.variant,
+        "checkpoint_sha256": predictor.checkpoint_sha256,
+        "precision": args.precision,
+        "providers": predictor.providers,
+    }
+
+
+def _make_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidInputError(
+            f"output folder {str(path)!r}", "a folder that can be created", exc.strerror or str(exc)
+        ) from None
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Masks to files: a mask PNG, an overlay PNG and a JSON summary (numpy + Pillow).
+
+Every file is written to a hidden temporary name beside its target and renamed into place, so an
+interrupted run never leaves a half-written PNG or JSON behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+OVERLAY_RGB = (30, 144, 255)  # mask colour
+OVERLAY_ALPHA = 0.5
+POSITIVE_RGB, NEGATIVE_RGB, BOX_RGB = (0, 200, 0), (230, 0, 0), (255, 200, 0)
+
+
+def mask_image(mask: np.ndarray) -> Image.Image:
+    """``H x W`` bool mask -> 8-bit greyscale PIL image, 255 inside and 0 outside."""
+    return Image.fromarray(np.where(mask, 255, 0).astype(np.uint8), mode="L")
+
+
+def overlay_image(
+    image: np.ndarray,
+    mask: np.ndarray,
+    point_coords: np.ndarray | None = None,
+    point_labels: np.ndarray | None = None,
+    box: np.ndarray | None = None,
+) -> Image.Image:
+    """The image with the mask tinted in and the prompt drawn on top.
+
+    Arguments:
+      image: ``H x W x 3`` uint8 RGB. mask: ``H x W`` bool.
+      point_coords: ``N x 2`` (x, y) pixels; point_labels: ``N`` (1 positive: green, else red).
+      box: (x0, y0, x1, y1) pixels.
+    """
+    tinted = image.astype(np.float32)
+    tinted[mask] = (1 - OVERLAY_ALPHA) * tinted[mask] + OVERLAY_ALPHA * np.asarray(OVERLAY_RGB, np.float32)
+    out = Image.fromarray(tinted.round().astype(np.uint8))
+    draw = ImageDraw.Draw(out)
+    size = max(2, round(max(image.shape[:2]) / 120))  # marker radius follows the image size
+    if box is not None:
+        draw.rectangle([float(v) for v in box], outline=BOX_RGB, width=max(1, size // 2))
+    if point_coords is not None:
+        for (x, y), label in zip(np.asarray(point_coords), np.asarray(point_labels), strict=True):
+            colour = POSITIVE_RGB if label == 1 else NEGATIVE_RGB
+            draw.ellipse([x - size, y - size, x + size, y + size], fill=colour, outline=(255, 255, 255))
+    return out
+
+
+def mask_summary(mask: np.ndarray) -> dict:
+    """Area in pixels and bounding box (x, y, w, h; empty mask: all zeros) of an ``H x W`` mask."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return {"area": 0, "bbox_xywh": [0, 0, 0, 0]}
+    x0, y0 = int(cols[0]), int(rows[0])
+    return {"area": int(mask.sum()), "bbox_xywh": [x0, y0, int(cols[-1]) - x0 + 1, int(rows[-1]) - y0 + 1]}
+
+
+def write_png(image: Image.Image, path: Path) -> None:
+    atomic_write(path, lambda f: image.save(f, format="PNG"))
+
+
+def write_json(data: dict, path: Path) -> None:
+    text = (json.dumps(data, indent=1) + "\n").encode()
+    atomic_write(path, lambda f: f.write(text))
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Write ``path`` through a temporary sibling and a rename; nothing is left on failure."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def save_prediction(
+    out_dir: Path, name: str, image: np.ndarray, prediction, prompt: dict, info: dict
+) -> dict:
+    """Write ``NAME_mask.png`` (or ``NAME_mask0..M-1.png``), ``NAME_overlay.png`` and ``NAME.json``.
+
+    Arguments:
+      image: ``H x W x 3`` uint8 RGB; prediction: a :class:`~sam_onnx.runtime.Prediction` with
+        boolean masks; prompt: ``point_coords`` (``N x 2`` x, y), ``point_labels``, ``box`` or
+        ``None`` each; info: extra JSON fields (image, model, timings).
+    Returns the JSON written: per mask its file, score, area and bbox (x, y, w, h), the index of
+    the best-scoring mask (the one in the overlay), and the prompt.
+    """
+    masks, scores = prediction.masks, prediction.iou_predictions
+    files = [f"{name}_mask.png"] if len(masks) == 1 else [f"{name}_mask{i}.png" for i in range(len(masks))]
+    entries = []
+    for mask, score, file in zip(masks, scores, files, strict=True):
+        write_png(mask_image(mask), out_dir / file)
+        entries.append({"file": file, "score": round(float(score), 6), **mask_summary(mask)})
+    best = int(np.argmax(scores))
+    overlay = overlay_image(image, masks[best], prompt["point_coords"], prompt["point_labels"], prompt["box"])
+    write_png(overlay, out_dir / f"{name}_overlay.png")
+    summary = {
+        **info,
+        "size_hw": list(image.shape[:2]),
+        "prompt": {k: None if v is None else np.asarray(v).tolist() for k, v in prompt.items()},
+        "masks": entries,
+        "best": best,
+        "overlay": f"{name}_overlay.png",
+    }
+    write_json(summary, out_dir / f"{name}.json")
+    return summary
