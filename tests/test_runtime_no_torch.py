@@ -1,0 +1,64 @@
+"""The runtime runs without torch: in fresh interpreters, one where torch cannot even be imported."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+from PIL import Image
+
+from tests.conftest import REPO
+
+PREDICT = """
+import sys
+import numpy as np
+from sam_onnx.runtime import SamPredictor
+
+predictor = SamPredictor.from_export(sys.argv[1])
+predictor.set_image(sys.argv[2])
+pred = predictor.predict(point_coords=np.array([[20, 10]]), point_labels=np.array([1]))
+np.save(sys.argv[3], pred.masks)
+assert "torch" not in sys.modules, sorted(m for m in sys.modules if m.startswith("torch"))
+print("torch-free")
+"""
+# Make `import torch` fail outright (a None entry in sys.modules raises ImportError on import).
+BLOCK_TORCH = "import sys; sys.modules['torch'] = None\n"
+
+
+def run_python(code: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *map(str, args)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_predict_imports_no_torch(tiny_export, tmp_path):
+    image = tmp_path / "image.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 60, 3), np.uint8)).save(image)
+    result = run_python(PREDICT, tiny_export.output_dir, image, tmp_path / "masks.npy")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "torch-free"
+    assert np.load(tmp_path / "masks.npy").shape == (3, 40, 60)
+
+
+def test_cli_predict_with_torch_unimportable(tiny_export, tmp_path):
+    image = tmp_path / "image.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (50, 30, 3), np.uint8)).save(image)
+    out = tmp_path / "out"
+    code = BLOCK_TORCH + "from sam_onnx.runtime.cli import main; sys.exit(main(sys.argv[1:]))"
+    result = run_python(code, "predict", image, "-m", tiny_export.output_dir, "--point", "10,20", "-o", out)
+    assert result.returncode == 0, result.stderr
+    assert {p.name for p in out.iterdir()} == {"image_mask.png", "image_overlay.png", "image.json"}
+    assert json.loads((out / "image.json").read_text())["size_hw"] == [50, 30]
+
+
+def test_blocking_torch_is_effective():
+    """The guard itself: with the block in place, importing torch fails (so the test above means it)."""
+    result = run_python(BLOCK_TORCH + "import torch")
+    assert result.returncode != 0 and "ModuleNotFoundError: import of torch halted" in result.stderr
