@@ -80,9 +80,9 @@ def open_session(path: str | os.PathLike[str], config: SessionConfig, *, role: s
         reason = f"{', '.join(not_used)} not in use for the {role} graph; running on {used[0]}"
         if config.strict:
             raise ProviderError(reason + " (check the CUDA/cuDNN/TensorRT libraries onnxruntime-gpu needs)")
-        with _warned_lock:
-            fresh = reason not in _warned
-            _warned.add(reason)
+        with _warned_lock:  # once per missing provider and process, not once per graph
+            fresh = not set(not_used) <= _warned
+            _warned.update(not_used)
         if fresh:
             warnings.warn(reason, RuntimeWarning, stacklevel=3)
     return session

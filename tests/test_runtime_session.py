@@ -8,6 +8,7 @@ import onnx
 import pytest
 
 from sam_onnx.errors import ModelLoadError, ProviderError
+from sam_onnx.runtime import session as session_module
 from sam_onnx.runtime.session import SessionConfig, open_session
 
 
@@ -40,8 +41,9 @@ def test_missing_external_data(tiny_export, tmp_path):
         open_session(path, SessionConfig(), role="encoder")
 
 
-def test_cuda_requested_without_it(tiny_export):
+def test_cuda_requested_without_it(tiny_export, monkeypatch):
     """Strict mode raises naming the provider; default mode warns once and runs on CPU."""
+    monkeypatch.setattr(session_module, "_warned", set())  # as in a fresh process
     path = tiny_export.files["decoder"][0]
     with pytest.raises(ProviderError, match="CUDAExecutionProvider"):
         open_session(path, SessionConfig(providers=("cuda",), strict=True), role="decoder")
@@ -49,6 +51,7 @@ def test_cuda_requested_without_it(tiny_export):
         warnings.simplefilter("always")
         first = open_session(path, SessionConfig(providers=("cuda",)), role="decoder")
         open_session(path, SessionConfig(providers=("cuda",)), role="decoder")
+        open_session(tiny_export.files["encoder"][0], SessionConfig(providers=("cuda",)), role="encoder")
     assert first.get_providers() == ["CPUExecutionProvider"]
     messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
     assert len(messages) == 1 and "running on CPUExecutionProvider" in messages[0]
