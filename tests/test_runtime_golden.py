@@ -60,17 +60,22 @@ def test_predict_reproduces_sam_predictor(golden, predictor, embeddings, image, 
 
 
 def test_predict_boxes_equals_single_box_calls(golden, predictor, embeddings):
-    """Boxes of the golden cases decoded in one batched call equal the golden one-box results."""
+    """Boxes decoded in one batched call equal one-box calls (to float error: batch sizes take
+    other kernel paths) and the golden one-box result."""
     boxes = np.array([case_meta(golden, name, "box")["box"] for name in IMAGES])
     emb = embeddings["landscape"]
-    batched = predictor.predict_boxes(boxes, multimask_output=True, embedding=emb)
+    batched = predictor.predict_boxes(boxes, multimask_output=True, return_logits=True, embedding=emb)
     assert batched.masks.shape == (len(boxes), 3, *emb.orig_hw)
     for i, box in enumerate(boxes):
-        single = predictor.predict(box=box, embedding=emb)
-        np.testing.assert_array_equal(batched.masks[i], single.masks)
-        np.testing.assert_allclose(batched.iou_predictions[i], single.iou_predictions, rtol=0, atol=1e-6)
-    golden_box = predictor.predict_boxes(boxes[:1], multimask_output=False, embedding=emb)
-    np.testing.assert_allclose(golden_box.iou_predictions[0], golden["landscape/box/iou"], atol=TOLERANCE)
+        single = predictor.predict(box=box, return_logits=True, embedding=emb)
+        np.testing.assert_allclose(batched.masks[i], single.masks, rtol=0, atol=1e-4)
+        np.testing.assert_allclose(batched.iou_predictions[i], single.iou_predictions, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(batched.low_res_logits[i], single.low_res_logits, rtol=0, atol=1e-4)
+    first = predictor.predict_boxes(boxes[:1], multimask_output=False, embedding=emb)
+    np.testing.assert_allclose(first.iou_predictions[0], golden["landscape/box/iou"], rtol=0, atol=TOLERANCE)
+    expected = unpack_masks(golden["landscape/box/masks_packed"], emb.orig_hw[1])
+    near_zero = np.abs(golden["landscape/box/mask_logits_f16"].astype(np.float32)) <= MASK_LOGIT_MARGIN
+    assert not ((first.masks[0] != expected) & ~near_zero).any()
 
 
 @pytest.mark.parametrize("precision", ["fp16", "int8"])
