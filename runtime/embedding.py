@@ -109,6 +109,10 @@ class ImageEmbedding:
             variant, sha = str(meta["variant"]), str(meta["checkpoint_sha256"])
             if meta.get("format") != FORMAT or len(orig_hw) != 2:
                 raise ValueError(f"format {meta.get('format')!r}, orig_hw {meta['orig_hw']!r}")
+            if meta.get("version") != FORMAT_VERSION:
+                raise ValueError(
+                    f"format version {meta.get('version')!r}; this sam-onnx reads {FORMAT_VERSION}"
+                )
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise EmbeddingFileError(sidecar, f"not a sam-onnx embedding sidecar ({exc})") from None
         try:

@@ -76,7 +76,8 @@ class SamPredictor:
       io_binding: keep the embedding on the device between graphs; ``None`` turns it on when
         the encoder runs on CUDA.
       max_points: most clicks per prompt (decoder memory grows with the number of points).
-      max_pixels: images larger than this are refused before decoding (``None``: no limit).
+      max_pixels: images larger than this are refused before decoding (``None``: no limit of ours;
+        files stay bound by Pillow's limit, see :mod:`sam_onnx.images`).
 
     Raises :class:`~sam_onnx.errors.ModelLoadError` for a missing or corrupt graph and
     :class:`~sam_onnx.errors.ModelMismatchError` for graphs that do not belong together.
@@ -243,9 +244,8 @@ class SamPredictor:
             )
         labels = np.asarray(point_labels, dtype=np.float64) if point_labels is not None else None
         if labels is None or labels.shape != coords.shape[:2]:
-            raise InvalidInputError(
-                "point_labels", f"shape {coords.shape[:2]}", f"shape {np.shape(point_labels)}"
-            )
+            got = "none" if labels is None else f"shape {labels.shape}"
+            raise InvalidInputError("point_labels", f"shape {coords.shape[:2]} (B x N)", got)
         check_labels(labels)
         pairs = zip(coords, labels, strict=True)
         return [check_points(c, lbl, orig_hw, max_points=self.max_points) for c, lbl in pairs]

@@ -67,7 +67,7 @@ def check_labels(labels: np.ndarray) -> np.ndarray:
         raise InvalidInputError(
             "point_labels",
             f"values in {set(VALID_LABELS)} (1 positive, 0 negative, 2/3 box corners, -1 padding)",
-            f"{labels[bad][0]!r}",
+            f"{labels[bad][0].item()!r}",
         )
     return labels.astype(np.int64)
 

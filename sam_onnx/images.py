@@ -8,7 +8,8 @@ Rules:
 * arrays are RGB unless ``bgr=True`` (OpenCV order), which reverses the channels;
 * files: the EXIF orientation is applied, so the array is the image as a viewer shows it;
 * files over ``max_pixels`` (default :data:`DEFAULT_MAX_PIXELS`) are refused from their header, before
-  any pixel is decoded; ``max_pixels=None`` lifts the limit.
+  any pixel is decoded; ``max_pixels=None`` lifts our limit, but files stay bound by Pillow's own
+  hard limit (:data:`DEFAULT_MAX_PIXELS`), which we do not raise because it is process-wide state.
 
 Every failure is an :class:`~sam_onnx.errors.InvalidImageError` naming the input.
 """
@@ -58,9 +59,10 @@ def read_image_file(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT
                 return _from_pil(img, name, max_pixels)
     except InvalidImageError:
         raise
-    except Image.DecompressionBombError as exc:
+    except Image.DecompressionBombError as exc:  # Pillow refuses while opening, before our check
+        limit = DEFAULT_MAX_PIXELS if max_pixels is None else min(max_pixels, DEFAULT_MAX_PIXELS)
         raise ImageTooLargeError(
-            name, "an image within Pillow's decompression-bomb limit", str(exc)
+            name, f"at most {limit} pixels (max_pixels, and Pillow's limit)", str(exc)
         ) from None
     except UnidentifiedImageError:
         raise InvalidImageError(name, "an image file Pillow can decode", "unrecognised content") from None
