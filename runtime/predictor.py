@@ -34,6 +34,7 @@ from .prompts import (
     MAX_POINTS,
     check_box,
     check_boxes,
+    check_coords_xy,
     check_labels,
     check_mask_input,
     check_points,
@@ -234,6 +235,22 @@ class SamPredictor:
             np.stack([p.low_res_logits for p in picked]),
         )
 
+    def iter_point_masks(self, points_xy: np.ndarray, embedding: ImageEmbedding, *, batch: int = 64):
+        """One positive click per prompt, decoded in batches (the automatic generator's step).
+
+        ``points_xy``: ``B x 2`` (x, y) in the embedded image's pixels. Yields, in order, runs of
+        ``b <= batch`` prompts: ``b x 3 x H x W`` float32 logits of the multimask tokens and ``b x 3``
+        IoU. Each run holds at most :data:`DECODER_BYTES` of logits, so memory stays bounded
+        for large images.
+        """
+        emb = self._check_embedding(embedding)
+        points = np.asarray(points_xy, np.float64).reshape(-1, 1, 2)
+        check_coords_xy("points_xy", points, emb.orig_hw)
+        labels = np.ones(1, np.int64)
+        feeds = [decoder_feeds(emb.orig_hw, p, labels, None, None) for p in points]
+        for masks, iou, _ in self._decode(emb, feeds, batch):
+            yield masks[:, 1:], iou[:, 1:]
+
     def _points_per_box(self, point_coords, point_labels, num_boxes, orig_hw):
         coords = np.asarray(point_coords, dtype=np.float64) if point_coords is not None else None
         if coords is None or coords.ndim != 3 or coords.shape[0] != num_boxes:
@@ -280,11 +297,13 @@ class SamPredictor:
         except Exception as exc:  # onnxruntime's own exception types
             raise _inference_error(self.encoder, {name: feed}, exc) from None
 
-    def _decode(self, emb: ImageEmbedding, feeds: list[dict[str, np.ndarray]]):
+    def _decode(
+        self, emb: ImageEmbedding, feeds: list[dict[str, np.ndarray]], max_batch: int = MAX_DECODER_BATCH
+    ):
         """Yield all 4 mask tokens for runs of prompts: ``b x 4 x H x W`` logits, ``b x 4`` IoU,
         ``b x 4 x 256 x 256`` low-res logits. Runs hold at most :data:`DECODER_BYTES` of logits."""
         h, w = emb.orig_hw
-        step = max(1, min(MAX_DECODER_BATCH, DECODER_BYTES // (4 * 4 * h * w))) if self.batched else 1
+        step = max(1, min(max_batch, DECODER_BYTES // (4 * 4 * h * w))) if self.batched else 1
         for start in range(0, len(feeds), step):
             chunk = feeds[start : start + step]
             if len({f["point_coords"].shape[1] for f in chunk}) == 1:

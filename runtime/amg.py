@@ -1,0 +1,269 @@
+"""Automatic mask generation ("segment everything") without torch, as the official generator.
+
+For each crop (the whole image, then ``crop_n_layers`` layers of overlapping crops): embed the
+crop once, decode a grid of single-click prompts in batches through the batched decoder (three
+multimask outputs each), and per batch keep masks whose predicted IoU and stability score pass,
+that are not cut by the crop's edge; encode them as RLE at once, so no more than one decoder run
+of full-size masks is ever held. Then box NMS within the crop, NMS across crops (smaller crops
+win), and optionally hole/island removal. Annotations have the official fields and order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+from sam_onnx.errors import InvalidInputError
+from sam_onnx.images import ImageSource, load_image
+
+from .crops import crop_boxes, layer_point_grids
+from .masks import (
+    is_box_near_crop_edge,
+    masks_to_boxes,
+    nms,
+    remove_small_regions,
+    stability_score,
+    uncrop_boxes,
+    uncrop_masks,
+    uncrop_points,
+)
+from .predictor import MASK_THRESHOLD, SamPredictor
+from .rle import coco_encode, masks_to_rle, rle_area, rle_to_mask
+
+OUTPUT_MODES = ("binary_mask", "uncompressed_rle", "coco_rle")
+
+
+@dataclass(frozen=True)
+class AmgOptions:
+    """The official ``SamAutomaticMaskGenerator`` parameters, with its defaults.
+
+    Attributes:
+      points_per_side: grid of n x n clicks on the whole image (``None`` with ``point_grids``).
+      points_per_batch: clicks decoded per onnxruntime run (fewer for very large crops, so that
+        one run's full-size logits stay within the predictor's memory bound).
+      pred_iou_thresh, stability_score_thresh: keep masks above these (0 keeps all).
+      stability_score_offset: logit offset of the stability score.
+      box_nms_thresh: box IoU above which the lower-scored mask of a crop is dropped.
+      crop_n_layers: extra layers of crops; layer i has 2^i x 2^i crops.
+      crop_nms_thresh: box IoU for suppression across crops.
+      crop_overlap_ratio: crop overlap, as a fraction of the short image side (layer 1).
+      crop_n_points_downscale_factor: layer i has ``points_per_side / factor**i`` points per side.
+      point_grids: explicit per-layer grids of (x, y) in [0, 1], instead of points_per_side.
+      min_mask_region_area: fill holes and drop islands under this many pixels (0: off).
+      output_mode: ``binary_mask`` (H x W bool), ``uncompressed_rle`` or ``coco_rle``.
+    """
+
+    points_per_side: int | None = 32
+    points_per_batch: int = 64
+    pred_iou_thresh: float = 0.88
+    stability_score_thresh: float = 0.95
+    stability_score_offset: float = 1.0
+    box_nms_thresh: float = 0.7
+    crop_n_layers: int = 0
+    crop_nms_thresh: float = 0.7
+    crop_overlap_ratio: float = 512 / 1500
+    crop_n_points_downscale_factor: int = 1
+    point_grids: tuple[np.ndarray, ...] | None = field(default=None, compare=False)
+    min_mask_region_area: int = 0
+    output_mode: str = "binary_mask"
+
+    def __post_init__(self) -> None:
+        if (self.points_per_side is None) == (self.point_grids is None):
+            raise InvalidInputError(
+                "points_per_side / point_grids",
+                "exactly one of the two",
+                "both" if self.point_grids else "neither",
+            )
+        for name in ("points_per_side", "points_per_batch", "crop_n_points_downscale_factor"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise InvalidInputError(name, "an integer >= 1", repr(value))
+        for name in ("crop_n_layers", "min_mask_region_area"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise InvalidInputError(name, "an integer >= 0", repr(getattr(self, name)))
+        for name in ("pred_iou_thresh", "stability_score_thresh", "box_nms_thresh", "crop_nms_thresh"):
+            if not 0.0 <= float(getattr(self, name)) <= 1.0:
+                raise InvalidInputError(name, "a number from 0 to 1", repr(getattr(self, name)))
+        if not 0.0 <= self.crop_overlap_ratio < 1.0:
+            raise InvalidInputError("crop_overlap_ratio", "a number in [0, 1)", repr(self.crop_overlap_ratio))
+        if self.output_mode not in OUTPUT_MODES:
+            raise InvalidInputError("output_mode", f"one of {OUTPUT_MODES}", repr(self.output_mode))
+        if self.point_grids is not None:
+            self._check_grids()
+
+    def _check_grids(self) -> None:
+        if len(self.point_grids) != self.crop_n_layers + 1:
+            raise InvalidInputError(
+                "point_grids",
+                f"one grid per crop layer ({self.crop_n_layers + 1})",
+                f"{len(self.point_grids)}",
+            )
+        for grid in self.point_grids:
+            grid = np.asarray(grid, np.float64)
+            if (
+                grid.ndim != 2
+                or grid.shape[1] != 2
+                or not np.isfinite(grid).all()
+                or (grid < 0).any()
+                or (grid > 1).any()
+            ):
+                raise InvalidInputError("point_grids", "N x 2 (x, y) arrays in [0, 1]", f"shape {grid.shape}")
+
+    def grids(self) -> list[np.ndarray]:
+        if self.point_grids is not None:
+            return [np.asarray(g, np.float64) for g in self.point_grids]
+        return layer_point_grids(
+            self.points_per_side, self.crop_n_layers, self.crop_n_points_downscale_factor
+        )
+
+
+@dataclass
+class _Masks:
+    """Masks kept so far, one row each: RLE at full image size, box (inclusive xyxy, image
+    frame once uncropped), IoU, stability, click (x, y) and crop box."""
+
+    rles: list[dict] = field(default_factory=list)
+    boxes: list[np.ndarray] = field(default_factory=list)
+    iou: list[np.ndarray] = field(default_factory=list)
+    stability: list[np.ndarray] = field(default_factory=list)
+    points: list[np.ndarray] = field(default_factory=list)
+    crop_boxes: list[np.ndarray] = field(default_factory=list)
+
+    def add(self, other: _Masks) -> None:
+        for f in fields(self):
+            getattr(self, f.name).extend(getattr(other, f.name))
+
+    def keep(self, index: np.ndarray) -> None:
+        for f in fields(self):
+            values = getattr(self, f.name)
+            setattr(self, f.name, [values[i] for i in index])
+
+    def __len__(self) -> int:
+        return len(self.rles)
+
+
+class AutomaticMaskGenerator:
+    """The official ``SamAutomaticMaskGenerator`` on a :class:`SamPredictor` (batched decoder).
+
+    ``generate(image)`` returns annotations as the official one: ``segmentation`` (per
+    ``output_mode``), ``area``, ``bbox`` (x, y, w, h with w = x1 - x0 of the inclusive box, as
+    officially), ``predicted_iou``, ``point_coords`` ([[x, y]]), ``stability_score``,
+    ``crop_box`` (x, y, w, h). Options: :class:`AmgOptions` or the same names as keywords.
+    """
+
+    def __init__(self, predictor: SamPredictor, options: AmgOptions | None = None, **kwargs) -> None:
+        if options is not None and kwargs:
+            raise InvalidInputError("options", "an AmgOptions or keywords", "both")
+        self.predictor = predictor
+        self.options = options or AmgOptions(**kwargs)
+        self.grids = self.options.grids()
+
+    def generate(self, image: ImageSource, *, bgr: bool = False) -> list[dict]:
+        """Masks for everything in ``image`` (``H x W x 3`` uint8 RGB, or any source
+        :func:`~sam_onnx.images.load_image` reads)."""
+        rgb = load_image(image, bgr=bgr, max_pixels=self.predictor.max_pixels)
+        data = self.generate_masks(rgb)
+        return self.annotations(data, rgb.shape[:2])
+
+    def generate_masks(self, rgb: np.ndarray) -> _Masks:
+        opts = self.options
+        orig_hw = rgb.shape[:2]
+        boxes, layers = crop_boxes(orig_hw, opts.crop_n_layers, opts.crop_overlap_ratio)
+        data = _Masks()
+        for box, layer in zip(boxes, layers, strict=True):
+            data.add(self._process_crop(rgb, box, layer))
+        if len(boxes) > 1 and len(data):
+            crops = np.asarray(data.crop_boxes, np.float64)
+            scores = 1 / ((crops[:, 2] - crops[:, 0]) * (crops[:, 3] - crops[:, 1]))
+            data.keep(nms(np.asarray(data.boxes), scores, opts.crop_nms_thresh))
+        if opts.min_mask_region_area > 0 and len(data):
+            self._remove_small_regions(data, max(opts.box_nms_thresh, opts.crop_nms_thresh))
+        return data
+
+    def _process_crop(self, rgb: np.ndarray, crop_box: list[int], layer: int) -> _Masks:
+        x0, y0, x1, y1 = crop_box
+        crop = np.ascontiguousarray(rgb[y0:y1, x0:x1])
+        emb = self.predictor.embed(crop)
+        h, w = crop.shape[:2]
+        points = self.grids[layer] * np.array([w, h], np.float64)
+        data = _Masks()
+        done = 0
+        for logits, iou in self.predictor.iter_point_masks(points, emb, batch=self.options.points_per_batch):
+            batch_points = points[done : done + len(iou)]
+            done += len(iou)
+            data.add(self._process_batch(logits, iou, batch_points, crop_box, rgb.shape[:2]))
+        if not len(data):
+            return data
+        data.keep(nms(np.asarray(data.boxes), np.asarray(data.iou), self.options.box_nms_thresh))
+        data.boxes = list(uncrop_boxes(np.asarray(data.boxes), crop_box))
+        data.points = list(uncrop_points(np.asarray(data.points), crop_box))
+        return data
+
+    def _process_batch(self, logits, iou, points, crop_box, orig_hw) -> _Masks:
+        """``b x 3 x h x w`` logits and ``b x 3`` IoU of b clicks -> the masks that pass."""
+        opts = self.options
+        logits = logits.reshape(-1, *logits.shape[2:])
+        iou = iou.reshape(-1)
+        points = np.repeat(points, 3, axis=0)
+        keep = np.ones(len(iou), bool) if opts.pred_iou_thresh <= 0 else iou > opts.pred_iou_thresh
+        stability = np.zeros(len(iou), np.float32)
+        stability[keep] = stability_score(logits[keep], MASK_THRESHOLD, opts.stability_score_offset)
+        if opts.stability_score_thresh > 0:
+            keep &= stability >= opts.stability_score_thresh
+        masks = logits[keep] > MASK_THRESHOLD
+        boxes = masks_to_boxes(masks)
+        h, w = orig_hw
+        inside = ~is_box_near_crop_edge(boxes, crop_box, [0, 0, w, h])
+        masks, boxes = masks[inside], boxes[inside]
+        index = np.flatnonzero(keep)[inside]
+        return _Masks(
+            rles=masks_to_rle(uncrop_masks(masks, crop_box, orig_hw)),
+            boxes=list(boxes),
+            iou=list(iou[index]),
+            stability=list(stability[index]),
+            points=list(points[index]),
+            crop_boxes=[np.asarray(crop_box)] * len(index),
+        )
+
+    def _remove_small_regions(self, data: _Masks, nms_thresh: float) -> None:
+        """Fill holes and drop islands under ``min_mask_region_area``; then a box NMS that
+        prefers masks this left unchanged (official ``postprocess_small_regions``)."""
+        min_area = self.options.min_mask_region_area
+        new_rles, boxes, unchanged = [], [], []
+        for rle in data.rles:  # one full-size mask at a time
+            mask, holes = remove_small_regions(rle_to_mask(rle), min_area, "holes")
+            mask, islands = remove_small_regions(mask, min_area, "islands")
+            unchanged.append(not (holes or islands))
+            new_rles.append(rle if unchanged[-1] else masks_to_rle(mask[None])[0])
+            boxes.append(masks_to_boxes(mask[None])[0])
+        keep = nms(np.asarray(boxes), np.asarray(unchanged, np.float64), nms_thresh)
+        for i in keep:
+            if not unchanged[i]:
+                data.rles[i], data.boxes[i] = new_rles[i], boxes[i]
+        data.keep(keep)
+
+    def annotations(self, data: _Masks, orig_hw: tuple[int, int]) -> list[dict]:
+        mode = self.options.output_mode
+        anns = []
+        for i, rle in enumerate(data.rles):
+            if mode == "coco_rle":
+                segmentation = coco_encode(rle)
+            elif mode == "binary_mask":
+                segmentation = rle_to_mask(rle)
+            else:
+                segmentation = rle
+            x0, y0, x1, y1 = (int(v) for v in data.boxes[i])
+            cx0, cy0, cx1, cy1 = (int(v) for v in data.crop_boxes[i])
+            anns.append(
+                {
+                    "segmentation": segmentation,
+                    "area": rle_area(rle),
+                    "bbox": [x0, y0, x1 - x0, y1 - y0],
+                    "predicted_iou": float(data.iou[i]),
+                    "point_coords": [[float(v) for v in data.points[i]]],
+                    "stability_score": float(data.stability[i]),
+                    "crop_box": [cx0, cy0, cx1 - cx0, cy1 - cy0],
+                }
+            )
+        return anns
