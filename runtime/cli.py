@@ -2,10 +2,14 @@
 
     sam-onnx embed IMAGE|FOLDER... -m MODEL_DIR -o EMB.npy|OUT_DIR
     sam-onnx predict IMAGE|FOLDER... -m MODEL_DIR --point X,Y[,LABEL]... [--box X0,Y0,X1,Y1] -o OUT_DIR
+    sam-onnx amg IMAGE|FOLDER... -m MODEL_DIR -o OUT_DIR [--format json|png] [generator options]
 
 ``MODEL_DIR`` is a ``sam-export`` output directory (or set ``SAM_ONNX_MODEL``). ``predict`` writes
 per image ``NAME_mask.png`` (``NAME_mask0..2.png`` with ``--multimask``), ``NAME_overlay.png`` (the
 best mask and the prompt drawn on the image) and ``NAME.json`` (scores, areas, boxes, timings).
+``amg`` writes per image ``NAME.json`` (SA-1B style: image info and annotations with COCO RLE) or
+``NAME/0.png ... + metadata.csv`` (the official ``amg.py`` layout), and ``NAME_overlay.png``;
+images whose outputs exist are skipped unless ``--overwrite``.
 
 Exit status: 0 done; 1 some images of a batch failed (each reported, the others done);
 2 bad arguments, model, or a single image that could not be processed.
@@ -54,7 +58,36 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--embedding", type=Path, metavar="EMB.npy", help="a saved embedding of the (single) image"
     )
+    amg = commands.add_parser("amg", help="segment everything: SA-1B JSON or mask PNGs, and an overlay")
+    amg.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="image files or folders")
+    _model_options(amg)
+    amg.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    amg.add_argument(
+        "--format",
+        choices=("json", "png"),
+        default="json",
+        help="json: NAME.json, SA-1B style with COCO RLE (default); png: NAME/0.png... + metadata.csv",
+    )
+    amg.add_argument("--overwrite", action="store_true", help="redo images whose outputs exist")
+    for name, kind, text in AMG_FLAGS:
+        amg.add_argument(f"--{name.replace('_', '-')}", type=kind, help=text)
     return p
+
+
+# Generator options on the command line; None (not given) keeps AmgOptions' default.
+AMG_FLAGS = (
+    ("points_per_side", int, "grid of n x n clicks (default 32)"),
+    ("points_per_batch", int, "clicks per decoder run (default 64)"),
+    ("pred_iou_thresh", float, "keep masks with predicted IoU above (default 0.88)"),
+    ("stability_score_thresh", float, "keep masks with stability at least (default 0.95)"),
+    ("stability_score_offset", float, "logit offset of the stability score (default 1.0)"),
+    ("box_nms_thresh", float, "box IoU for NMS within a crop (default 0.7)"),
+    ("crop_n_layers", int, "layers of crops (default 0)"),
+    ("crop_nms_thresh", float, "box IoU for NMS across crops (default 0.7)"),
+    ("crop_overlap_ratio", float, "crop overlap (default 512/1500)"),
+    ("crop_n_points_downscale_factor", int, "points per side shrink per layer (default 1)"),
+    ("min_mask_region_area", int, "fill holes / drop islands under this area (default 0: off)"),
+)
 
 
 def _model_options(p: argparse.ArgumentParser) -> None:
@@ -105,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise InvalidInputError("--embedding", "one image to go with it", f"{len(images)} images")
         predictor = _open_predictor(args)
         log(f"model {predictor.variant} on {predictor.providers[0]}, {len(images)} image(s)")
-        make_task = _embed_task if args.command == "embed" else _predict_task
+        make_task = {"embed": _embed_task, "predict": _predict_task, "amg": _amg_task}[args.command]
         task = make_task(args, predictor, images)
     except SamOnnxError as exc:
         print(f"sam-onnx: error: {exc}", file=sys.stderr)
@@ -220,6 +253,56 @@ def _predict_task(args, predictor, images: list[Path]) -> Callable[[Path], str]:
         return f"{len(summary['masks'])} mask(s), best score {best['score']:.3f}, area {best['area']} px"
 
     return predict
+
+
+def _amg_task(args, predictor, images: list[Path]) -> Callable[[Path], str]:
+    from sam_onnx.images import load_image
+
+    from .amg import AmgOptions, AutomaticMaskGenerator
+    from .outputs import amg_overlay_image, save_amg_folder, save_amg_json, write_png
+
+    _make_dir(args.output)
+    names = _output_names(images)
+    given = {name: getattr(args, name) for name, _, _ in AMG_FLAGS if getattr(args, name) is not None}
+    generator = AutomaticMaskGenerator(predictor, AmgOptions(**given, output_mode="uncompressed_rle"))
+    image_ids = {path: i for i, path in enumerate(images)}
+
+    def amg(path: Path) -> str:
+        name = names[path]
+        result = args.output / (f"{name}.json" if args.format == "json" else name)
+        overlay = args.output / f"{name}_overlay.png"
+        finished = (result / "metadata.csv" if args.format == "png" else result).is_file()
+        if finished and overlay.is_file() and not args.overwrite:
+            return "done before, skipped"
+        image = load_image(path, max_pixels=predictor.max_pixels)
+        anns = generator.generate(image)
+        if args.format == "json":
+            info = {"image_id": image_ids[path], "width": image.shape[1], "height": image.shape[0]}
+            save_amg_json(result, anns, {**info, "file_name": path.name})
+        else:
+            _remove_previous_folder(result)
+            save_amg_folder(result, anns)
+        write_png(amg_overlay_image(image, [a["segmentation"] for a in anns]), overlay)
+        return f"{len(anns)} masks -> {result}"
+
+    return amg
+
+
+def _remove_previous_folder(folder: Path) -> None:
+    """Clear an earlier ``amg --format png`` result (only its own N.png and metadata.csv)."""
+    if not folder.exists():
+        return
+    ours = {"metadata.csv"} | {f"{i}.png" for i in range(len(list(folder.iterdir())))}
+    foreign = [p.name for p in folder.iterdir() if p.name not in ours]
+    if foreign:
+        raise InvalidInputError(
+            f"output folder {str(folder)!r}",
+            "an earlier amg result (N.png and metadata.csv)",
+            f"also {foreign[:3]}",
+        )
+    for file in folder.iterdir():
+        file.unlink()
+    folder.rmdir()
 
 
 def _model_info(args, predictor) -> dict:

@@ -15,6 +15,8 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageDraw
 
+from .rle import coco_encode, rle_area, rle_to_mask
+
 OVERLAY_RGB = (30, 144, 255)  # mask colour
 OVERLAY_ALPHA = 0.5
 POSITIVE_RGB, NEGATIVE_RGB, BOX_RGB = (0, 200, 0), (230, 0, 0), (255, 200, 0)
@@ -116,3 +118,55 @@ def save_prediction(
     }
     write_json(summary, out_dir / f"{name}.json")
     return summary
+
+
+def amg_overlay_image(image: np.ndarray, rles: list[dict], seed: int = 0) -> Image.Image:
+    """The image with each mask (uncompressed RLE) tinted in its own colour, largest first so
+    that small masks stay visible on top. Decodes one mask at a time."""
+    out = image.astype(np.float32)
+    colours = np.random.default_rng(seed).integers(40, 256, (len(rles), 3)).astype(np.float32)
+    for i in np.argsort([-rle_area(r) for r in rles], kind="stable"):
+        mask = rle_to_mask(rles[i])
+        out[mask] = (1 - OVERLAY_ALPHA) * out[mask] + OVERLAY_ALPHA * colours[i]
+    return Image.fromarray(out.round().astype(np.uint8))
+
+
+AMG_CSV_HEADER = (
+    "id,area,bbox_x0,bbox_y0,bbox_w,bbox_h,point_input_x,point_input_y,predicted_iou,stability_score,"
+    "crop_box_x0,crop_box_y0,crop_box_w,crop_box_h"
+)
+
+
+def save_amg_json(path: Path, annotations: list[dict], image_info: dict) -> None:
+    """SA-1B style: ``{"image": image_info, "annotations": [...]}``, each annotation with an
+    ``id`` and its segmentation (uncompressed RLE in ``annotations``) as COCO RLE."""
+    anns = [
+        {"id": i, **ann, "segmentation": coco_encode(ann["segmentation"])}
+        for i, ann in enumerate(annotations)
+    ]
+    write_json({"image": image_info, "annotations": anns}, path)
+
+
+def save_amg_folder(folder: Path, annotations: list[dict]) -> None:
+    """The official ``amg.py`` layout: ``0.png``, ``1.png`` ... (0/255) and ``metadata.csv``,
+    from annotations with uncompressed-RLE segmentations.
+
+    Written into a hidden sibling folder and renamed into place, so a folder holding
+    ``metadata.csv`` is always complete. ``folder`` must not exist.
+    """
+    tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+    tmp.mkdir(parents=True)
+    try:
+        rows = [AMG_CSV_HEADER]
+        for i, ann in enumerate(annotations):
+            mask_image(rle_to_mask(ann["segmentation"])).save(tmp / f"{i}.png")
+            values = [i, ann["area"], *ann["bbox"], *ann["point_coords"][0], ann["predicted_iou"]]
+            values += [ann["stability_score"], *ann["crop_box"]]
+            rows.append(",".join(str(v) for v in values))
+        (tmp / "metadata.csv").write_text("\n".join(rows) + "\n")
+        os.replace(tmp, folder)
+    except BaseException:
+        for file in tmp.iterdir():
+            file.unlink()
+        tmp.rmdir()
+        raise
