@@ -61,7 +61,8 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarr
             continue
         keep.append(i)
         rest = order[rank + 1 :]
-        suppressed[rank + 1 :] |= box_iou(boxes[i], boxes[rest]) > iou_threshold
+        # float32 IoU against the threshold in float64, as torchvision's kernel compares them
+        suppressed[rank + 1 :] |= box_iou(boxes[i], boxes[rest]).astype(np.float64) > iou_threshold
     return np.asarray(keep, np.int64)
 
 

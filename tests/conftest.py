@@ -101,6 +101,19 @@ def tiny_export(tiny_checkpoint, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_model_dir(tiny_export) -> str:
+    return str(tiny_export.output_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_predictor(tiny_model_dir):
+    """A runtime predictor on the tiny export (CPU)."""
+    from sam_onnx.runtime import SamPredictor
+
+    return SamPredictor.from_export(tiny_model_dir)
+
+
+@pytest.fixture(scope="session")
 def vit_b_export(vit_b_checkpoint, golden, tmp_path_factory):
     """The kit checkpoint exported with fp16/int8 copies, validated on the kit's three images
     (shared by the export and runtime golden tests)."""

@@ -8,18 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sam_onnx.runtime import ImageEmbedding, SamPredictor
+from sam_onnx.runtime import ImageEmbedding
 from sam_onnx.runtime.cli import main
-
-
-@pytest.fixture(scope="module")
-def model_dir(tiny_export):
-    return str(tiny_export.output_dir)
-
-
-@pytest.fixture(scope="module")
-def predictor(model_dir):
-    return SamPredictor.from_export(model_dir)
 
 
 @pytest.fixture
@@ -37,7 +27,7 @@ def images(tmp_path):
     return folder, arrays
 
 
-def test_predict_writes_mask_overlay_and_json(model_dir, predictor, images, tmp_path, capsys):
+def test_predict_writes_mask_overlay_and_json(tiny_model_dir, tiny_predictor, images, tmp_path, capsys):
     folder, arrays = images
     out = tmp_path / "out"
     status = main(
@@ -45,7 +35,7 @@ def test_predict_writes_mask_overlay_and_json(model_dir, predictor, images, tmp_
             "predict",
             str(folder / "wide.png"),
             "-m",
-            model_dir,
+            tiny_model_dir,
             "--point",
             "40,30",
             "--point",
@@ -57,12 +47,12 @@ def test_predict_writes_mask_overlay_and_json(model_dir, predictor, images, tmp_
         ]
     )
     assert status == 0, capsys.readouterr().err
-    expected = predictor.predict(
+    expected = tiny_predictor.predict(
         np.array([[40, 30], [10, 5]]),
         np.array([1, 0]),
         np.array([5, 5, 80, 55]),
         multimask_output=False,
-        embedding=predictor.embed(arrays["wide"]),
+        embedding=tiny_predictor.embed(arrays["wide"]),
     )
     mask = np.asarray(Image.open(out / "wide_mask.png"))
     np.testing.assert_array_equal(mask > 0, expected.masks[0])
@@ -89,7 +79,7 @@ def test_predict_writes_mask_overlay_and_json(model_dir, predictor, images, tmp_
     assert expected.masks[0][away].any() and (~expected.masks[0][away]).any()
 
 
-def test_multimask_writes_three_masks(model_dir, images, tmp_path):
+def test_multimask_writes_three_masks(tiny_model_dir, images, tmp_path):
     folder, _ = images
     out = tmp_path / "out"
     assert (
@@ -98,7 +88,7 @@ def test_multimask_writes_three_masks(model_dir, images, tmp_path):
                 "predict",
                 str(folder / "tall.png"),
                 "-m",
-                model_dir,
+                tiny_model_dir,
                 "--point",
                 "20,40",
                 "--multimask",
@@ -114,11 +104,11 @@ def test_multimask_writes_three_masks(model_dir, images, tmp_path):
     assert summary["best"] == int(np.argmax([m["score"] for m in summary["masks"]]))
 
 
-def test_folder_goes_on_after_a_bad_image(model_dir, images, tmp_path, capsys):
+def test_folder_goes_on_after_a_bad_image(tiny_model_dir, images, tmp_path, capsys):
     folder, _ = images
     (folder / "broken.png").write_bytes(b"not an image")
     out = tmp_path / "out"
-    status = main(["predict", str(folder), "-m", model_dir, "--point", "20,20", "-o", str(out)])
+    status = main(["predict", str(folder), "-m", tiny_model_dir, "--point", "20,20", "-o", str(out)])
     err = capsys.readouterr().err
     assert status == 1
     assert "[1/3] broken.png" in err or "broken.png" in err.split("error:")[1]
@@ -128,31 +118,41 @@ def test_folder_goes_on_after_a_bad_image(model_dir, images, tmp_path, capsys):
     assert not list(out.glob("broken*")) and not list(out.glob(".*.tmp"))
 
 
-def test_embed_then_predict_from_the_saved_embedding(model_dir, predictor, images, tmp_path):
+def test_embed_then_predict_from_the_saved_embedding(tiny_model_dir, tiny_predictor, images, tmp_path):
     folder, arrays = images
     emb_path = tmp_path / "wide.npy"
-    assert main(["embed", str(folder / "wide.png"), "-m", model_dir, "-o", str(emb_path), "-q"]) == 0
+    assert main(["embed", str(folder / "wide.png"), "-m", tiny_model_dir, "-o", str(emb_path), "-q"]) == 0
     loaded = ImageEmbedding.load(emb_path)
-    np.testing.assert_array_equal(loaded.embedding, predictor.embed(arrays["wide"]).embedding)
+    np.testing.assert_array_equal(loaded.embedding, tiny_predictor.embed(arrays["wide"]).embedding)
     assert json.loads(emb_path.with_suffix(".json").read_text())["image"] == "wide.png"
     out = tmp_path / "out"
-    args = ["predict", str(folder / "wide.png"), "-m", model_dir, "--point", "40,30", "-o", str(out), "-q"]
+    args = [
+        "predict",
+        str(folder / "wide.png"),
+        "-m",
+        tiny_model_dir,
+        "--point",
+        "40,30",
+        "-o",
+        str(out),
+        "-q",
+    ]
     assert main([*args, "--embedding", str(emb_path)]) == 0
     with_saved = np.asarray(Image.open(out / "wide_mask.png"))
     assert main(args) == 0
     np.testing.assert_array_equal(np.asarray(Image.open(out / "wide_mask.png")), with_saved)
 
 
-def test_embedding_of_another_image_is_refused(model_dir, images, tmp_path, capsys):
+def test_embedding_of_another_image_is_refused(tiny_model_dir, images, tmp_path, capsys):
     folder, _ = images
     emb_path = tmp_path / "tall.npy"
-    assert main(["embed", str(folder / "tall.png"), "-m", model_dir, "-o", str(emb_path), "-q"]) == 0
+    assert main(["embed", str(folder / "tall.png"), "-m", tiny_model_dir, "-o", str(emb_path), "-q"]) == 0
     status = main(
         [
             "predict",
             str(folder / "wide.png"),
             "-m",
-            model_dir,
+            tiny_model_dir,
             "--point",
             "1,1",
             "--embedding",
@@ -165,10 +165,10 @@ def test_embedding_of_another_image_is_refused(model_dir, images, tmp_path, caps
     assert "(80, 50)" in capsys.readouterr().err
 
 
-def test_embed_folder(model_dir, images, tmp_path):
+def test_embed_folder(tiny_model_dir, images, tmp_path):
     folder, _ = images
     out = tmp_path / "embeddings"
-    assert main(["embed", str(folder), "-m", model_dir, "-o", str(out), "-q"]) == 0
+    assert main(["embed", str(folder), "-m", tiny_model_dir, "-o", str(out), "-q"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["tall.json", "tall.npy", "wide.json", "wide.npy"]
     assert ImageEmbedding.load(out / "tall").orig_hw == (80, 50)
 
@@ -182,10 +182,10 @@ def test_embed_folder(model_dir, images, tmp_path):
         ([], "at least one --point or a --box"),
     ],
 )
-def test_bad_prompt_arguments(model_dir, images, tmp_path, capsys, args, message):
+def test_bad_prompt_arguments(tiny_model_dir, images, tmp_path, capsys, args, message):
     folder, _ = images
     with pytest.raises(SystemExit) as info:
-        main(["predict", str(folder / "wide.png"), "-m", model_dir, "-o", str(tmp_path / "o"), *args])
+        main(["predict", str(folder / "wide.png"), "-m", tiny_model_dir, "-o", str(tmp_path / "o"), *args])
     assert info.value.code == 2
     assert message in capsys.readouterr().err
 
@@ -197,27 +197,29 @@ def test_bad_prompt_arguments(model_dir, images, tmp_path, capsys, args, message
         (["--point", "nan,3"], "finite"),
     ],
 )
-def test_bad_prompt_values_exit_2(model_dir, images, tmp_path, capsys, args, message):
+def test_bad_prompt_values_exit_2(tiny_model_dir, images, tmp_path, capsys, args, message):
     folder, _ = images
-    status = main(["predict", str(folder / "wide.png"), "-m", model_dir, "-o", str(tmp_path / "o"), *args])
+    status = main(
+        ["predict", str(folder / "wide.png"), "-m", tiny_model_dir, "-o", str(tmp_path / "o"), *args]
+    )
     assert status == 2
     assert message in capsys.readouterr().err
 
 
-def test_model_from_environment_or_missing(images, model_dir, tmp_path, monkeypatch, capsys):
+def test_model_from_environment_or_missing(images, tiny_model_dir, tmp_path, monkeypatch, capsys):
     folder, _ = images
     args = ["embed", str(folder / "wide.png"), "-o", str(tmp_path / "e.npy"), "-q"]
     monkeypatch.delenv("SAM_ONNX_MODEL", raising=False)
     assert main(args) == 2
     assert "-m MODEL_DIR" in capsys.readouterr().err
-    monkeypatch.setenv("SAM_ONNX_MODEL", model_dir)
+    monkeypatch.setenv("SAM_ONNX_MODEL", tiny_model_dir)
     assert main(args) == 0
 
 
 @pytest.mark.parametrize("target", ["missing.png", "empty_dir"])
-def test_no_images(model_dir, tmp_path, capsys, target):
+def test_no_images(tiny_model_dir, tmp_path, capsys, target):
     (tmp_path / "empty_dir").mkdir()
-    status = main(["embed", str(tmp_path / target), "-m", model_dir, "-o", str(tmp_path / "o")])
+    status = main(["embed", str(tmp_path / target), "-m", tiny_model_dir, "-o", str(tmp_path / "o")])
     assert status == 2
     assert target in capsys.readouterr().err
 
