@@ -10,6 +10,7 @@ win), and optionally hole/island removal. Annotations have the official fields a
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -158,16 +159,23 @@ class AutomaticMaskGenerator:
         self.predictor = predictor
         self.options = options or AmgOptions(**kwargs)
         self.grids = self.options.grids()
+        # seconds spent in the last generate(): encoder, decoder, postprocess; and prompts decoded
+        self.timings: dict[str, float] = {}
 
     def generate(self, image: ImageSource, *, bgr: bool = False) -> list[dict]:
         """Masks for everything in ``image`` (``H x W x 3`` uint8 RGB, or any source
         :func:`~sam_onnx.images.load_image` reads)."""
         rgb = load_image(image, bgr=bgr, max_pixels=self.predictor.max_pixels)
+        start = time.perf_counter()
         data = self.generate_masks(rgb)
-        return self.annotations(data, rgb.shape[:2])
+        anns = self.annotations(data, rgb.shape[:2])
+        clock = self.timings  # everything that is neither graph is post-processing
+        clock["postprocess"] = time.perf_counter() - start - clock["encoder"] - clock["decoder"]
+        return anns
 
     def generate_masks(self, rgb: np.ndarray) -> _Masks:
         opts = self.options
+        self.timings = dict.fromkeys(("encoder", "decoder", "postprocess", "prompts"), 0)
         orig_hw = rgb.shape[:2]
         boxes, layers = crop_boxes(orig_hw, opts.crop_n_layers, opts.crop_overlap_ratio)
         data = _Masks()
@@ -184,15 +192,25 @@ class AutomaticMaskGenerator:
     def _process_crop(self, rgb: np.ndarray, crop_box: list[int], layer: int) -> _Masks:
         x0, y0, x1, y1 = crop_box
         crop = np.ascontiguousarray(rgb[y0:y1, x0:x1])
+        clock = self.timings
+        start = time.perf_counter()
         emb = self.predictor.embed(crop)
+        clock["encoder"] += time.perf_counter() - start
         h, w = crop.shape[:2]
         points = self.grids[layer] * np.array([w, h], np.float64)
         data = _Masks()
         done = 0
-        for logits, iou in self.predictor.iter_point_masks(points, emb, batch=self.options.points_per_batch):
+        batches = self.predictor.iter_point_masks(points, emb, batch=self.options.points_per_batch)
+        while True:
+            start = time.perf_counter()
+            logits, iou = next(batches, (None, None))
+            clock["decoder"] += time.perf_counter() - start
+            if logits is None:
+                break
             batch_points = points[done : done + len(iou)]
             done += len(iou)
             data.add(self._process_batch(logits, iou, batch_points, crop_box, rgb.shape[:2]))
+        clock["prompts"] += done
         if not len(data):
             return data
         data.keep(nms(np.asarray(data.boxes), np.asarray(data.iou), self.options.box_nms_thresh))

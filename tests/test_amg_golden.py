@@ -12,6 +12,7 @@ import pytest
 
 from sam_onnx.runtime import SamPredictor
 from sam_onnx.runtime.amg import AutomaticMaskGenerator
+from sam_onnx.runtime.crops import crop_boxes
 from sam_onnx.runtime.masks import box_iou
 from sam_onnx.runtime.rle import rle_to_mask
 from tests.conftest import IMAGES
@@ -64,7 +65,7 @@ def test_generator_reproduces_official_annotations(golden, predictor, image, con
     assert len(anns) == len(gold)
     identical = 0
     for ann, ref in pair_up(anns, gold):
-        assert ann["point_coords"] == pytest.approx(ref["point_coords"], abs=1e-9)
+        np.testing.assert_allclose(ann["point_coords"], ref["point_coords"], rtol=0, atol=1e-9)
         assert ann["crop_box"] == ref["crop_box"]
         assert ann["predicted_iou"] == pytest.approx(ref["predicted_iou"], abs=SCORE_ATOL)
         assert ann["stability_score"] == pytest.approx(ref["stability_score"], abs=SCORE_ATOL)
@@ -79,9 +80,12 @@ def test_generator_reproduces_official_annotations(golden, predictor, image, con
     print(f"{image} {config}: {identical} of {len(gold)} masks bit-identical")
 
 
-def test_crop_layers_keep_masks_in_their_crops_and_suppress_duplicates(golden, predictor):
-    """crop_n_layers=1: 1 + 4 crops, each embedded once; every mask lies inside its crop box,
-    and the cross-crop NMS leaves no two boxes overlapping beyond crop_nms_thresh."""
+def test_crop_layers_on_a_golden_image(golden, predictor):
+    """crop_n_layers=1: the whole image and 4 overlapping crops, each embedded once at its own
+    size; every mask lies inside its crop box and no two kept boxes overlap beyond
+    crop_nms_thresh. (With random weights the masks are textures that reach every crop edge, so
+    the edge filter drops the sub-crops' masks here; tests/test_amg_crops.py proves the
+    suppression of duplicates across crops with objects it controls.)"""
     image = golden["landscape/image"]
     options = dict(points_per_side=8, pred_iou_thresh=0.0, stability_score_thresh=0.0, crop_n_layers=1)
     generator = AutomaticMaskGenerator(predictor, output_mode="binary_mask", **options)
@@ -92,9 +96,10 @@ def test_crop_layers_keep_masks_in_their_crops_and_suppress_duplicates(golden, p
         anns = generator.generate(image)
     finally:
         del predictor.embed
-    assert len(embedded) == 5 and embedded[0] == image.shape[:2]
-    crops = {tuple(a["crop_box"]) for a in anns}
-    assert len(crops) > 1, "only the full-image crop kept masks"
+    # crop boxes (checked against the official formula in test_amg_blocks.py), each embedded once
+    boxes, _ = crop_boxes(image.shape[:2], 1, generator.options.crop_overlap_ratio)
+    assert embedded == [(y1 - y0, x1 - x0) for x0, y0, x1, y1 in boxes] and len(boxes) == 5
+    assert anns
     for ann in anns:
         x, y, w, h = ann["crop_box"]
         outside = ann["segmentation"].copy()
@@ -103,8 +108,3 @@ def test_crop_layers_keep_masks_in_their_crops_and_suppress_duplicates(golden, p
     boxes = np.array([[x, y, x + w, y + h] for x, y, w, h in (a["bbox"] for a in anns)], np.float32)
     for i in range(len(boxes)):
         assert (box_iou(boxes[i], np.delete(boxes, i, axis=0)) <= generator.options.crop_nms_thresh).all()
-    # without the cross-crop NMS the same crops give duplicates: the suppression did something
-    unsuppressed = AutomaticMaskGenerator(
-        predictor, output_mode="binary_mask", crop_nms_thresh=1.0, **options
-    )
-    assert len(unsuppressed.generate(image)) > len(anns)
