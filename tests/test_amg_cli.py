@@ -177,3 +177,20 @@ def test_min_mask_region_area_fills_holes_and_drops_islands(tiny_predictor, fold
                 assert (sizes >= area).all() or n == 2
             else:  # holes: none small
                 assert (sizes >= area).all()
+
+
+def test_decoder_runs_stay_within_the_memory_bound_on_large_images(tiny_predictor):
+    """On a 1500 x 2250 image a run of 64 prompts would hold 3.5 GB of logits; the runs shrink so
+    that one run's 4-token logits stay within DECODER_BYTES, and together they cover every prompt."""
+    from sam_onnx.runtime.predictor import DECODER_BYTES
+
+    image = np.random.default_rng(6).integers(0, 256, (1500, 2250, 3), np.uint8)
+    emb = tiny_predictor.embed(image)
+    points = np.random.default_rng(7).uniform((0, 0), (2250, 1500), (10, 2))
+    runs = [
+        (logits.shape, iou.shape) for logits, iou in tiny_predictor.iter_point_masks(points, emb, batch=64)
+    ]
+    assert [shape[0] for shape, _ in runs] == [4, 4, 2]
+    for (b, tokens, h, w), _ in runs:
+        assert (tokens, h, w) == (3, 1500, 2250)
+        assert b * 4 * h * w * 4 <= DECODER_BYTES
