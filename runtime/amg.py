@@ -119,6 +119,11 @@ class AmgOptions:
         )
 
 
+def _rows(array: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``array[index]`` without copying when every row is selected (full-size logits are large)."""
+    return array if len(index) == len(array) else array[index]
+
+
 @dataclass
 class _Masks:
     """Masks kept so far, one row each: RLE at full image size, box (inclusive xyxy, image
@@ -224,17 +229,19 @@ class AutomaticMaskGenerator:
         logits = logits.reshape(-1, *logits.shape[2:])
         iou = iou.reshape(-1)
         points = np.repeat(points, 3, axis=0)
-        keep = np.ones(len(iou), bool) if opts.pred_iou_thresh <= 0 else iou > opts.pred_iou_thresh
+        index = (
+            np.arange(len(iou)) if opts.pred_iou_thresh <= 0 else np.flatnonzero(iou > opts.pred_iou_thresh)
+        )
         stability = np.zeros(len(iou), np.float32)
-        stability[keep] = stability_score(logits[keep], MASK_THRESHOLD, opts.stability_score_offset)
+        stability[index] = stability_score(_rows(logits, index), MASK_THRESHOLD, opts.stability_score_offset)
         if opts.stability_score_thresh > 0:
-            keep &= stability >= opts.stability_score_thresh
-        masks = logits[keep] > MASK_THRESHOLD
+            index = index[stability[index] >= opts.stability_score_thresh]
+        masks = _rows(logits, index) > MASK_THRESHOLD
         boxes = masks_to_boxes(masks)
         h, w = orig_hw
         inside = ~is_box_near_crop_edge(boxes, crop_box, [0, 0, w, h])
-        masks, boxes = masks[inside], boxes[inside]
-        index = np.flatnonzero(keep)[inside]
+        if not inside.all():
+            masks, boxes, index = masks[inside], boxes[inside], index[inside]
         return _Masks(
             rles=masks_to_rle(uncrop_masks(masks, crop_box, orig_hw)),
             boxes=list(boxes),

@@ -22,7 +22,7 @@ def masks_to_rle(masks: np.ndarray) -> list[dict]:
     if masks.ndim != 3:
         raise InvalidInputError("masks", "a B x H x W array", f"shape {masks.shape}")
     b, h, w = masks.shape
-    flat = masks.transpose(0, 2, 1).reshape(b, h * w).astype(bool)
+    flat = np.ascontiguousarray(masks.transpose(0, 2, 1), dtype=bool).reshape(b, h * w)
     out = []
     for row in flat:
         change = np.flatnonzero(row[1:] != row[:-1]) + 1
