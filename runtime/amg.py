@@ -119,9 +119,12 @@ class AmgOptions:
         )
 
 
-def _rows(array: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """``array[index]`` without copying when every row is selected (full-size logits are large)."""
-    return array if len(index) == len(array) else array[index]
+def _rows(logits: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Masks ``index`` (click-major, 3 per click) of ``b x 3 x h x w`` logits as ``n x h x w``,
+    copying only the selected ones (full-size logits are large)."""
+    if len(index) == logits.shape[0] * logits.shape[1]:
+        return logits.reshape(-1, *logits.shape[2:])
+    return logits[index // 3, index % 3]
 
 
 @dataclass
@@ -226,7 +229,6 @@ class AutomaticMaskGenerator:
     def _process_batch(self, logits, iou, points, crop_box, orig_hw) -> _Masks:
         """``b x 3 x h x w`` logits and ``b x 3`` IoU of b clicks -> the masks that pass."""
         opts = self.options
-        logits = logits.reshape(-1, *logits.shape[2:])
         iou = iou.reshape(-1)
         points = np.repeat(points, 3, axis=0)
         index = (
