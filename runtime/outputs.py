@@ -15,6 +15,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageDraw
 
+from .masks import masks_to_boxes
 from .rle import coco_encode, rle_area, rle_to_mask
 
 OVERLAY_RGB = (30, 144, 255)  # mask colour
@@ -42,7 +43,7 @@ def overlay_image(
       box: (x0, y0, x1, y1) pixels.
     """
     tinted = image.astype(np.float32)
-    tinted[mask] = (1 - OVERLAY_ALPHA) * tinted[mask] + OVERLAY_ALPHA * np.asarray(OVERLAY_RGB, np.float32)
+    _tint(tinted, mask, OVERLAY_RGB)
     out = Image.fromarray(tinted.round().astype(np.uint8))
     draw = ImageDraw.Draw(out)
     size = max(2, round(max(image.shape[:2]) / 120))  # marker radius follows the image size
@@ -55,13 +56,19 @@ def overlay_image(
     return out
 
 
+def _tint(pixels: np.ndarray, mask: np.ndarray, colour) -> None:
+    """Blend ``colour`` into the float ``H x W x 3`` ``pixels`` where ``mask`` is set, in place."""
+    pixels[mask] = (1 - OVERLAY_ALPHA) * pixels[mask] + OVERLAY_ALPHA * np.asarray(colour, np.float32)
+
+
 def mask_summary(mask: np.ndarray) -> dict:
-    """Area in pixels and bounding box (x, y, w, h; empty mask: all zeros) of an ``H x W`` mask."""
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
+    """Area in pixels and bounding box (x, y, w, h with w, h in pixels; empty mask: all zeros)
+    of an ``H x W`` mask."""
+    area = int(mask.sum())
+    if area == 0:
         return {"area": 0, "bbox_xywh": [0, 0, 0, 0]}
-    x0, y0 = int(cols[0]), int(rows[0])
-    return {"area": int(mask.sum()), "bbox_xywh": [x0, y0, int(cols[-1]) - x0 + 1, int(rows[-1]) - y0 + 1]}
+    x0, y0, x1, y1 = (int(v) for v in masks_to_boxes(mask[None])[0])  # inclusive corners
+    return {"area": area, "bbox_xywh": [x0, y0, x1 - x0 + 1, y1 - y0 + 1]}
 
 
 def write_png(image: Image.Image, path: Path) -> None:
@@ -126,8 +133,7 @@ def amg_overlay_image(image: np.ndarray, rles: list[dict], seed: int = 0) -> Ima
     out = image.astype(np.float32)
     colours = np.random.default_rng(seed).integers(40, 256, (len(rles), 3)).astype(np.float32)
     for i in np.argsort([-rle_area(r) for r in rles], kind="stable"):
-        mask = rle_to_mask(rles[i])
-        out[mask] = (1 - OVERLAY_ALPHA) * out[mask] + OVERLAY_ALPHA * colours[i]
+        _tint(out, rle_to_mask(rles[i]), colours[i])
     return Image.fromarray(out.round().astype(np.uint8))
 
 

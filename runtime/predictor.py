@@ -20,7 +20,6 @@ import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -35,7 +34,6 @@ from .prompts import (
     check_box,
     check_boxes,
     check_coords_xy,
-    check_labels,
     check_mask_input,
     check_points,
     decoder_feeds,
@@ -263,7 +261,6 @@ class SamPredictor:
         if labels is None or labels.shape != coords.shape[:2]:
             got = "none" if labels is None else f"shape {labels.shape}"
             raise InvalidInputError("point_labels", f"shape {coords.shape[:2]} (B x N)", got)
-        check_labels(labels)
         pairs = zip(coords, labels, strict=True)
         return [check_points(c, lbl, orig_hw, max_points=self.max_points) for c, lbl in pairs]
 
@@ -328,7 +325,7 @@ class SamPredictor:
                 outputs = session.run(names, {"image_embeddings": emb.embedding, **feeds})
         except Exception as exc:  # onnxruntime's own exception types
             raise _inference_error(self.decoder, feeds, exc) from None
-        return outputs[:3]
+        return outputs
 
 
 def _select(masks, iou, low_res, multimask_output: bool, return_logits: bool) -> Prediction:
@@ -354,4 +351,4 @@ def _binding_device(graph: Graph) -> tuple[str, int]:
 def _inference_error(graph: Graph, feeds: dict[str, np.ndarray], exc: Exception) -> InferenceError:
     shapes = ", ".join(f"{k} {tuple(v.shape)} {v.dtype}" for k, v in feeds.items())
     first = (str(exc).splitlines() or [type(exc).__name__])[0][:300]
-    return InferenceError(f"{graph.path.name} ({Path(graph.path)}) failed on inputs {shapes}: {first}")
+    return InferenceError(f"{graph.path.name} ({graph.path}) failed on inputs {shapes}: {first}")

@@ -27,6 +27,10 @@ VALID_LABELS = (-1, 0, 1, 2, 3)  # padding, negative, positive, box top-left, bo
 PAD_LABEL = -1
 BOX_LABELS = (2, 3)
 MASK_INPUT_SHAPE = (1, 1, LOW_RES_MASK_SIZE, LOW_RES_MASK_SIZE)
+# The mask_input of every prompt without one: shared, read-only (a grid of 1024 prompts would
+# otherwise hold 1024 separate 256 KiB zero arrays before they are batched).
+NO_MASK_INPUT = np.zeros(MASK_INPUT_SHAPE, np.float32)
+NO_MASK_INPUT.flags.writeable = False
 
 
 def check_points(
@@ -157,7 +161,7 @@ def decoder_feeds(
     return {
         "point_coords": scale_coords_xy(coords, orig_hw)[None],
         "point_labels": point_labels.astype(np.float32)[None],
-        "mask_input": np.zeros(MASK_INPUT_SHAPE, np.float32) if mask_input is None else mask_input,
+        "mask_input": NO_MASK_INPUT if mask_input is None else mask_input,
         "has_mask_input": np.array([0.0 if mask_input is None else 1.0], np.float32),
         "orig_im_size": np.array(orig_hw, np.float32),
     }
