@@ -71,7 +71,33 @@ def build_parser() -> argparse.ArgumentParser:
     amg.add_argument("--overwrite", action="store_true", help="redo images whose outputs exist")
     for name, kind, text in AMG_FLAGS:
         amg.add_argument(f"--{name.replace('_', '-')}", type=kind, help=text)
+    _web_commands(commands)
     return p
+
+
+def _web_commands(commands) -> None:
+    serve = commands.add_parser(
+        "serve", help="serve the web demo; uploads are embedded here, decoded in the browser"
+    )
+    bundle = commands.add_parser("bundle", help="write a static web bundle: image, embedding, decoders, page")
+    bundle.add_argument("images", type=Path, nargs=1, metavar="IMAGE", help="the image")
+    for sub in (serve, bundle):
+        _model_options(sub)
+        sub.add_argument("--web", type=Path, help="the built page (default: $SAM_ONNX_WEB or demo_web/dist)")
+    bundle.add_argument(
+        "-o", "--output", type=Path, required=True, help="bundle folder (new, or an earlier bundle)"
+    )
+    bundle.add_argument("--embedding", type=Path, metavar="EMB.npy", help="a saved embedding of the image")
+    bundle.add_argument("--no-web", action="store_true", help="leave the page out (bundle files only)")
+    serve.add_argument("--bundle", type=Path, metavar="DIR", help="a sam-onnx bundle to open first")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
+    )
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free port)")
+    serve.add_argument("--max-upload-mb", type=float, default=32.0, help="largest upload in MiB (default 32)")
+    serve.add_argument(
+        "--max-pending", type=int, default=4, help="uploads waiting for the encoder before 429"
+    )
 
 
 # Generator options on the command line; None (not given) keeps AmgOptions' default.
@@ -132,6 +158,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "predict" and not (args.point or args.box):
         parser.error("predict needs at least one --point or a --box")
     log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    if args.command in ("serve", "bundle"):
+        from .webcli import run_web_command
+
+        return run_web_command(args, _open_predictor, log)
     try:
         images = find_images(args.images)
         if args.command == "predict" and args.embedding and len(images) != 1:
@@ -185,11 +215,7 @@ def _open_predictor(args):
     from .predictor import SamPredictor
     from .session import SessionConfig
 
-    model = args.model or (Path(os.environ[MODEL_ENV]) if os.environ.get(MODEL_ENV) else None)
-    if model is None:
-        raise InvalidInputError(
-            "model", f"-m MODEL_DIR (a sam-export output directory) or ${MODEL_ENV}", "neither"
-        )
+    model = model_dir(args)
     config = SessionConfig(
         providers=tuple(p.strip() for p in args.providers.split(",") if p.strip()),
         strict=args.strict,
@@ -197,6 +223,16 @@ def _open_predictor(args):
     )
     kwargs = {} if args.max_pixels is None else {"max_pixels": args.max_pixels}
     return SamPredictor.from_export(model, precision=args.precision, config=config, **kwargs)
+
+
+def model_dir(args) -> Path:
+    """The model directory: ``-m`` or ``$SAM_ONNX_MODEL``."""
+    model = args.model or (Path(os.environ[MODEL_ENV]) if os.environ.get(MODEL_ENV) else None)
+    if model is None:
+        raise InvalidInputError(
+            "model", f"-m MODEL_DIR (a sam-export output directory) or ${MODEL_ENV}", "neither"
+        )
+    return model
 
 
 def _output_names(images: list[Path]) -> dict[Path, str]:

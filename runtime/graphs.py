@@ -136,3 +136,39 @@ def _check_role(graph: Graph, role: str) -> None:
         )
     if found != role:
         raise ModelMismatchError(graph.path, f"given as the {role} but it is a {found} graph")
+
+
+def web_decoder_paths(model_dir: str | os.PathLike[str]) -> dict[str, Path]:
+    """The official-contract decoders of an export for the web page: ``{"fp32": decoder.onnx}``,
+    plus ``"int8"`` when ``decoder.int8.onnx`` was exported. Raises :class:`ModelLoadError`."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise ModelLoadError(model_dir, "not a directory (expected the output directory of sam-export)")
+    files = _manifest_files(model_dir)
+    found = {"fp32": _pick(model_dir, files, ("decoder",))}
+    if "decoder_int8" in files and (model_dir / files["decoder_int8"]).is_file():
+        found["int8"] = model_dir / files["decoder_int8"]
+    return found
+
+
+def decoder_identity(path: Path) -> dict[str, str]:
+    """The metadata of an official-contract decoder graph (checked: role, contract inputs)."""
+    graph = Graph.open(path, SessionConfig(), role="decoder")
+    _check_role(graph, "decoder")
+    missing = [name for name in OFFICIAL_DECODER_INPUTS if name not in graph.input_names]
+    if missing or "masks" not in graph.output_names:
+        raise ModelMismatchError(
+            path,
+            f"is not an official-contract decoder (inputs {graph.input_names}, outputs {graph.output_names})",
+        )
+    return graph.metadata
+
+
+OFFICIAL_DECODER_INPUTS = (
+    "image_embeddings",
+    "point_coords",
+    "point_labels",
+    "mask_input",
+    "has_mask_input",
+    "orig_im_size",
+)

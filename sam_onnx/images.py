@@ -16,6 +16,7 @@ Every failure is an :class:`~sam_onnx.errors.InvalidImageError` naming the input
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from pathlib import Path
@@ -48,11 +49,24 @@ def read_image_file(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT
     name = f"image file {str(path)!r}"
     if not path.is_file():
         raise InvalidImageError(name, "an existing file", "a directory" if path.is_dir() else "no such file")
+    return _decode(path, name, max_pixels)
+
+
+def read_image_bytes(
+    data: bytes, name: str = "image", *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
+    """Decode an encoded image held in memory (an upload) like :func:`read_image_file`."""
+    if not data:
+        raise InvalidImageError(name, "an encoded image", "0 bytes")
+    return _decode(io.BytesIO(data), name, max_pixels)
+
+
+def _decode(source: Path | io.BytesIO, name: str, max_pixels: int | None) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             # our own max_pixels check replaces Pillow's warning; its hard limit still applies
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with Image.open(source) as img:
                 _check_pixels(img.size[1], img.size[0], name, max_pixels)
                 img.load()
                 img = ImageOps.exif_transpose(img)

@@ -1,0 +1,126 @@
+// End-to-end run of the demo page in headless Chromium (Debian's /usr/bin/chromium, driven by
+// playwright-core; no browser is downloaded). Usage: node e2e/run.mjs SPEC.json RESULT.json
+//
+// SPEC: {"base": "http://127.0.0.1:PORT/", "chromium": "/usr/bin/chromium", "screenshot": "PATH.png",
+//        "cases": [{"name", "open": "?bundle=...", "upload": "FILE.png" (optional),
+//                   "click": [x, y] (image pixels), "repeats": N, "mask": "OUT.bin"}]}
+// For each case the page is opened (or the file uploaded), the point is clicked once, the mask is
+// read back from the page's mask canvas (H*W bytes, 1 inside) into "mask", then Clear + click are
+// repeated N times for latency. RESULT: isolation, thread count and per-case figures. Any failure
+// (page error, timeout, missing state) exits non-zero.
+import { readFileSync, writeFileSync } from "node:fs";
+import { chromium } from "playwright-core";
+
+const [specPath, resultPath] = process.argv.slice(2);
+if (!specPath || !resultPath) {
+  console.error("usage: node e2e/run.mjs SPEC.json RESULT.json");
+  process.exit(2);
+}
+const spec = JSON.parse(readFileSync(specPath, "utf8"));
+const TIMEOUT = 120_000;
+
+const browser = await chromium.launch({
+  executablePath: spec.chromium ?? "/usr/bin/chromium",
+  headless: true,
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
+});
+const result = { cases: [] };
+let failed = false;
+try {
+  const page = await browser.newPage({ viewport: { width: 1200, height: 1000 } });
+  const pageErrors = [];
+  page.on("pageerror", (e) => pageErrors.push(String(e)));
+  page.on("console", (m) => m.type() === "error" && pageErrors.push(`console: ${m.text()}`));
+
+  const status = page.locator("#status");
+  const waitReady = async (imageName) => {
+    await page.waitForFunction(
+      (name) => {
+        const s = document.querySelector("#status");
+        return s?.dataset.ready === "yes" && (!name || s.textContent.includes(name));
+      },
+      imageName ?? null,
+      { timeout: TIMEOUT },
+    );
+  };
+  const errorsShown = async () => ((await page.locator("#errors").count()) ? await page.locator("#errors").innerText() : "");
+
+  const clickAt = async ([x, y], committedBefore) => {
+    const box = await page.locator("#stage").boundingBox();
+    const [h, w] = await page.evaluate(() => {
+      const c = document.querySelector("#mask");
+      return [c.height, c.width];
+    });
+    await page.mouse.move(box.x + (x / w) * box.width, box.y + (y / h) * box.height);
+    await page.mouse.down();
+    await page.mouse.up();
+    await page.waitForFunction(
+      (n) => Number(document.querySelector("#status")?.dataset.committed) === n + 1,
+      committedBefore,
+      { timeout: TIMEOUT },
+    );
+    return [h, w];
+  };
+
+  for (const c of spec.cases) {
+    await page.goto(new URL(c.open ?? "", spec.base).href);
+    if (c.upload) {
+      await waitReady(null).catch(() => undefined); // a served page may start without an image
+      await page.locator("#upload").setInputFiles(c.upload);
+    }
+    await waitReady(c.upload ? c.upload.split("/").at(-1) : null).catch(async (e) => {
+      throw new Error(`${c.name}: page not ready (${e.message}); errors shown: ${await errorsShown()}`);
+    });
+    const [h, w] = await clickAt(c.click, 0);
+    const read = await page.evaluate(() => {
+      const canvas = document.querySelector("#mask");
+      const { data } = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height);
+      const bits = new Uint8Array(canvas.width * canvas.height);
+      for (let i = 0; i < bits.length; i++) bits[i] = data[4 * i + 3] > 0 ? 1 : 0;
+      let text = "";
+      for (let i = 0; i < bits.length; i += 8192) text += String.fromCharCode(...bits.subarray(i, i + 8192));
+      const circle = document.querySelector("svg circle");
+      return {
+        mask: btoa(text),
+        kind: canvas.dataset.kind,
+        clicked: [Number(circle.getAttribute("cx")), Number(circle.getAttribute("cy"))],
+      };
+    });
+    writeFileSync(c.mask, Buffer.from(read.mask, "base64"));
+    const runMs = [];
+    const roundTripMs = [];
+    for (let i = 0; i < (c.repeats ?? 0); i++) {
+      await page.locator("#clear").click();
+      await page.mouse.move(0, 0); // off the image: no hover previews in between
+      await clickAt(c.click, 0);
+      runMs.push(Number(await status.getAttribute("data-run-ms")));
+      roundTripMs.push(Number(await status.getAttribute("data-round-trip-ms")));
+    }
+    const info = await page.evaluate(() => ({
+      crossOriginIsolated: self.crossOriginIsolated,
+      threads: Number(document.querySelector("#status").dataset.threads),
+      status: document.querySelector("#status").textContent,
+    }));
+    result.cases.push({ name: c.name, hw: [h, w], kind: read.kind, clicked: read.clicked, runMs, roundTripMs, ...info });
+    if (c.screenshot) await page.screenshot({ path: c.screenshot, fullPage: true });
+    const shown = await errorsShown();
+    if (shown) throw new Error(`${c.name}: the page shows errors: ${shown}`);
+  }
+  if (pageErrors.length) throw new Error(`page errors: ${pageErrors.join(" | ")}`);
+} catch (error) {
+  failed = true;
+  result.error = String(error?.stack ?? error);
+  console.error(result.error);
+} finally {
+  await browser.close();
+  writeFileSync(resultPath, JSON.stringify(result, null, 1));
+}
+process.exit(failed ? 1 : 0);

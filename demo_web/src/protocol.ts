@@ -1,0 +1,33 @@
+/**
+ * Messages between the page and the inference worker. Every request that can fail is answered,
+ * either by its result or by an `error` message naming the request; the worker never throws
+ * into the void.
+ */
+
+import type { HW } from "./geometry";
+import type { Prompt } from "./prompt";
+
+export type ToWorker =
+  /** Open the decoder. `threads`: wasm threads wanted (honoured only when cross-origin isolated). */
+  | { type: "load-decoder"; url: string; threads: number }
+  /** The image's embedding (1x256x64x64 float32, transferred) and its original size. */
+  | { type: "set-embedding"; embedding: Float32Array; orig: HW }
+  /** Decode one prompt; `maskInput`: previous low-res logits (256x256) to refine, or null. */
+  | { type: "decode"; id: number; prompt: Prompt; maskInput: Float32Array | null };
+
+export type FromWorker =
+  | { type: "decoder-ready"; threads: number; crossOriginIsolated: boolean; loadMs: number; inputs: string[] }
+  | { type: "embedding-ready" }
+  | {
+      type: "decoded";
+      id: number;
+      /** H x W, 1 inside the mask (logit > 0), row-major, original size. */
+      mask: Uint8Array;
+      orig: HW;
+      score: number;
+      /** 1x1x256x256 low-res logits, to feed back as `maskInput`. */
+      lowRes: Float32Array;
+      /** Time in `session.run`, milliseconds. */
+      runMs: number;
+    }
+  | { type: "error"; request: ToWorker["type"]; id?: number; message: string };

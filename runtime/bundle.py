@@ -1,0 +1,132 @@
+"""Static bundles for the web demo: an image, its embedding and the decoder graphs in one folder.
+
+``sam-onnx bundle`` writes::
+
+    OUT/bundle.json        {"format": "sam-onnx-bundle", "version": 1, "name", "image", "embedding",
+                            "orig_hw": [H, W], "input_hw": [h, w], "variant", "checkpoint_sha256",
+                            "decoders": {"fp32": "decoder.onnx"[, "int8": "decoder.int8.onnx"]}}
+    OUT/image.png          the image as the encoder saw it (EXIF orientation applied)
+    OUT/embedding.npy/.json  the embedding (see :mod:`.embedding`)
+    OUT/decoder*.onnx      the official-contract decoder graphs
+    OUT/index.html, assets/  the built page, when one is found (then OUT is a complete static site)
+
+The page opens ``bundle.json`` next to it (or ``?bundle=URL``). Any static server will do; one
+that sends COOP/COEP headers (``sam-onnx serve --bundle OUT``) gives the page its wasm threads.
+The folder is assembled under a temporary name and renamed into place, so it is never half
+written; an existing bundle at ``OUT`` is replaced, any other non-empty folder is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from sam_onnx.errors import InvalidInputError, ModelMismatchError
+
+from .embedding import ImageEmbedding
+
+FORMAT = "sam-onnx-bundle"
+FORMAT_VERSION = 1
+WEB_ENV = "SAM_ONNX_WEB"
+
+
+def default_web_dir() -> Path | None:
+    """The built page: ``$SAM_ONNX_WEB``, else ``demo_web/dist`` of a source checkout, if built."""
+    candidates = [Path(os.environ[WEB_ENV])] if os.environ.get(WEB_ENV) else []
+    candidates.append(Path(__file__).resolve().parents[1] / "demo_web" / "dist")
+    return next((p for p in candidates if (p / "index.html").is_file()), None)
+
+
+def check_web_dir(web_dir: Path) -> Path:
+    if not (web_dir / "index.html").is_file():
+        raise InvalidInputError(
+            f"web folder {str(web_dir)!r}",
+            "the built page (index.html; build it with: cd demo_web && npm ci && npm run build)",
+            "no index.html there",
+        )
+    return web_dir
+
+
+def write_bundle(
+    out_dir: str | os.PathLike[str],
+    image: np.ndarray,
+    embedding: ImageEmbedding,
+    decoders: dict[str, Path],
+    *,
+    name: str = "image",
+    web_dir: Path | None = None,
+) -> Path:
+    """Write a bundle folder (see the module doc); returns the path of its ``bundle.json``.
+
+    ``image`` is ``H x W x 3`` uint8 RGB, ``embedding`` its embedding, ``decoders`` maps a
+    precision to a decoder graph whose checkpoint must be the embedding's.
+    """
+    from .graphs import decoder_identity
+
+    out_dir = Path(out_dir)
+    if image.shape[:2] != embedding.orig_hw:
+        raise InvalidInputError(
+            "embedding",
+            f"one of the image's size {image.shape[:2]} (H, W)",
+            f"one of size {embedding.orig_hw}",
+        )
+    for path in decoders.values():
+        sha = decoder_identity(path).get("checkpoint_sha256")
+        if sha != embedding.checkpoint_sha256:
+            raise ModelMismatchError(
+                path, f"comes from checkpoint {sha}, the embedding from {embedding.checkpoint_sha256}"
+            )
+    _check_target(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        if web_dir is not None:
+            shutil.copytree(check_web_dir(web_dir), staging, dirs_exist_ok=True)
+        Image.fromarray(image).save(staging / "image.png")
+        embedding.save(staging / "embedding.npy", image=name)
+        files = {}
+        for precision, path in decoders.items():
+            files[precision] = path.name
+            shutil.copyfile(path, staging / path.name)
+        meta = {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "name": name,
+            "image": "image.png",
+            "embedding": "embedding.npy",
+            **{k: v for k, v in embedding.metadata().items() if k not in ("format", "version")},
+            "decoders": files,
+        }
+        (staging / "bundle.json").write_text(json.dumps(meta, indent=1))
+        staging.chmod(0o755)
+        _swap_in(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out_dir / "bundle.json"
+
+
+def _check_target(out_dir: Path) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InvalidInputError(f"bundle folder {str(out_dir)!r}", "a folder (or nothing)", "a file")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / "bundle.json").is_file():
+        raise InvalidInputError(
+            f"bundle folder {str(out_dir)!r}", "a new or empty folder, or an earlier bundle", "other files"
+        )
+
+
+def _swap_in(staging: Path, out_dir: Path) -> None:
+    """Put the finished ``staging`` at ``out_dir``, replacing an earlier bundle there."""
+    if not out_dir.exists():
+        staging.rename(out_dir)
+        return
+    old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+    out_dir.rename(old)
+    staging.rename(out_dir)
+    shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,311 @@
+"""``sam-onnx serve``: the web demo over HTTP, with an endpoint that embeds uploaded images.
+
+Routes (every response carries the cross-origin isolation headers the page's wasm threads need:
+``Cross-Origin-Opener-Policy: same-origin``, ``Cross-Origin-Embedder-Policy: require-corp``)::
+
+    GET  /api/config           JSON: variant, checkpoint_sha256, decoder URLs, upload limits, bundle
+    GET  /api/decoder/<prec>   the official-contract decoder graph (fp32, and int8 if exported)
+    POST /api/embed            body: the image file, Content-Type image/*; answer: JSON with
+                               orig_hw [H, W], input_hw, variant, checkpoint_sha256, shape,
+                               dtype "float32" and data_b64 (little-endian float32, base64)
+    GET  /bundle/<file>        files of a ``sam-onnx bundle`` folder, with ``--bundle``
+    GET  /<file>               the built page
+
+Errors are JSON ``{"error": {"type": ..., "message": ...}}`` with a 4xx status naming what was
+wrong (413 body too large, 415 content type, 400 not an image, 429 encoder busy, 404, 405, 411);
+unexpected failures are a 500 whose body says only that, the details go to the server's log.
+
+Bounds: request bodies up to ``max_upload_bytes``; images up to ``max_pixels``; at most
+``max_pending`` uploads waiting for the encoder (which runs one image at a time), the rest get 429;
+each connection times out after ``timeout_s`` of silence (slow clients). Files are served only from
+inside the page and bundle folders (no ``..``, no symlinks leading out). Binds 127.0.0.1 unless
+told otherwise.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import mimetypes
+import sys
+import threading
+import urllib.parse
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+
+from sam_onnx.errors import ImageTooLargeError, InvalidInputError, SamOnnxError
+from sam_onnx.images import read_image_bytes
+
+ISOLATION_HEADERS = {
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Embedder-Policy": "require-corp",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "X-Content-Type-Options": "nosniff",
+}
+UPLOAD_TYPES = ("image/png", "image/jpeg", "image/webp", "image/bmp", "image/tiff", "image/gif")
+CONTENT_TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm"}
+CONTENT_TYPES |= {".onnx": "application/octet-stream", ".npy": "application/octet-stream"}
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """How ``sam-onnx serve`` runs.
+
+    Attributes:
+      web_dir: the built page (``demo_web/dist``).
+      bundle_dir: a ``sam-onnx bundle`` folder shown first, or None.
+      host, port: where to listen (port 0: any free port).
+      max_upload_bytes: largest accepted request body.
+      max_pixels: largest accepted image (H * W).
+      max_pending: uploads that may wait for the encoder before new ones get 429.
+      timeout_s: socket timeout per connection.
+    """
+
+    web_dir: Path
+    bundle_dir: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_upload_bytes: int = 32 * 2**20
+    max_pixels: int = 50_000_000
+    max_pending: int = 4
+    timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_upload_bytes", "max_pixels", "max_pending"):
+            if getattr(self, name) < 1:
+                raise InvalidInputError(name, "a positive number", str(getattr(self, name)))
+        if not self.timeout_s > 0:
+            raise InvalidInputError("timeout_s", "a positive number of seconds", str(self.timeout_s))
+
+
+class HttpError(Exception):
+    """A request refused with ``status``; ``kind`` and ``message`` go to the client as JSON."""
+
+    def __init__(self, status: HTTPStatus, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.kind, self.message = status, kind, message
+
+
+class DemoServer(ThreadingHTTPServer):
+    """The HTTP server: holds the predictor, the decoder files and the options."""
+
+    daemon_threads = True
+    request_queue_size = 128
+    quiet = False  # True: no access log
+
+    def __init__(self, predictor, decoders: dict[str, Path], options: ServeOptions) -> None:
+        self.predictor = predictor
+        self.decoders = decoders
+        self.options = options
+        self.web_root = options.web_dir.resolve()
+        self.bundle_root = options.bundle_dir.resolve() if options.bundle_dir else None
+        self.encoder_lock = threading.Lock()  # the encoder uses every core: one image at a time
+        self.pending = threading.BoundedSemaphore(options.max_pending)
+        super().__init__((options.host, options.port), DemoHandler)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}/"
+
+    def config(self) -> dict:
+        return {
+            "format": "sam-onnx-serve",
+            "version": 1,
+            "variant": self.predictor.variant,
+            "checkpoint_sha256": self.predictor.checkpoint_sha256,
+            "decoders": {p: f"api/decoder/{p}" for p in self.decoders},
+            "max_upload_bytes": self.options.max_upload_bytes,
+            "max_pixels": self.options.max_pixels,
+            "upload_types": list(UPLOAD_TYPES),
+            "bundle": "bundle/bundle.json" if self.bundle_root else None,
+        }
+
+    def embed(self, body: bytes, name: str) -> dict:
+        """Embed an uploaded image; the answer of ``POST /api/embed``."""
+        if not self.pending.acquire(blocking=False):
+            raise HttpError(
+                HTTPStatus.TOO_MANY_REQUESTS,
+                "Busy",
+                f"{self.options.max_pending} images are already waiting for the encoder; try again shortly",
+            )
+        try:
+            image = read_image_bytes(body, name, max_pixels=self.options.max_pixels)
+            with self.encoder_lock:
+                emb = self.predictor.embed(image)
+        finally:
+            self.pending.release()
+        data = np.ascontiguousarray(emb.embedding, dtype="<f4")
+        return {
+            **emb.metadata(),
+            "shape": list(data.shape),
+            "dtype": "float32",
+            "data_b64": base64.b64encode(data.tobytes()).decode("ascii"),
+        }
+
+
+class DemoHandler(BaseHTTPRequestHandler):
+    server: DemoServer
+    server_version = "sam-onnx"
+    sys_version = ""
+    protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        self.timeout = self.server.options.timeout_s  # socket timeout: slow clients are dropped
+        super().setup()
+
+    # --- routing -----------------------------------------------------------------------------
+    def do_GET(self) -> None:
+        self._answer(self._get)
+
+    def do_HEAD(self) -> None:
+        self._answer(self._get, head=True)
+
+    def do_POST(self) -> None:
+        self._answer(self._post)
+
+    def _answer(self, route, head: bool = False) -> None:
+        try:
+            status, headers, body = route()
+        except HttpError as exc:
+            status, headers, body = _json_error(exc.status, exc.kind, exc.message)
+            self.close_connection = True
+        except ImageTooLargeError as exc:
+            status, headers, body = _json_error(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "ImageTooLarge", str(exc)
+            )
+        except InvalidInputError as exc:
+            status, headers, body = _json_error(HTTPStatus.BAD_REQUEST, type(exc).__name__, str(exc))
+        except SamOnnxError as exc:
+            self.log_error("embedding failed: %s", exc)
+            status, headers, body = _json_error(
+                HTTPStatus.INTERNAL_SERVER_ERROR, "InferenceFailed", "the model failed"
+            )
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True
+            return
+        except Exception as exc:
+            self.log_error("internal error: %r", exc)
+            status, headers, body = _json_error(
+                HTTPStatus.INTERNAL_SERVER_ERROR, "Internal", "internal error"
+            )
+        try:
+            self.send_response(status)
+            for key, value in {**ISOLATION_HEADERS, **headers, "Content-Length": str(len(body))}.items():
+                self.send_header(key, value)
+            self.end_headers()
+            if not head:
+                self.wfile.write(body)
+        except (ConnectionError, TimeoutError):
+            self.close_connection = True
+
+    def _path(self) -> str:
+        path = urllib.parse.urlsplit(self.path).path
+        return urllib.parse.unquote(path)
+
+    def _get(self) -> tuple[int, dict, bytes]:
+        path = self._path()
+        if path == "/api/config":
+            return _json(self.server.config())
+        if path.startswith("/api/decoder/"):
+            decoder = self.server.decoders.get(path.removeprefix("/api/decoder/"))
+            if decoder is None:
+                raise HttpError(HTTPStatus.NOT_FOUND, "NotFound", f"no decoder {path!r}")
+            return _file(decoder)
+        if path.startswith("/api/"):
+            raise HttpError(HTTPStatus.NOT_FOUND, "NotFound", f"no endpoint {path!r}")
+        if path.startswith("/bundle/") and self.server.bundle_root is not None:
+            return _file(_inside(self.server.bundle_root, path.removeprefix("/bundle/")))
+        return _file(_inside(self.server.web_root, path.lstrip("/") or "index.html"))
+
+    def _post(self) -> tuple[int, dict, bytes]:
+        if self._path() != "/api/embed":
+            raise HttpError(HTTPStatus.METHOD_NOT_ALLOWED, "MethodNotAllowed", "POST goes to /api/embed only")
+        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if ctype not in UPLOAD_TYPES:
+            raise HttpError(
+                HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+                "UnsupportedMediaType",
+                f"expected the image file as the body, Content-Type one of {', '.join(UPLOAD_TYPES)}; "
+                f"got {ctype or 'none'}",
+            )
+        body = self._read_body()
+        name = urllib.parse.unquote(self.headers.get("X-File-Name") or "upload")[:200]
+        return _json(self.server.embed(body, f"upload {name!r}"))
+
+    def _read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            raise HttpError(HTTPStatus.LENGTH_REQUIRED, "LengthRequired", "send Content-Length, not chunked")
+        length_text = self.headers.get("Content-Length")
+        if length_text is None:
+            raise HttpError(HTTPStatus.LENGTH_REQUIRED, "LengthRequired", "the upload needs a Content-Length")
+        try:
+            length = int(length_text)
+        except ValueError:
+            length = -1
+        if length < 0:
+            raise HttpError(HTTPStatus.BAD_REQUEST, "BadRequest", f"Content-Length {length_text[:40]!r}")
+        limit = self.server.options.max_upload_bytes
+        if length > limit:
+            raise HttpError(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                "UploadTooLarge",
+                f"the upload is {length} bytes; this server accepts at most {limit}",
+            )
+        body = self.rfile.read(length)
+        if len(body) != length:
+            raise HttpError(
+                HTTPStatus.BAD_REQUEST, "BadRequest", f"body ended after {len(body)} of {length} bytes"
+            )
+        return body
+
+    def log_message(self, format: str, *args) -> None:
+        if not self.server.quiet:
+            sys.stderr.write(f"sam-onnx serve: {self.address_string()} {format % args}\n")
+
+
+def _inside(root: Path, relative: str) -> Path:
+    """``root / relative`` if that is a file inside ``root`` (symlinks resolved), else 404."""
+    parts = Path(relative).parts
+    if "\x00" in relative or any(p in ("..", "") for p in parts) or Path(relative).is_absolute():
+        raise HttpError(HTTPStatus.NOT_FOUND, "NotFound", "no such file")
+    target = (root / relative).resolve()
+    if not target.is_relative_to(root) or not target.is_file():
+        raise HttpError(HTTPStatus.NOT_FOUND, "NotFound", "no such file")
+    return target
+
+
+def _file(path: Path) -> tuple[int, dict, bytes]:
+    ctype = CONTENT_TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    cache = "no-cache" if path.suffix in (".html", ".json") else "max-age=3600"
+    return HTTPStatus.OK, {"Content-Type": ctype, "Cache-Control": cache}, path.read_bytes()
+
+
+def _json(data: dict, status: HTTPStatus = HTTPStatus.OK) -> tuple[int, dict, bytes]:
+    headers = {"Content-Type": "application/json", "Cache-Control": "no-store"}
+    return status, headers, json.dumps(data).encode()
+
+
+def _json_error(status: HTTPStatus, kind: str, message: str) -> tuple[int, dict, bytes]:
+    return _json({"error": {"type": kind, "status": int(status), "message": message}}, status)
+
+
+def make_server(predictor, decoders: dict[str, Path], options: ServeOptions) -> DemoServer:
+    """A bound (not yet running) server; call ``serve_forever()`` and ``shutdown()`` on it."""
+    from .bundle import check_web_dir
+
+    check_web_dir(options.web_dir)
+    if options.bundle_dir is not None and not (options.bundle_dir / "bundle.json").is_file():
+        raise InvalidInputError(
+            f"bundle folder {str(options.bundle_dir)!r}", "a sam-onnx bundle (bundle.json)", "none there"
+        )
+    try:
+        return DemoServer(predictor, decoders, options)
+    except OSError as exc:
+        raise InvalidInputError(
+            "--host/--port", "an address this machine can listen on", f"{options.host}:{options.port}: {exc}"
+        ) from None

@@ -1,0 +1,101 @@
+"""``sam-onnx serve`` and ``sam-onnx bundle``: the command-line side of the web demo."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from sam_onnx.errors import InvalidInputError, ModelMismatchError, SamOnnxError
+
+
+def run_web_command(args, open_predictor: Callable, log: Callable[[str], None]) -> int:
+    """Run ``serve`` or ``bundle`` from parsed arguments; returns the exit status."""
+    try:
+        if args.command == "serve":
+            return _serve(args, open_predictor, log)
+        return _bundle(args, open_predictor, log)
+    except (SamOnnxError, OSError) as exc:
+        print(f"sam-onnx: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _web_dir(args, required: bool) -> Path | None:
+    from .bundle import check_web_dir, default_web_dir
+
+    if args.web is not None:
+        return check_web_dir(args.web)
+    found = default_web_dir()
+    if found is None and required:
+        raise InvalidInputError(
+            "--web",
+            "the built page (cd demo_web && npm ci && npm run build, or set $SAM_ONNX_WEB)",
+            "none found",
+        )
+    return found
+
+
+def _decoders(args, checkpoint_sha256: str | None) -> dict[str, Path]:
+    from .cli import model_dir
+    from .graphs import decoder_identity, web_decoder_paths
+
+    decoders = web_decoder_paths(model_dir(args))
+    for path in decoders.values():
+        sha = decoder_identity(path).get("checkpoint_sha256")
+        if checkpoint_sha256 is not None and sha != checkpoint_sha256:
+            raise ModelMismatchError(
+                path, f"comes from checkpoint {sha}, the encoder from {checkpoint_sha256}"
+            )
+    return decoders
+
+
+def _serve(args, open_predictor: Callable, log: Callable[[str], None]) -> int:
+    from .serve import ServeOptions, make_server
+
+    web_dir = _web_dir(args, required=True)
+    predictor = open_predictor(args)
+    decoders = _decoders(args, predictor.checkpoint_sha256)
+    extra = {} if args.max_pixels is None else {"max_pixels": args.max_pixels}
+    options = ServeOptions(
+        web_dir=web_dir,
+        bundle_dir=args.bundle,
+        host=args.host,
+        port=args.port,
+        max_upload_bytes=int(args.max_upload_mb * 2**20),
+        max_pending=args.max_pending,
+        **extra,
+    )
+    server = make_server(predictor, decoders, options)
+    server.quiet = args.quiet
+    print(
+        f"sam-onnx serve: {server.url} (model {predictor.variant}, decoders {', '.join(decoders)})",
+        flush=True,
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        log("stopped")
+    finally:
+        server.server_close()
+    return 0
+
+
+def _bundle(args, open_predictor: Callable, log: Callable[[str], None]) -> int:
+    from sam_onnx.images import load_image
+
+    from .bundle import write_bundle
+    from .embedding import ImageEmbedding
+
+    path = args.images[0]
+    web_dir = None if args.no_web else _web_dir(args, required=False)
+    kwargs = {} if args.max_pixels is None else {"max_pixels": args.max_pixels}
+    image = load_image(path, **kwargs)
+    if args.embedding is not None:
+        embedding = ImageEmbedding.load(args.embedding)
+    else:
+        embedding = open_predictor(args).embed(image)
+    decoders = _decoders(args, embedding.checkpoint_sha256)
+    target = write_bundle(args.output, image, embedding, decoders, name=path.name, web_dir=web_dir)
+    page = "with the page" if web_dir else "without a page (none built; see demo_web/README.md)"
+    log(f"bundle {target.parent} ({', '.join(decoders)} decoder(s), {page})")
+    return 0
