@@ -89,7 +89,9 @@ def _web_commands(commands) -> None:
     )
     bundle.add_argument("--embedding", type=Path, metavar="EMB.npy", help="a saved embedding of the image")
     bundle.add_argument("--no-web", action="store_true", help="leave the page out (bundle files only)")
-    serve.add_argument("--bundle", type=Path, metavar="DIR", help="a sam-onnx bundle to open first")
+    serve.add_argument(
+        "--bundle", type=Path, action="append", metavar="DIR", help="a sam-onnx bundle to serve (repeatable)"
+    )
     serve.add_argument(
         "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
     )

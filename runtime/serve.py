@@ -8,7 +8,8 @@ Routes (every response carries the cross-origin isolation headers the page's was
     POST /api/embed            body: the image file, Content-Type image/*; answer: JSON with
                                orig_hw [H, W], input_hw, variant, checkpoint_sha256, shape,
                                dtype "float32" and data_b64 (little-endian float32, base64)
-    GET  /bundle/<file>        files of a ``sam-onnx bundle`` folder, with ``--bundle``
+    GET  /bundles/<name>/<file>  files of the ``sam-onnx bundle`` folders given with ``--bundle``
+                               (``name``: the folder's name; the first one opens first)
     GET  /<file>               the built page
 
 Errors are JSON ``{"error": {"type": ..., "message": ...}}`` with a 4xx status naming what was
@@ -57,7 +58,7 @@ class ServeOptions:
 
     Attributes:
       web_dir: the built page (``demo_web/dist``).
-      bundle_dir: a ``sam-onnx bundle`` folder shown first, or None.
+      bundle_dirs: ``sam-onnx bundle`` folders to serve; the first is shown first.
       host, port: where to listen (port 0: any free port).
       max_upload_bytes: largest accepted request body.
       max_pixels: largest accepted image (H * W).
@@ -66,7 +67,7 @@ class ServeOptions:
     """
 
     web_dir: Path
-    bundle_dir: Path | None = None
+    bundle_dirs: tuple[Path, ...] = ()
     host: str = "127.0.0.1"
     port: int = 8000
     max_upload_bytes: int = 32 * 2**20
@@ -102,7 +103,7 @@ class DemoServer(ThreadingHTTPServer):
         self.decoders = decoders
         self.options = options
         self.web_root = options.web_dir.resolve()
-        self.bundle_root = options.bundle_dir.resolve() if options.bundle_dir else None
+        self.bundles = {p.resolve().name: p.resolve() for p in options.bundle_dirs}
         self.encoder_lock = threading.Lock()  # the encoder uses every core: one image at a time
         self.pending = threading.BoundedSemaphore(options.max_pending)
         super().__init__((options.host, options.port), DemoHandler)
@@ -122,7 +123,8 @@ class DemoServer(ThreadingHTTPServer):
             "max_upload_bytes": self.options.max_upload_bytes,
             "max_pixels": self.options.max_pixels,
             "upload_types": list(UPLOAD_TYPES),
-            "bundle": "bundle/bundle.json" if self.bundle_root else None,
+            "bundles": {name: f"bundles/{name}/bundle.json" for name in self.bundles},
+            "bundle": f"bundles/{next(iter(self.bundles))}/bundle.json" if self.bundles else None,
         }
 
     def embed(self, body: bytes, name: str) -> dict:
@@ -151,7 +153,10 @@ class DemoServer(ThreadingHTTPServer):
 class DemoHandler(BaseHTTPRequestHandler):
     server: DemoServer
     server_version = "sam-onnx"
-    sys_version = ""
+
+    def version_string(self) -> str:
+        return self.server_version
+
     protocol_version = "HTTP/1.1"
 
     def setup(self) -> None:
@@ -218,8 +223,11 @@ class DemoHandler(BaseHTTPRequestHandler):
             return _file(decoder)
         if path.startswith("/api/"):
             raise HttpError(HTTPStatus.NOT_FOUND, "NotFound", f"no endpoint {path!r}")
-        if path.startswith("/bundle/") and self.server.bundle_root is not None:
-            return _file(_inside(self.server.bundle_root, path.removeprefix("/bundle/")))
+        if path.startswith("/bundles/"):
+            name, _, rest = path.removeprefix("/bundles/").partition("/")
+            if name not in self.server.bundles:
+                raise HttpError(HTTPStatus.NOT_FOUND, "NotFound", "no such bundle")
+            return _file(_inside(self.server.bundles[name], rest))
         return _file(_inside(self.server.web_root, path.lstrip("/") or "index.html"))
 
     def _post(self) -> tuple[int, dict, bytes]:
@@ -251,6 +259,10 @@ class DemoHandler(BaseHTTPRequestHandler):
             raise HttpError(HTTPStatus.BAD_REQUEST, "BadRequest", f"Content-Length {length_text[:40]!r}")
         limit = self.server.options.max_upload_bytes
         if length > limit:
+            if length <= 4 * limit:  # read it away so the client sees the answer, not a reset
+                left = length
+                while left > 0 and (chunk := self.rfile.read(min(2**16, left))):
+                    left -= len(chunk)
             raise HttpError(
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                 "UploadTooLarge",
@@ -299,10 +311,16 @@ def make_server(predictor, decoders: dict[str, Path], options: ServeOptions) -> 
     from .bundle import check_web_dir
 
     check_web_dir(options.web_dir)
-    if options.bundle_dir is not None and not (options.bundle_dir / "bundle.json").is_file():
-        raise InvalidInputError(
-            f"bundle folder {str(options.bundle_dir)!r}", "a sam-onnx bundle (bundle.json)", "none there"
-        )
+    names = [p.resolve().name for p in options.bundle_dirs]
+    for path in options.bundle_dirs:
+        if not (path / "bundle.json").is_file():
+            raise InvalidInputError(
+                f"bundle folder {str(path)!r}", "a sam-onnx bundle (bundle.json)", "none there"
+            )
+        if names.count(path.resolve().name) > 1:
+            raise InvalidInputError(
+                f"bundle folder {str(path)!r}", "bundle folders with different names", "the same name twice"
+            )
     try:
         return DemoServer(predictor, decoders, options)
     except OSError as exc:

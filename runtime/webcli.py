@@ -58,7 +58,7 @@ def _serve(args, open_predictor: Callable, log: Callable[[str], None]) -> int:
     extra = {} if args.max_pixels is None else {"max_pixels": args.max_pixels}
     options = ServeOptions(
         web_dir=web_dir,
-        bundle_dir=args.bundle,
+        bundle_dirs=tuple(args.bundle or ()),
         host=args.host,
         port=args.port,
         max_upload_bytes=int(args.max_upload_mb * 2**20),

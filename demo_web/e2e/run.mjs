@@ -41,17 +41,21 @@ try {
   page.on("console", (m) => m.type() === "error" && pageErrors.push(`console: ${m.text()}`));
 
   const status = page.locator("#status");
+  const errorsShown = async () => ((await page.locator("#errors").count()) ? await page.locator("#errors").innerText() : "");
+  // ready (with that image, if named) or showing an error: whichever comes first
   const waitReady = async (imageName) => {
     await page.waitForFunction(
       (name) => {
         const s = document.querySelector("#status");
-        return s?.dataset.ready === "yes" && (!name || s.textContent.includes(name));
+        const ready = s?.dataset.ready === "yes" && (!name || s.textContent.includes(name));
+        return ready || document.querySelector("#errors") !== null;
       },
       imageName ?? null,
       { timeout: TIMEOUT },
     );
+    const shown = await errorsShown();
+    if (shown) throw new Error(`errors shown: ${shown}`);
   };
-  const errorsShown = async () => ((await page.locator("#errors").count()) ? await page.locator("#errors").innerText() : "");
 
   const clickAt = async ([x, y], committedBefore) => {
     const box = await page.locator("#stage").boundingBox();
@@ -73,11 +77,11 @@ try {
   for (const c of spec.cases) {
     await page.goto(new URL(c.open ?? "", spec.base).href);
     if (c.upload) {
-      await waitReady(null).catch(() => undefined); // a served page may start without an image
+      await page.locator("#upload").waitFor({ timeout: TIMEOUT });
       await page.locator("#upload").setInputFiles(c.upload);
     }
-    await waitReady(c.upload ? c.upload.split("/").at(-1) : null).catch(async (e) => {
-      throw new Error(`${c.name}: page not ready (${e.message}); errors shown: ${await errorsShown()}`);
+    await waitReady(c.upload ? c.upload.split("/").at(-1) : null).catch((e) => {
+      throw new Error(`${c.name}: page not ready: ${e.message}`);
     });
     const [h, w] = await clickAt(c.click, 0);
     const read = await page.evaluate(() => {

@@ -1,0 +1,283 @@
+"""``sam-onnx serve`` and ``sam-onnx bundle`` on the tiny export: routes, headers, uploads, limits,
+errors and path safety (the browser side is in test_demo_web.py)."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import http.client
+import io
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sam_onnx.errors import InvalidInputError, ModelMismatchError
+from sam_onnx.runtime.bundle import write_bundle
+from sam_onnx.runtime.cli import main as cli_main
+from sam_onnx.runtime.embedding import ImageEmbedding
+from sam_onnx.runtime.graphs import web_decoder_paths
+from sam_onnx.runtime.serve import ServeOptions, make_server
+
+ISOLATION = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
+
+
+def png_bytes(h: int, w: int, seed: int = 0) -> bytes:
+    rgb = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _flat_png(h: int, w: int) -> bytes:
+    """A small file that decodes to many pixels."""
+    buf = io.BytesIO()
+    Image.new("RGB", (w, h)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def web_dir(tmp_path_factory) -> Path:
+    """A stand-in for the built page (the real one is tested in Chromium)."""
+    d = tmp_path_factory.mktemp("web")
+    (d / "index.html").write_text("<!doctype html><title>demo</title>")
+    (d / "assets").mkdir()
+    (d / "assets" / "app.js").write_text("export {};")
+    (d.parent / "secret.txt").write_text("outside the served folder")
+    (d / "assets" / "link.txt").symlink_to(d.parent / "secret.txt")
+    return d
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(tiny_predictor, tiny_model_dir, tmp_path_factory) -> Path:
+    image = np.random.default_rng(1).integers(0, 256, (40, 70, 3), dtype=np.uint8)
+    out = tmp_path_factory.mktemp("bundles") / "first"
+    emb = tiny_predictor.embed(image)
+    write_bundle(out, image, emb, web_decoder_paths(tiny_model_dir), name="first.png")
+    return out
+
+
+@pytest.fixture(scope="module")
+def server(tiny_predictor, tiny_model_dir, web_dir, bundle_dir):
+    options = ServeOptions(
+        web_dir=web_dir,
+        bundle_dirs=(bundle_dir,),
+        port=0,
+        max_upload_bytes=200_000,
+        max_pixels=300_000,
+        max_pending=2,
+        timeout_s=2.0,
+    )
+    srv = make_server(tiny_predictor, web_decoder_paths(tiny_model_dir), options)
+    srv.quiet = True
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def request(server, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+    """One request; a body the server refuses to read may be cut short, the answer still counts."""
+    host, port = server.server_address[:2]
+    conn = http.client.HTTPConnection(host, port, timeout=30)
+    try:
+        conn.putrequest(method, path)
+        for key, value in {**(headers or {}), "Content-Length": str(len(body or b""))}.items():
+            conn.putheader(key, value)
+        conn.endheaders()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            conn.send(body or b"")
+        resp = conn.getresponse()
+        return resp.status, dict(resp.getheaders()), resp.read()
+    finally:
+        conn.close()
+
+
+def error_of(status_body) -> dict:
+    status, headers, body = status_body
+    assert headers["Content-Type"] == "application/json"
+    err = json.loads(body)["error"]
+    assert err["status"] == status
+    assert "Traceback" not in err["message"] and "/site-packages/" not in err["message"]
+    return err
+
+
+def test_config_and_isolation_headers_on_every_answer(server, tiny_predictor):
+    for path in ("/api/config", "/", "/assets/app.js", "/nope.txt", "/api/nothing"):
+        status, headers, _ = request(server, "GET", path)
+        for key, value in ISOLATION.items():
+            assert headers[key] == value, (path, key)
+    status, _, body = request(server, "GET", "/api/config")
+    config = json.loads(body)
+    assert status == 200
+    assert config["checkpoint_sha256"] == tiny_predictor.checkpoint_sha256
+    assert set(config["decoders"]) == {"fp32", "int8"}
+    assert config["bundle"] == "bundles/first/bundle.json"
+
+
+def test_static_files_and_decoder_downloads(server, tiny_model_dir):
+    status, headers, body = request(server, "GET", "/")
+    assert (status, body) == (200, b"<!doctype html><title>demo</title>")
+    assert headers["Content-Type"] == "text/html"
+    status, headers, _ = request(server, "GET", "/assets/app.js")
+    assert status == 200 and headers["Content-Type"] == "text/javascript"
+    status, _, body = request(server, "GET", "/api/decoder/fp32")
+    assert status == 200 and body == web_decoder_paths(tiny_model_dir)["fp32"].read_bytes()
+    status, _, body = request(server, "GET", "/bundles/first/bundle.json")
+    assert status == 200 and json.loads(body)["decoders"]["fp32"] == "decoder.onnx"
+    assert error_of(request(server, "GET", "/api/decoder/fp64"))["type"] == "NotFound"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/assets/%2e%2e/%2e%2e/secret.txt",
+        "//etc/passwd",
+        "/%2Fetc%2Fpasswd",
+        "/assets/link.txt",  # a symlink leading out of the folder
+        "/bundles/first/../../secret.txt",
+        "/bundles/%2e%2e/secret.txt",
+        "/index.html%00.png",
+    ],
+)
+def test_nothing_outside_the_served_folders(server, path):
+    status, _, body = request(server, "GET", path)
+    assert status == 404
+    assert b"outside the served folder" not in body and b"root:" not in body
+
+
+def test_embed_upload_matches_the_runtime(server, tiny_predictor):
+    data = png_bytes(30, 50)
+    status, _, body = request(server, "POST", "/api/embed", data, {"Content-Type": "image/png"})
+    assert status == 200
+    answer = json.loads(body)
+    assert answer["orig_hw"] == [30, 50] and answer["shape"] == [1, 256, 64, 64]
+    got = np.frombuffer(base64.b64decode(answer["data_b64"]), "<f4").reshape(answer["shape"])
+    want = tiny_predictor.embed(Image.open(io.BytesIO(data))).embedding
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "kind", "says"),
+    [
+        (b"x" * 300_000, {"Content-Type": "image/png"}, 413, "UploadTooLarge", "at most 200000"),
+        (b"not an image at all", {"Content-Type": "image/png"}, 400, "InvalidImageError", "unrecognised"),
+        (png_bytes(20, 20)[:60], {"Content-Type": "image/png"}, 400, "InvalidImageError", "readable"),
+        (png_bytes(20, 20), {"Content-Type": "text/plain"}, 415, "UnsupportedMediaType", "text/plain"),
+        (png_bytes(20, 20), {}, 415, "UnsupportedMediaType", "none"),
+        (b"", {"Content-Type": "image/png"}, 400, "InvalidImageError", "0 bytes"),
+        (_flat_png(600, 600), {"Content-Type": "image/png"}, 413, "ImageTooLarge", "300000"),
+        (b"y" * 5_000_000, {"Content-Type": "image/png"}, 413, "UploadTooLarge", "at most 200000"),
+    ],
+    ids=[
+        "oversized",
+        "not-an-image",
+        "truncated",
+        "wrong-type",
+        "no-type",
+        "empty",
+        "too-many-pixels",
+        "huge",
+    ],
+)
+def test_bad_uploads_get_clear_errors(server, body, headers, status, kind, says):
+    err = error_of(request(server, "POST", "/api/embed", body, headers))
+    assert (err["status"], err["type"]) == (status, kind)
+    assert says in err["message"]
+    # and the server goes on serving
+    assert request(server, "GET", "/api/config")[0] == 200
+
+
+def test_method_and_length_errors(server):
+    assert (
+        error_of(request(server, "POST", "/api/config", b"{}", {"Content-Type": "image/png"}))["status"]
+        == 405
+    )
+    host, port = server.server_address[:2]
+    conn = http.client.HTTPConnection(host, port, timeout=10)
+    conn.putrequest("POST", "/api/embed")
+    conn.putheader("Content-Type", "image/png")
+    conn.putheader("Transfer-Encoding", "chunked")
+    conn.endheaders()
+    conn.send(b"0\r\n\r\n")
+    resp = conn.getresponse()
+    assert resp.status == 411 and json.loads(resp.read())["error"]["type"] == "LengthRequired"
+    conn.close()
+
+
+def test_busy_encoder_answers_429(server):
+    for _ in range(server.options.max_pending):  # every waiting slot taken
+        server.pending.acquire()
+    try:
+        err = error_of(request(server, "POST", "/api/embed", png_bytes(8, 8), {"Content-Type": "image/png"}))
+        assert (err["status"], err["type"]) == (429, "Busy")
+    finally:
+        for _ in range(server.options.max_pending):
+            server.pending.release()
+    assert request(server, "POST", "/api/embed", png_bytes(8, 8), {"Content-Type": "image/png"})[0] == 200
+
+
+def test_bundle_contents(bundle_dir, tiny_predictor):
+    meta = json.loads((bundle_dir / "bundle.json").read_text())
+    assert meta["format"] == "sam-onnx-bundle" and meta["version"] == 1
+    assert meta["orig_hw"] == [40, 70] and meta["decoders"] == {
+        "fp32": "decoder.onnx",
+        "int8": "decoder.int8.onnx",
+    }
+    emb = ImageEmbedding.load(bundle_dir / meta["embedding"])
+    image = np.asarray(Image.open(bundle_dir / meta["image"]))
+    np.testing.assert_array_equal(emb.embedding, tiny_predictor.embed(image).embedding)
+    assert not [p for p in bundle_dir.parent.iterdir() if p.name.startswith(".")]  # no staging left
+
+
+def test_bundle_refuses_mismatches(tiny_predictor, tiny_model_dir, tmp_path):
+    image = np.zeros((10, 12, 3), np.uint8)
+    emb = tiny_predictor.embed(image)
+    decoders = web_decoder_paths(tiny_model_dir)
+    with pytest.raises(InvalidInputError, match="image's size"):
+        write_bundle(tmp_path / "b", np.zeros((11, 12, 3), np.uint8), emb, decoders)
+    other = ImageEmbedding(emb.embedding, emb.orig_hw, variant=emb.variant, checkpoint_sha256="0" * 64)
+    with pytest.raises(ModelMismatchError, match="checkpoint"):
+        write_bundle(tmp_path / "b", image, other, decoders)
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("keep me")
+    with pytest.raises(InvalidInputError, match="other files"):
+        write_bundle(tmp_path / "busy", image, emb, decoders)
+    assert (tmp_path / "busy" / "notes.txt").read_text() == "keep me"
+    assert not (tmp_path / "b").exists()
+
+
+def test_bundle_cli_replaces_an_earlier_bundle(tiny_model_dir, tmp_path, capsys):
+    img = tmp_path / "photo.png"
+    img.write_bytes(png_bytes(24, 36))
+    out = tmp_path / "bundle"
+    argv = ["bundle", str(img), "-m", tiny_model_dir, "-o", str(out), "--no-web"]
+    assert cli_main(argv) == 0
+    first = (out / "embedding.npy").read_bytes()
+    img.write_bytes(png_bytes(24, 36, seed=5))
+    assert cli_main(argv) == 0
+    assert (out / "embedding.npy").read_bytes() != first
+    assert json.loads((out / "bundle.json").read_text())["name"] == "photo.png"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "photo.png"]
+
+
+def test_serve_cli_errors(tiny_model_dir, tmp_path, capsys):
+    assert cli_main(["serve", "-m", tiny_model_dir, "--web", str(tmp_path)]) == 2
+    assert "index.html" in capsys.readouterr().err
+    (tmp_path / "index.html").write_text("x")
+    argv = ["serve", "-m", tiny_model_dir, "--web", str(tmp_path), "--bundle", str(tmp_path)]
+    assert cli_main(argv) == 2
+    assert "bundle.json" in capsys.readouterr().err
+
+
+def test_serve_options_are_checked(web_dir):
+    with pytest.raises(InvalidInputError, match="max_upload_bytes"):
+        ServeOptions(web_dir=web_dir, max_upload_bytes=0)
+    with pytest.raises(InvalidInputError, match="timeout_s"):
+        ServeOptions(web_dir=web_dir, timeout_s=0)
