@@ -1,13 +1,15 @@
 // End-to-end run of the demo page in headless Chromium (Debian's /usr/bin/chromium, driven by
 // playwright-core; no browser is downloaded). Usage: node e2e/run.mjs SPEC.json RESULT.json
 //
-// SPEC: {"base": "http://127.0.0.1:PORT/", "chromium": "/usr/bin/chromium", "screenshot": "PATH.png",
-//        "cases": [{"name", "open": "?bundle=...", "upload": "FILE.png" (optional),
-//                   "click": [x, y] (image pixels), "repeats": N, "mask": "OUT.bin"}]}
-// For each case the page is opened (or the file uploaded), the point is clicked once, the mask is
+// SPEC: {"chromium": "/usr/bin/chromium",
+//        "cases": [{"name", "url": "http://127.0.0.1:PORT/?bundle=...", "upload": "FILE" (optional),
+//                   "click": [x, y] (image pixels), "repeats": N, "mask": "OUT.bin",
+//                   "screenshot": "OUT.png" (optional), "expectError": true (optional)}]}
+// For each case the page is opened (and the file uploaded), the point is clicked once, the mask is
 // read back from the page's mask canvas (H*W bytes, 1 inside) into "mask", then Clear + click are
-// repeated N times for latency. RESULT: isolation, thread count and per-case figures. Any failure
-// (page error, timeout, missing state) exits non-zero.
+// repeated N times for latency. A case with expectError uploads a file the server must refuse and
+// records the error the page shows. RESULT: isolation, thread count and per-case figures. Any
+// failure (page error, timeout, missing state, an error shown where none is expected) exits 1.
 import { readFileSync, writeFileSync } from "node:fs";
 import { chromium } from "playwright-core";
 
@@ -38,7 +40,11 @@ try {
   const page = await browser.newPage({ viewport: { width: 1200, height: 1000 } });
   const pageErrors = [];
   page.on("pageerror", (e) => pageErrors.push(String(e)));
-  page.on("console", (m) => m.type() === "error" && pageErrors.push(`console: ${m.text()}`));
+  // HTTP error answers the page handles itself (a 404 for api/config on a static server, a refused
+  // upload) are logged by Chromium as "Failed to load resource"; anything else logged as an error counts
+  page.on("console", (m) => {
+    if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) pageErrors.push(`console: ${m.text()}`);
+  });
 
   const status = page.locator("#status");
   const errorsShown = async () => ((await page.locator("#errors").count()) ? await page.locator("#errors").innerText() : "");
@@ -75,10 +81,15 @@ try {
   };
 
   for (const c of spec.cases) {
-    await page.goto(new URL(c.open ?? "", spec.base).href);
+    await page.goto(c.url);
     if (c.upload) {
       await page.locator("#upload").waitFor({ timeout: TIMEOUT });
       await page.locator("#upload").setInputFiles(c.upload);
+    }
+    if (c.expectError) {
+      await page.locator("#errors").waitFor({ timeout: TIMEOUT });
+      result.cases.push({ name: c.name, errorShown: await errorsShown() });
+      continue;
     }
     await waitReady(c.upload ? c.upload.split("/").at(-1) : null).catch((e) => {
       throw new Error(`${c.name}: page not ready: ${e.message}`);

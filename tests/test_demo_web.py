@@ -1,0 +1,227 @@
+"""The web demo end to end in headless Chromium: the built page, served by ``sam-onnx serve`` (and
+by a plain static server), decodes golden clicks with the exported seed-0 decoder in wasm, and the
+masks read back from the page agree with the official ONNX outputs.
+
+Needs the built page (``demo_web/dist``), ``demo_web/node_modules`` (playwright-core) and Debian's
+Chromium at ``/usr/bin/chromium`` (or ``$SAM_CHROMIUM``); ``.ci/run`` provides all three and sets
+``SAM_REQUIRE_WEB=1``, which turns a missing piece into a failure instead of a skip. Screenshots
+and figures go to ``$SAM_E2E_ARTIFACTS`` (default: the test's temporary folder).
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sam_onnx.runtime.bundle import write_bundle
+from sam_onnx.runtime.embedding import ImageEmbedding
+from sam_onnx.runtime.graphs import decoder_identity, web_decoder_paths
+from sam_onnx.runtime.predictor import SamPredictor
+from sam_onnx.runtime.serve import ServeOptions, make_server
+from tests.conftest import REPO, case_meta, unpack_masks
+
+pytestmark = pytest.mark.slow
+
+DEMO = REPO / "demo_web"
+CHROMIUM = Path(os.environ.get("SAM_CHROMIUM", "/usr/bin/chromium"))
+IMAGE_FILES = {"landscape": "landscape_480x640.png", "portrait": "portrait_700x525.png"}
+MIN_AGREEMENT = 0.999
+REPEATS = 7
+
+
+def require_web() -> None:
+    missing = [
+        what
+        for what, ok in (
+            (
+                "the built page demo_web/dist (npm ci && npm run build)",
+                (DEMO / "dist" / "index.html").is_file(),
+            ),
+            (
+                "demo_web/node_modules/playwright-core (npm ci)",
+                (DEMO / "node_modules" / "playwright-core").is_dir(),
+            ),
+            (f"Chromium at {CHROMIUM} (apt-get install chromium)", CHROMIUM.is_file()),
+            ("node", shutil.which("node") is not None),
+        )
+        if not ok
+    ]
+    if missing:
+        reason = "web end-to-end test needs " + "; ".join(missing)
+        if os.environ.get("SAM_REQUIRE_WEB") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+def golden_mask(golden, image: str) -> np.ndarray:
+    """The official SamOnnxModel(return_single_mask=True) mask of the image's one_point_single case."""
+    w = golden[f"{image}/image"].shape[1]
+    return unpack_masks(golden[f"{image}/one_point_single/onnx_out/masks_packed"], w)[0, 0]
+
+
+@pytest.fixture(scope="module")
+def site(vit_b_export, golden, reference_dir, tmp_path_factory):
+    """Bundles of the golden embeddings, served by sam-onnx serve and by a plain static server."""
+    require_web()
+    model_dir = vit_b_export.output_dir
+    decoders = web_decoder_paths(model_dir)
+    meta = decoder_identity(decoders["fp32"])
+    root = tmp_path_factory.mktemp("web")
+    bundles = {}
+    for image in IMAGE_FILES:
+        pixels = golden[f"{image}/image"]
+        emb = ImageEmbedding(
+            golden[f"{image}/embedding"].astype(np.float32),
+            pixels.shape[:2],
+            variant=meta["variant"],
+            checkpoint_sha256=meta["checkpoint_sha256"],
+        )
+        out = root / image
+        write_bundle(out, pixels, emb, decoders, name=IMAGE_FILES[image], web_dir=DEMO / "dist")
+        bundles[image] = out
+    predictor = SamPredictor.from_export(model_dir)
+    options = ServeOptions(web_dir=DEMO / "dist", bundle_dirs=tuple(bundles.values()), port=0)
+    server = make_server(predictor, decoders, options)
+    server.quiet = True
+    # a static server with no special headers, on the landscape bundle (page included)
+    handler = functools.partial(QuietStaticHandler, directory=str(bundles["landscape"]))
+    static = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in (server, static)]
+    for t in threads:
+        t.start()
+    yield {"serve": server.url, "static": f"http://127.0.0.1:{static.server_address[1]}/", "root": root}
+    for s in (server, static):
+        s.shutdown()
+        s.server_close()
+
+
+class QuietStaticHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def e2e(site, golden, reference_dir, tmp_path_factory):
+    """Run the browser once over every case; returns (result JSON, artifacts folder)."""
+    artifacts = Path(os.environ.get("SAM_E2E_ARTIFACTS") or tmp_path_factory.mktemp("e2e_artifacts"))
+    artifacts.mkdir(parents=True, exist_ok=True)
+    bad = site["root"] / "notes.png"
+    bad.write_text("these are notes, not a picture")
+
+    def click(image):
+        return case_meta(golden, image, "one_point_single")["points"][0]
+
+    serve = site["serve"]
+    cases = [
+        {"name": "serve-landscape", "url": serve, "click": click("landscape"), "screenshot": "landscape.png"},
+        {
+            "name": "serve-portrait",
+            "url": f"{serve}?bundle=bundles/portrait/bundle.json",
+            "click": click("portrait"),
+        },
+        {
+            "name": "upload-portrait",
+            "url": serve,
+            "upload": str(reference_dir / "images" / IMAGE_FILES["portrait"]),
+            "click": click("portrait"),
+            "screenshot": "upload-portrait.png",
+        },
+        {"name": "upload-not-an-image", "url": serve, "upload": str(bad), "expectError": True},
+        {
+            "name": "static-landscape",
+            "url": site["static"],
+            "click": click("landscape"),
+            "screenshot": "static.png",
+        },
+    ]
+    for c in cases:
+        c["mask"] = str(artifacts / f"{c['name']}.mask.bin")
+        c["repeats"] = REPEATS if c["name"].startswith("serve-") else 0
+        if "screenshot" in c:
+            c["screenshot"] = str(artifacts / c["screenshot"])
+    spec = artifacts / "spec.json"
+    spec.write_text(json.dumps({"chromium": str(CHROMIUM), "cases": cases}, indent=1))
+    out = artifacts / "result.json"
+    proc = subprocess.run(
+        ["node", "e2e/run.mjs", str(spec), str(out)], cwd=DEMO, capture_output=True, text=True, timeout=900
+    )
+    result = json.loads(out.read_text()) if out.is_file() else {}
+    assert proc.returncode == 0, f"e2e run failed: {result.get('error') or proc.stderr[-3000:]}"
+    return {c["name"]: c for c in result["cases"]}, artifacts
+
+
+@pytest.mark.parametrize(
+    ("case", "image"),
+    [("serve-landscape", "landscape"), ("serve-portrait", "portrait"), ("static-landscape", "landscape")],
+)
+def test_page_mask_matches_the_golden_onnx_output(e2e, golden, artifacts_note, case, image):
+    results, artifacts = e2e
+    r = results[case]
+    h, w = golden[f"{image}/image"].shape[:2]
+    assert r["hw"] == [h, w]
+    assert r["kind"] == "committed"
+    mask = np.fromfile(artifacts / f"{case}.mask.bin", np.uint8).reshape(h, w).astype(bool)
+    want = golden_mask(golden, image)
+    agreement = float((mask == want).mean())
+    artifacts_note(case, agreement=agreement, differing=int((mask != want).sum()), clicked=r["clicked"])
+    assert agreement >= MIN_AGREEMENT, f"{case}: {agreement:.5f} of pixels agree"
+
+
+def test_served_page_is_isolated_and_multithreaded(e2e, artifacts_note):
+    results, artifacts = e2e
+    for case in ("serve-landscape", "serve-portrait", "upload-portrait"):
+        assert results[case]["crossOriginIsolated"] is True, case
+        assert results[case]["threads"] > 1, case
+    # a plain static server sends no COOP/COEP: the page works on one thread and says so
+    static = results["static-landscape"]
+    assert static["crossOriginIsolated"] is False and static["threads"] == 1
+    assert "not cross-origin isolated" in static["status"]
+    assert (artifacts / "landscape.png").stat().st_size > 10_000  # the screenshot was written
+    for case in ("serve-landscape", "serve-portrait"):
+        ms = results[case]["runMs"]
+        assert len(ms) == REPEATS and all(v > 0 for v in ms)
+        artifacts_note(
+            case,
+            decode_ms_median=float(np.median(ms)),
+            decode_ms_range=[min(ms), max(ms)],
+            round_trip_ms_median=float(np.median(results[case]["roundTripMs"])),
+            threads=results[case]["threads"],
+        )
+
+
+def test_uploaded_image_is_embedded_by_the_server_and_segmented(e2e, golden):
+    _, artifacts = e2e
+    h, w = golden["portrait/image"].shape[:2]
+    mask = np.fromfile(artifacts / "upload-portrait.mask.bin", np.uint8).reshape(h, w).astype(bool)
+    # our encoder's embedding of the PNG is within 1e-3 of the golden one, so the masks agree too
+    assert float((mask == golden_mask(golden, "portrait")).mean()) >= MIN_AGREEMENT
+
+
+def test_a_refused_upload_is_shown_on_the_page(e2e):
+    results, _ = e2e
+    shown = results["upload-not-an-image"]["errorShown"]
+    assert "notes.png" in shown and "unrecognised content" in shown
+
+
+@pytest.fixture(scope="module")
+def artifacts_note(e2e):
+    """Collect figures into figures.json next to the screenshots (printed with -s)."""
+    _, artifacts = e2e
+    path = artifacts / "figures.json"
+
+    def note(case: str, **figures) -> None:
+        data = json.loads(path.read_text()) if path.is_file() else {}
+        data.setdefault(case, {}).update(figures)
+        path.write_text(json.dumps(data, indent=1))
+        print(case, figures)
+
+    return note
