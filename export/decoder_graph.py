@@ -35,17 +35,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sam_onnx.contract import DECODER_INPUTS, DECODER_OUTPUTS
 from sam_onnx.modeling.sam import Sam
 
-INPUT_NAMES = (
-    "image_embeddings",
-    "point_coords",
-    "point_labels",
-    "mask_input",
-    "has_mask_input",
-    "orig_im_size",
-)
-OUTPUT_NAMES = ("masks", "iou_predictions", "low_res_masks")
+INPUT_NAMES = DECODER_INPUTS
+OUTPUT_NAMES = DECODER_OUTPUTS
 EXTRA_OUTPUT_NAMES = ("stability_scores", "areas")
 STABILITY_SCORE_OFFSET = 1.0  # the official export's value
 

@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from sam_onnx.contract import DECODER_INPUTS
 from sam_onnx.errors import ModelLoadError, ModelMismatchError
 
 from .session import SessionConfig, open_session
@@ -155,20 +156,10 @@ def decoder_identity(path: Path) -> dict[str, str]:
     """The metadata of an official-contract decoder graph (checked: role, contract inputs)."""
     graph = Graph.open(path, SessionConfig(), role="decoder")
     _check_role(graph, "decoder")
-    missing = [name for name in OFFICIAL_DECODER_INPUTS if name not in graph.input_names]
+    missing = [name for name in DECODER_INPUTS if name not in graph.input_names]
     if missing or "masks" not in graph.output_names:
         raise ModelMismatchError(
             path,
             f"is not an official-contract decoder (inputs {graph.input_names}, outputs {graph.output_names})",
         )
     return graph.metadata
-
-
-OFFICIAL_DECODER_INPUTS = (
-    "image_embeddings",
-    "point_coords",
-    "point_labels",
-    "mask_input",
-    "has_mask_input",
-    "orig_im_size",
-)

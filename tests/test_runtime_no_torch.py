@@ -62,3 +62,19 @@ def test_blocking_torch_is_effective():
     """The guard itself: with the block in place, importing torch fails (so the test above means it)."""
     result = run_python(BLOCK_TORCH + "import torch")
     assert result.returncode != 0 and "ModuleNotFoundError: import of torch halted" in result.stderr
+
+
+def test_every_runtime_module_imports_with_torch_unimportable():
+    """serve, bundle, amg ... too: the whole runtime package, module by module."""
+    code = BLOCK_TORCH + textwrap.dedent("""
+        import importlib, pkgutil
+        import sam_onnx.runtime as runtime
+        names = [m.name for m in pkgutil.iter_modules(runtime.__path__)]
+        for name in names:
+            importlib.import_module(f"sam_onnx.runtime.{name}")
+        print(len(names), "serve" in names and "bundle" in names)
+    """)
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    count, has_web = result.stdout.split()
+    assert int(count) >= 15 and has_web == "True"

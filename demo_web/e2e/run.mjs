@@ -3,7 +3,7 @@
 //
 // SPEC: {"chromium": "/usr/bin/chromium",
 //        "cases": [{"name", "url": "http://127.0.0.1:PORT/?bundle=...", "upload": "FILE" (optional),
-//                   "click": [x, y] (image pixels), "repeats": N, "mask": "OUT.bin",
+//                   "click": [x, y] or "drag": [x0, y0, x1, y1] (image pixels), "repeats": N, "mask": "OUT.bin",
 //                   "screenshot": "OUT.png" (optional), "expectError": true (optional)}]}
 // For each case the page is opened (and the file uploaded), the point is clicked once, the mask is
 // read back from the page's mask canvas (H*W bytes, 1 inside) into "mask", then Clear + click are
@@ -63,14 +63,18 @@ try {
     if (shown) throw new Error(`errors shown: ${shown}`);
   };
 
-  const clickAt = async ([x, y], committedBefore) => {
+  // a click at c.click [x, y], or a drag along c.drag [x0, y0, x1, y1] (image pixels)
+  const prompt = async (c, committedBefore) => {
     const box = await page.locator("#stage").boundingBox();
     const [h, w] = await page.evaluate(() => {
       const c = document.querySelector("#mask");
       return [c.height, c.width];
     });
-    await page.mouse.move(box.x + (x / w) * box.width, box.y + (y / h) * box.height);
+    const at = (x, y) => [box.x + (x / w) * box.width, box.y + (y / h) * box.height];
+    const [start, end] = c.drag ? [c.drag.slice(0, 2), c.drag.slice(2)] : [c.click, c.click];
+    await page.mouse.move(...at(...start));
     await page.mouse.down();
+    if (c.drag) await page.mouse.move(...at(...end), { steps: 8 });
     await page.mouse.up();
     await page.waitForFunction(
       (n) => Number(document.querySelector("#status")?.dataset.committed) === n + 1,
@@ -94,7 +98,7 @@ try {
     await waitReady(c.upload ? c.upload.split("/").at(-1) : null).catch((e) => {
       throw new Error(`${c.name}: page not ready: ${e.message}`);
     });
-    const [h, w] = await clickAt(c.click, 0);
+    const [h, w] = await prompt(c, 0);
     const read = await page.evaluate(() => {
       const canvas = document.querySelector("#mask");
       const { data } = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height);
@@ -103,10 +107,13 @@ try {
       let text = "";
       for (let i = 0; i < bits.length; i += 8192) text += String.fromCharCode(...bits.subarray(i, i + 8192));
       const circle = document.querySelector("svg circle");
+      const rect = document.querySelector("svg rect.box");
+      const attrs = (el, names) => (el ? names.map((n) => Number(el.getAttribute(n))) : null);
       return {
         mask: btoa(text),
         kind: canvas.dataset.kind,
-        clicked: [Number(circle.getAttribute("cx")), Number(circle.getAttribute("cy"))],
+        clicked: attrs(circle, ["cx", "cy"]),
+        box: attrs(rect, ["x", "y", "width", "height"]),
       };
     });
     writeFileSync(c.mask, Buffer.from(read.mask, "base64"));
@@ -115,7 +122,7 @@ try {
     for (let i = 0; i < (c.repeats ?? 0); i++) {
       await page.locator("#clear").click();
       await page.mouse.move(0, 0); // off the image: no hover previews in between
-      await clickAt(c.click, 0);
+      await prompt(c, 0);
       runMs.push(Number(await status.getAttribute("data-run-ms")));
       roundTripMs.push(Number(await status.getAttribute("data-round-trip-ms")));
     }
@@ -124,7 +131,7 @@ try {
       threads: Number(document.querySelector("#status").dataset.threads),
       status: document.querySelector("#status").textContent,
     }));
-    result.cases.push({ name: c.name, hw: [h, w], kind: read.kind, clicked: read.clicked, runMs, roundTripMs, ...info });
+    result.cases.push({ name: c.name, hw: [h, w], kind: read.kind, clicked: read.clicked, box: read.box, runMs, roundTripMs, ...info });
     if (c.screenshot) await page.screenshot({ path: c.screenshot, fullPage: true });
     const shown = await errorsShown();
     if (shown) throw new Error(`${c.name}: the page shows errors: ${shown}`);
