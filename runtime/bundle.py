@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from sam_onnx.errors import InvalidInputError, ModelMismatchError
+from sam_onnx.errors import InvalidInputError, ModelMismatchError, OutputWriteError
 
 from .embedding import ImageEmbedding
 
@@ -106,6 +106,12 @@ def write_bundle(
         (staging / "bundle.json").write_text(json.dumps(meta, indent=1))
         staging.chmod(0o755)
         _swap_in(staging, out_dir)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        why = exc.strerror or str(exc)
+        raise OutputWriteError(
+            out_dir, f"{why} (disk full or file size limit?); nothing was changed"
+        ) from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

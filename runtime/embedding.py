@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sam_onnx.errors import EmbeddingFileError, InvalidInputError
+from sam_onnx.errors import EmbeddingFileError, InvalidInputError, OutputWriteError
 from sam_onnx.preprocess import resized_hw
 from sam_onnx.variants import EMBED_HW, PROMPT_EMBED_DIM
 
@@ -89,9 +89,13 @@ class ImageEmbedding:
         Returns the two paths.
         """
         npy, sidecar = embedding_paths(path)
-        atomic_write(npy, lambda f: np.save(f, self.embedding, allow_pickle=False))
         text = json.dumps({**self.metadata(), **extra}, indent=1).encode()
-        atomic_write(sidecar, lambda f: f.write(text))
+        for file, write in ((npy, lambda f: np.save(f, self.embedding, allow_pickle=False)), (sidecar, text)):
+            try:
+                atomic_write(file, write if callable(write) else (lambda f, data=write: f.write(data)))
+            except OSError as exc:
+                why = f"{exc.strerror or exc} (disk full or file size limit?); the file there is unchanged"
+                raise OutputWriteError(file, why) from None
         return npy, sidecar
 
     @classmethod

@@ -177,6 +177,8 @@ def stack_feeds(feeds: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 
 
 def _numeric(name: str, value: object) -> np.ndarray:
+    if np.asarray(value).dtype.kind == "c":  # a cast to float would drop the imaginary part silently
+        raise InvalidInputError(name, "real numbers", "complex numbers")
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:

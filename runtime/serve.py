@@ -198,15 +198,28 @@ class DemoHandler(BaseHTTPRequestHandler):
             status, headers, body = _json_error(
                 HTTPStatus.INTERNAL_SERVER_ERROR, "Internal", "internal error"
             )
+        self._send(status, headers, body, head=head)
+
+    def _send(self, status: int, headers: dict, body: bytes, *, head: bool = False, reason=None) -> None:
         try:
-            self.send_response(status)
+            self.send_response(status, reason)
             for key, value in {**ISOLATION_HEADERS, **headers, "Content-Length": str(len(body))}.items():
                 self.send_header(key, value)
+            if self.close_connection:
+                self.send_header("Connection", "close")
             self.end_headers()
             if not head:
                 self.wfile.write(body)
         except (ConnectionError, TimeoutError):
             self.close_connection = True
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (bad request line, URL too long, too many headers, unknown
+        method) as our JSON errors, with the isolation headers."""
+        status = HTTPStatus(code)
+        _, headers, body = _json_error(status, status.phrase.replace(" ", ""), message or status.description)
+        self.close_connection = True
+        self._send(code, headers, body, head=self.command == "HEAD", reason=message)
 
     def _path(self) -> str:
         path = urllib.parse.urlsplit(self.path).path

@@ -91,6 +91,8 @@ def open_session(path: str | os.PathLike[str], config: SessionConfig, *, role: s
 def _load_problem(exc: Exception) -> str:
     text = str(exc)
     first = text.splitlines()[0][:300] if text else type(exc).__name__
+    if "escapes model directory" in text or "Absolute path not allowed" in text:
+        return f"its external data points outside the model's folder; refused ({first})"
     if "external" in text.lower() or "data file" in text.lower() or "No such file" in text:
         return f"its external data file is missing or unreadable ({first})"
     return f"not a loadable ONNX model (corrupt, truncated or unsupported: {first})"

@@ -157,3 +157,9 @@ class EmbeddingFileError(_PathProblem, SamOnnxError):
     """A saved embedding (``.npy`` + ``.json``) is missing, corrupt, or of another model."""
 
     template = "embedding {path!r}: {problem}"
+
+
+class OutputWriteError(_PathProblem, SamOnnxError, OSError):
+    """Writing a runtime output (a bundle, an embedding) failed; nothing partial was left there."""
+
+    template = "could not write {path!r}: {problem}"
