@@ -8,7 +8,6 @@ import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -18,9 +17,8 @@ import numpy as np
 import pytest
 
 from sam_onnx.errors import ImageTooLargeError
-from sam_onnx.runtime.graphs import web_decoder_paths
-from sam_onnx.runtime.serve import ServeOptions, make_server
-from tests.test_serve import error_of, png_bytes, request
+from sam_onnx.runtime.serve import ServeOptions
+from tests.test_serve import error_of, png_bytes, request, serving
 
 THREADS, REQUESTS = 8, 50
 
@@ -71,13 +69,8 @@ def server(tiny_predictor, tiny_model_dir, tmp_path_factory):
     web = tmp_path_factory.mktemp("web_load")
     (web / "index.html").write_text("<!doctype html>")
     options = ServeOptions(web_dir=web, port=0, max_pending=4, timeout_s=2.0, max_upload_bytes=1_000_000)
-    srv = make_server(tiny_predictor, web_decoder_paths(tiny_model_dir), options)
-    srv.quiet = True
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    with serving(tiny_predictor, tiny_model_dir, options) as srv:
+        yield srv
 
 
 @pytest.mark.slow

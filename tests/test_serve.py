@@ -71,13 +71,21 @@ def server(tiny_predictor, tiny_model_dir, web_dir, bundle_dir):
         max_pending=2,
         timeout_s=2.0,
     )
-    srv = make_server(tiny_predictor, web_decoder_paths(tiny_model_dir), options)
+    with serving(tiny_predictor, tiny_model_dir, options) as srv:
+        yield srv
+
+
+@contextlib.contextmanager
+def serving(predictor, model_dir, options: ServeOptions):
+    """A quiet sam-onnx server on a background thread, shut down on exit."""
+    srv = make_server(predictor, web_decoder_paths(model_dir), options)
     srv.quiet = True
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()
 
 
 def request(server, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
