@@ -1,0 +1,277 @@
+"""Side-by-side speed of sam-onnx (a benchmark, not a test): one table, ratios first.
+
+    python bench/speed.py MODEL_DIR --checkpoint CKPT.pth [--threads 1 2] [--repeats 3] [--json OUT.json]
+
+Rows (each measured in its own subprocess, so its peak memory is its own):
+
+* encoder, one 1024 x 1024 input: our PyTorch eager model; onnxruntime on ``encoder.onnx`` as a
+  plain export runs it (graph optimisation "basic": constant folding, no fusion) — the baseline
+  every ratio is against; the same graph with every onnxruntime optimisation ("all"); the fp16
+  and int8 graphs with "all";
+* decoder, one click, single mask (``decoder.onnx``, the official contract with upscaling to the
+  original size) at 480 x 640 and 1500 x 2250, fp32 and int8;
+* predictor end to end (``SamPredictor``: read the image, embed, one click) on 480 x 640.
+
+Each cell is the median over ``--repeats`` timed runs after one warm-up, with the min-max range.
+Ratios are against the plain fp32 encoder at the same thread count. ``--quality`` adds the
+mask IoU of the int8 and fp16 encoders against fp32 over the reference kit's golden clicks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+KIT = Path(__file__).resolve().parents[2] / "shared" / "sam_reference"
+
+
+# --- one measurement (runs in a subprocess) -------------------------------------------------------
+def _session(path: Path, threads: int, level: str):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.graph_optimization_level = {
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }[level]
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _timed(fn, repeats: int) -> list[float]:
+    fn()  # warm-up
+    out = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def measure(spec: dict) -> dict:
+    """Run one row; returns times in ms and the process's peak RSS in MiB."""
+    threads, repeats = spec["threads"], spec["repeats"]
+    model_dir = Path(spec["model_dir"])
+    kind = spec["kind"]
+    rng = np.random.default_rng(0)
+    if kind == "encoder-torch":
+        import torch
+
+        from sam_onnx.modeling import load_sam
+
+        torch.set_num_threads(threads)
+        model = load_sam(spec["checkpoint"]).eval()
+        x = torch.from_numpy(rng.standard_normal((1, 3, 1024, 1024), dtype=np.float32))
+        with torch.inference_mode():
+            times = _timed(lambda: model.image_encoder(x), repeats)
+    elif kind == "encoder-ort":
+        session = _session(model_dir / spec["file"], threads, spec["level"])
+        inp = session.get_inputs()[0]
+        if "uint8" in inp.type:
+            x = rng.integers(0, 256, (1024, 1024, 3), dtype=np.uint8)
+        else:
+            x = rng.standard_normal((1, 3, 1024, 1024), dtype=np.float32)
+        times = _timed(lambda: session.run(None, {inp.name: x}), repeats)
+    elif kind == "decoder":
+        session = _session(model_dir / spec["file"], threads, "all")
+        h, w = spec["hw"]
+        feeds = _click_feeds(rng, h, w)
+        times = _timed(lambda: session.run(None, feeds), repeats)
+    elif kind == "predictor":
+        from sam_onnx.runtime import SamPredictor, SessionConfig
+
+        predictor = SamPredictor.from_export(model_dir, config=SessionConfig(intra_op_threads=threads))
+        image = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+        point, label = np.array([[320.0, 240.0]]), np.array([1])
+
+        def run() -> None:
+            emb = predictor.embed(image)
+            predictor.predict(point, label, multimask_output=False, embedding=emb)
+
+        times = _timed(run, repeats)
+    else:
+        raise SystemExit(f"unknown kind {kind!r}")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"ms": times, "peak_mib": round(peak, 1)}
+
+
+def _click_feeds(rng, h: int, w: int) -> dict[str, np.ndarray]:
+    scale = 1024 / max(h, w)
+    point = np.array([[[w * 0.4 * scale, h * 0.6 * scale], [0, 0]]], np.float32)
+    return {
+        "image_embeddings": rng.standard_normal((1, 256, 64, 64), dtype=np.float32),
+        "point_coords": point,
+        "point_labels": np.array([[1, -1]], np.float32),
+        "mask_input": np.zeros((1, 1, 256, 256), np.float32),
+        "has_mask_input": np.zeros(1, np.float32),
+        "orig_im_size": np.array([h, w], np.float32),
+    }
+
+
+# --- the table ------------------------------------------------------------------------------------
+def rows(model_dir: Path, files: dict[str, str]) -> list[dict]:
+    out = [{"name": "encoder PyTorch eager fp32", "kind": "encoder-torch", "group": "encoder"}]
+    out.append({"name": "encoder ORT fp32, plain (basic)", "kind": "encoder-ort", "file": files["encoder"]})
+    out.append(
+        {"name": "encoder ORT fp32, all optimisations", "kind": "encoder-ort", "file": files["encoder"]}
+    )
+    out[-2]["level"], out[-1]["level"] = "basic", "all"
+    for key, label in (("encoder_fp16", "fp16"), ("encoder_int8", "int8")):
+        if key in files:
+            out.append(
+                {"name": f"encoder ORT {label}", "kind": "encoder-ort", "file": files[key], "level": "all"}
+            )
+    for key, label in (("decoder", "fp32"), ("decoder_int8", "int8")):
+        if key in files:
+            for hw in ((480, 640), (1500, 2250)):
+                name = f"decoder click {label} {hw[0]}x{hw[1]}"
+                out.append({"name": name, "kind": "decoder", "file": files[key], "hw": hw})
+    out.append({"name": "predictor: embed + click, 480x640", "kind": "predictor"})
+    for r in out:
+        r.setdefault("group", r["kind"].split("-")[0])
+    return out
+
+
+def run_row(row: dict, threads: int, repeats: int, model_dir: Path, checkpoint: str | None) -> dict:
+    if row["kind"] == "encoder-torch" and not checkpoint:
+        return {"skipped": "no --checkpoint"}
+    spec = {
+        **row,
+        "threads": threads,
+        "repeats": repeats,
+        "model_dir": str(model_dir),
+        "checkpoint": checkpoint,
+    }
+    proc = subprocess.run(
+        [sys.executable, __file__, "--one", json.dumps(spec)], capture_output=True, text=True, timeout=3600
+    )
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def quality(model_dir: Path, files: dict[str, str]) -> dict:
+    """Mask IoU of each reduced-precision encoder against fp32 over the kit's golden clicks."""
+    from sam_onnx.runtime import SamPredictor
+
+    z = np.load(KIT / "golden" / "vit_b_seed0.npz")
+    meta = json.loads(bytes(z["meta_json"]))
+    fp32 = SamPredictor.from_export(model_dir)
+    out = {}
+    for precision in ("fp16", "int8"):
+        if f"encoder_{precision}" not in files:
+            continue
+        other = SamPredictor.from_export(model_dir, precision=precision)
+        ious = []
+        for image in meta["images"]:
+            pixels = z[f"{image['name']}/image"]
+            emb_a, emb_b = fp32.embed(pixels), other.embed(pixels)
+            for case in image["cases"]:
+                kwargs = {
+                    "point_coords": np.array(case["points"]) if case["points"] else None,
+                    "point_labels": np.array(case["labels"]) if case["labels"] else None,
+                    "box": np.array(case["box"]) if case["box"] else None,
+                    "multimask_output": False,
+                }
+                a = fp32.predict(**kwargs, embedding=emb_a).masks[0]
+                b = fp32.predict(**kwargs, embedding=emb_b).masks[0]
+                union = np.logical_or(a, b).sum()
+                ious.append(float(np.logical_and(a, b).sum() / union) if union else 1.0)
+        out[precision] = {
+            "mean_iou": float(np.mean(ious)),
+            "min_iou": float(np.min(ious)),
+            "cases": len(ious),
+        }
+    return out
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import onnxruntime
+
+    versions = f"Python {platform.python_version()}, onnxruntime {onnxruntime.__version__}"
+    return f"{cpu}, {os.cpu_count()} cores, {versions}"
+
+
+def fmt(result: dict) -> str:
+    if "ms" not in result:
+        return result.get("skipped") or f"error: {result.get('error')}"
+    ms = result["ms"]
+    return f"{statistics.median(ms):9.1f} ms ({min(ms):.0f}-{max(ms):.0f})"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("model_dir", type=Path, nargs="?")
+    p.add_argument("--checkpoint", help="the .pth the export came from (for the PyTorch row)")
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--decoder-repeats", type=int, default=30)
+    p.add_argument("--only", help="rows whose name contains this text")
+    p.add_argument(
+        "--quality", action="store_true", help="also mask IoU of fp16/int8 vs fp32 (reference kit)"
+    )
+    p.add_argument("--json", type=Path, help="write every figure here")
+    p.add_argument("--one", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.one:
+        print(json.dumps(measure(json.loads(args.one))))
+        return
+    if args.model_dir is None:
+        p.error("MODEL_DIR is required")
+    files = {
+        k: v["file"] for k, v in json.loads((args.model_dir / "export.json").read_text())["graphs"].items()
+    }
+    table = [r for r in rows(args.model_dir, files) if not args.only or args.only in r["name"]]
+    print(f"machine: {machine()}")
+    results: dict[str, dict] = {}
+    for threads in args.threads:
+        for row in table:
+            repeats = args.decoder_repeats if row["kind"] == "decoder" else args.repeats
+            results[f"{row['name']} @{threads}t"] = run_row(
+                row, threads, repeats, args.model_dir, args.checkpoint
+            )
+    name_w = max(len(r["name"]) for r in table) + 2
+    header = "".join(f"{f'{t} thread(s)':>26s}{'vs plain':>10s}{'peak MiB':>10s}" for t in args.threads)
+    print(f"{'':{name_w}s}{header}")
+    for row in table:
+        line = f"{row['name']:{name_w}s}"
+        for t in args.threads:
+            r = results[f"{row['name']} @{t}t"]
+            base = results.get(f"encoder ORT fp32, plain (basic) @{t}t", {})
+            ratio = ""
+            if row["group"] == "encoder" and "ms" in r and "ms" in base:
+                ratio = f"{statistics.median(base['ms']) / statistics.median(r['ms']):.2f}x"
+            line += f"{fmt(r):>26s}{ratio:>10s}{r.get('peak_mib', ''):>10}"
+        print(line, flush=True)
+    report = {"machine": machine(), "threads": args.threads, "results": results}
+    if args.quality:
+        report["quality"] = quality(args.model_dir, files)
+        for precision, q in report["quality"].items():
+            print(
+                f"mask IoU {precision} vs fp32 encoder: mean {q['mean_iou']:.4f}, min {q['min_iou']:.4f}"
+                f" over {q['cases']} golden prompts"
+            )
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
