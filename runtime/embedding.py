@@ -121,7 +121,7 @@ class ImageEmbedding:
             raise EmbeddingFileError(sidecar, f"not a sam-onnx embedding sidecar ({exc})") from None
         try:
             array = np.load(npy, allow_pickle=False)
-        except (OSError, ValueError, EOFError) as exc:
+        except Exception as exc:
             raise EmbeddingFileError(npy, f"not a readable .npy array ({exc})") from None
         try:
             return cls(array, orig_hw, variant=variant, checkpoint_sha256=sha)

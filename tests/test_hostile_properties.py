@@ -248,3 +248,17 @@ def test_damaged_embedding_files_are_refused(saved_embedding, tmp_path, which, d
             return
     # a sidecar edit that still says the same thing (e.g. extra whitespace) may load: it is valid
     assert emb.orig_hw == (30, 40) and emb.embedding.shape == (1, 256, 64, 64)
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [b"\x00" * 16 + b"{", b"{'descr': '<f4', 'fortran_order': False, 'shape': (1,"],
+    ids=["null-bytes-in-header", "unterminated-header"],
+)
+def test_npy_headers_numpy_cannot_parse_are_refused(saved_embedding, tmp_path, tail):
+    """Found by the property above: numpy raises SyntaxError / TokenError on such headers."""
+    npy, sidecar = saved_embedding
+    (tmp_path / "e.npy").write_bytes(npy[:111] + tail)
+    (tmp_path / "e.json").write_text(sidecar)
+    with pytest.raises(EmbeddingFileError, match=r"e\.npy"):
+        ImageEmbedding.load(tmp_path / "e.npy")
