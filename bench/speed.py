@@ -217,6 +217,22 @@ def fmt(result: dict) -> str:
     return f"{statistics.median(ms):9.1f} ms ({min(ms):.0f}-{max(ms):.0f})"
 
 
+def table_cells(table: list[dict], results: dict, threads: list[int]) -> list[list[tuple[str, str, str]]]:
+    """Per row, per thread count: (time, ratio to the plain fp32 encoder, peak MiB)."""
+    cells = []
+    for row in table:
+        line = []
+        for t in threads:
+            r = results[f"{row['name']} @{t}t"]
+            base = results.get(f"encoder ORT fp32, plain (basic) @{t}t", {})
+            ratio = ""
+            if row["group"] == "encoder" and "ms" in r and "ms" in base:
+                ratio = f"{statistics.median(base['ms']) / statistics.median(r['ms']):.2f}x"
+            line.append((fmt(r).strip(), ratio, str(r.get("peak_mib", ""))))
+        cells.append(line)
+    return cells
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("model_dir", type=Path, nargs="?")
@@ -229,6 +245,7 @@ def main() -> None:
         "--quality", action="store_true", help="also mask IoU of fp16/int8 vs fp32 (reference kit)"
     )
     p.add_argument("--json", type=Path, help="write every figure here")
+    p.add_argument("--markdown", type=Path, help="write the table as markdown here")
     p.add_argument("--one", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one:
@@ -248,19 +265,20 @@ def main() -> None:
             results[f"{row['name']} @{threads}t"] = run_row(
                 row, threads, repeats, args.model_dir, args.checkpoint
             )
+    cells = table_cells(table, results, args.threads)
     name_w = max(len(r["name"]) for r in table) + 2
     header = "".join(f"{f'{t} thread(s)':>26s}{'vs plain':>10s}{'peak MiB':>10s}" for t in args.threads)
     print(f"{'':{name_w}s}{header}")
-    for row in table:
-        line = f"{row['name']:{name_w}s}"
-        for t in args.threads:
-            r = results[f"{row['name']} @{t}t"]
-            base = results.get(f"encoder ORT fp32, plain (basic) @{t}t", {})
-            ratio = ""
-            if row["group"] == "encoder" and "ms" in r and "ms" in base:
-                ratio = f"{statistics.median(base['ms']) / statistics.median(r['ms']):.2f}x"
-            line += f"{fmt(r):>26s}{ratio:>10s}{r.get('peak_mib', ''):>10}"
-        print(line, flush=True)
+    for row, line in zip(table, cells, strict=True):
+        print(
+            f"{row['name']:{name_w}s}" + "".join(f"{a:>26s}{b:>10s}{c:>10s}" for a, b, c in line), flush=True
+        )
+    if args.markdown:
+        head = "| | " + " | ".join(f"{t} thread(s) | vs plain | peak MiB" for t in args.threads) + " |"
+        lines = [head, "|---" * (1 + 3 * len(args.threads)) + "|"]
+        for row, line in zip(table, cells, strict=True):
+            lines.append(f"| {row['name']} | " + " | ".join(" | ".join(c) for c in line) + " |")
+        args.markdown.write_text("\n".join(lines) + "\n")
     report = {"machine": machine(), "threads": args.threads, "results": results}
     if args.quality:
         report["quality"] = quality(args.model_dir, files)
