@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from sam_onnx.errors import InvalidInputError, ModelMismatchError, OutputWriteError
+from sam_onnx.errors import InvalidInputError, OutputWriteError
 
 from .embedding import ImageEmbedding
 
@@ -67,7 +67,7 @@ def write_bundle(
     ``image`` is ``H x W x 3`` uint8 RGB, ``embedding`` its embedding, ``decoders`` maps a
     precision to a decoder graph whose checkpoint must be the embedding's.
     """
-    from .graphs import decoder_identity
+    from .graphs import check_decoders_belong
 
     out_dir = Path(out_dir)
     if image.shape[:2] != embedding.orig_hw:
@@ -76,12 +76,7 @@ def write_bundle(
             f"one of the image's size {image.shape[:2]} (H, W)",
             f"one of size {embedding.orig_hw}",
         )
-    for path in decoders.values():
-        sha = decoder_identity(path).get("checkpoint_sha256")
-        if sha != embedding.checkpoint_sha256:
-            raise ModelMismatchError(
-                path, f"comes from checkpoint {sha}, the embedding from {embedding.checkpoint_sha256}"
-            )
+    check_decoders_belong(decoders, embedding.checkpoint_sha256, "the embedding")
     _check_target(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))

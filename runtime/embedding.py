@@ -90,9 +90,13 @@ class ImageEmbedding:
         """
         npy, sidecar = embedding_paths(path)
         text = json.dumps({**self.metadata(), **extra}, indent=1).encode()
-        for file, write in ((npy, lambda f: np.save(f, self.embedding, allow_pickle=False)), (sidecar, text)):
+        writers = (
+            (npy, lambda f: np.save(f, self.embedding, allow_pickle=False)),
+            (sidecar, lambda f: f.write(text)),
+        )
+        for file, write in writers:
             try:
-                atomic_write(file, write if callable(write) else (lambda f, data=write: f.write(data)))
+                atomic_write(file, write)
             except OSError as exc:
                 why = f"{exc.strerror or exc} (disk full or file size limit?); the file there is unchanged"
                 raise OutputWriteError(file, why) from None

@@ -152,6 +152,15 @@ def web_decoder_paths(model_dir: str | os.PathLike[str]) -> dict[str, Path]:
     return found
 
 
+def check_decoders_belong(decoders: dict[str, Path], checkpoint_sha256: str, owner: str) -> None:
+    """Raise :class:`ModelMismatchError` unless every official-contract decoder in ``decoders``
+    comes from checkpoint ``checkpoint_sha256`` (that of ``owner``: "the encoder", "the embedding")."""
+    for path in decoders.values():
+        sha = decoder_identity(path).get("checkpoint_sha256")
+        if sha != checkpoint_sha256:
+            raise ModelMismatchError(path, f"comes from checkpoint {sha}, {owner} from {checkpoint_sha256}")
+
+
 def decoder_identity(path: Path) -> dict[str, str]:
     """The metadata of an official-contract decoder graph (checked: role, contract inputs)."""
     graph = Graph.open(path, SessionConfig(), role="decoder")

@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from sam_onnx.errors import InvalidInputError, ModelMismatchError, SamOnnxError
+from sam_onnx.errors import InvalidInputError, SamOnnxError
 
 
 def run_web_command(args, open_predictor: Callable, log: Callable[[str], None]) -> int:
@@ -35,18 +35,12 @@ def _web_dir(args, required: bool) -> Path | None:
     return found
 
 
-def _decoders(args, checkpoint_sha256: str | None) -> dict[str, Path]:
+def _decoders(args) -> dict[str, Path]:
+    """The export's official-contract decoders (``make_server`` and ``write_bundle`` check them)."""
     from .cli import model_dir
-    from .graphs import decoder_identity, web_decoder_paths
+    from .graphs import web_decoder_paths
 
-    decoders = web_decoder_paths(model_dir(args))
-    for path in decoders.values():
-        sha = decoder_identity(path).get("checkpoint_sha256")
-        if checkpoint_sha256 is not None and sha != checkpoint_sha256:
-            raise ModelMismatchError(
-                path, f"comes from checkpoint {sha}, the encoder from {checkpoint_sha256}"
-            )
-    return decoders
+    return web_decoder_paths(model_dir(args))
 
 
 def _serve(args, open_predictor: Callable, log: Callable[[str], None]) -> int:
@@ -54,7 +48,7 @@ def _serve(args, open_predictor: Callable, log: Callable[[str], None]) -> int:
 
     web_dir = _web_dir(args, required=True)
     predictor = open_predictor(args)
-    decoders = _decoders(args, predictor.checkpoint_sha256)
+    decoders = _decoders(args)
     extra = {} if args.max_pixels is None else {"max_pixels": args.max_pixels}
     options = ServeOptions(
         web_dir=web_dir,
@@ -94,7 +88,7 @@ def _bundle(args, open_predictor: Callable, log: Callable[[str], None]) -> int:
         embedding = ImageEmbedding.load(args.embedding)
     else:
         embedding = open_predictor(args).embed(image)
-    decoders = _decoders(args, embedding.checkpoint_sha256)
+    decoders = _decoders(args)
     target = write_bundle(args.output, image, embedding, decoders, name=path.name, web_dir=web_dir)
     page = "with the page" if web_dir else "without a page (none built; see demo_web/README.md)"
     log(f"bundle {target.parent} ({', '.join(decoders)} decoder(s), {page})")

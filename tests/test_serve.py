@@ -9,6 +9,7 @@ import http.client
 import io
 import json
 import threading
+import types
 from pathlib import Path
 
 import numpy as np
@@ -289,3 +290,9 @@ def test_serve_options_are_checked(web_dir):
         ServeOptions(web_dir=web_dir, max_upload_bytes=0)
     with pytest.raises(InvalidInputError, match="timeout_s"):
         ServeOptions(web_dir=web_dir, timeout_s=0)
+
+
+def test_serve_refuses_decoders_of_another_checkpoint(tiny_model_dir, web_dir):
+    other = types.SimpleNamespace(checkpoint_sha256="0" * 64, variant="tiny")
+    with pytest.raises(ModelMismatchError, match="the encoder from 0000"):
+        make_server(other, web_decoder_paths(tiny_model_dir), ServeOptions(web_dir=web_dir, port=0))
