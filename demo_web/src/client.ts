@@ -15,6 +15,20 @@ interface Waiting {
   reject: (error: Error) => void;
 }
 
+/** The request a worker message answers: its `waiting` key. */
+function replyKey(message: FromWorker): string {
+  switch (message.type) {
+    case "decoded":
+      return `decode:${message.id}`;
+    case "error":
+      return message.request === "decode" ? `decode:${message.id}` : message.request;
+    case "decoder-ready":
+      return "load-decoder";
+    case "embedding-ready":
+      return "set-embedding";
+  }
+}
+
 export class DecoderClient {
   private readonly worker: Worker;
   private nextId = 1;
@@ -34,16 +48,7 @@ export class DecoderClient {
   }
 
   private receive(message: FromWorker): void {
-    const key =
-      message.type === "decoded"
-        ? `decode:${message.id}`
-        : message.type === "error"
-          ? message.request === "decode"
-            ? `decode:${message.id}`
-            : message.request
-          : message.type === "decoder-ready"
-            ? "load-decoder"
-            : "set-embedding";
+    const key = replyKey(message);
     const waiting = this.waiting.get(key);
     if (!waiting) return;
     this.waiting.delete(key);
