@@ -1,6 +1,6 @@
 """Where one graph spends its time, by operator type (onnxruntime's profiler; a benchmark, not a test).
 
-    python bench/profile_graph.py GRAPH.onnx [--threads 2] [--runs 5] [--hw 480 640] [--level all]
+    python bench/profile_graph.py GRAPH.onnx [--threads 2] [--runs 5] [--hw 480 640] [--level all] [--nodes]
 
 Runs the graph on random inputs of its own shapes (an encoder: one 1024 x 1024 input; a decoder of
 the official contract: one click on an image of ``--hw`` H W), then prints per operator type the
@@ -49,6 +49,7 @@ def main() -> None:
     p.add_argument("--hw", type=int, nargs=2, default=(480, 640), metavar=("H", "W"))
     p.add_argument("--level", choices=("basic", "all"), default="all")
     p.add_argument("--top", type=int, default=15)
+    p.add_argument("--nodes", action="store_true", help="rank single nodes instead of operator types")
     args = p.parse_args()
     options = ort.SessionOptions()
     options.intra_op_num_threads = args.threads
@@ -72,13 +73,17 @@ def main() -> None:
     for e in events:
         if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
             op = e["args"].get("op_name", "?")
+            if args.nodes:
+                op = f"{op} {e['name'].removesuffix('_kernel_time')}"
             per_op[op] += e["dur"]
             nodes[op] += 1
     kernel = sum(per_op.values())
     print(f"{args.graph.name}: {wall:.1f} ms per run (wall, {args.threads} threads, level {args.level})")
-    print(f"{'operator':28s}{'ms/run':>10s}{'share':>8s}{'nodes':>7s}")
+    width = max(28, *(len(op) + 2 for op, _ in per_op.most_common(args.top)))
+    print(f"{'operator':{width}s}{'ms/run':>10s}{'share':>8s}{'nodes':>7s}")
     for op, us in per_op.most_common(args.top):
-        print(f"{op:28s}{us / 1000 / total_runs:10.2f}{100 * us / kernel:7.1f}%{nodes[op] // total_runs:7d}")
+        share = 100 * us / kernel
+        print(f"{op:{width}s}{us / 1000 / total_runs:10.2f}{share:7.1f}%{nodes[op] // total_runs:7d}")
 
 
 if __name__ == "__main__":

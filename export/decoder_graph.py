@@ -87,9 +87,18 @@ def upscale_masks(low_res: torch.Tensor, orig_im_size: torch.Tensor, img_size: i
 
     Bilinear (align_corners=False) to ``img_size``, crop to the resized image, bilinear to (H, W).
     Both sizes are read from the tensor, so they stay symbolic in a traced graph.
+
+    The crop is applied before the first resize too: output row ``y`` of a x4 bilinear resize
+    reads input rows ``floor((y + 0.5) / 4 - 0.5)`` and the one after, so the resized image's
+    ``h`` rows need only the first ``(h - 1) // 4 + 2`` low-res rows (likewise columns). Resizing
+    just those by exactly 4 gives the same values and skips the padding's share of the work.
     """
-    masks = F.interpolate(low_res, size=(img_size, img_size), mode="bilinear", align_corners=False)
     input_hw = resized_size_hw(orig_im_size, img_size)
+    factor = img_size // low_res.shape[-1]
+    needed = torch.clamp(torch.div(input_hw - 1, factor, rounding_mode="floor") + 2, max=low_res.shape[-1])
+    masks = low_res[..., : needed[0], : needed[1]]
+    size = (needed[0] * factor, needed[1] * factor)
+    masks = F.interpolate(masks, size=size, mode="bilinear", align_corners=False)
     masks = masks[..., : input_hw[0], : input_hw[1]]
     orig_hw = orig_im_size.to(torch.int64)
     return F.interpolate(masks, size=(orig_hw[0], orig_hw[1]), mode="bilinear", align_corners=False)
@@ -197,4 +206,6 @@ class DecoderGraph(nn.Module):
         no_mask = pe.no_mask_embed.weight.reshape(1, -1, 1, 1)
         use_mask = has_mask_input.reshape(-1, 1, 1, 1)
         dense = use_mask * pe.embed_mask(mask_input) + (1 - use_mask) * no_mask
-        return self.sam.mask_decoder.predict_masks(image_embeddings, pe.get_dense_pe(), sparse, dense)
+        return self.sam.mask_decoder.predict_masks(
+            image_embeddings, pe.get_dense_pe(), sparse, dense, factored=True
+        )

@@ -7,7 +7,9 @@ stay float32 so the graph is a drop-in for the fp32 one.
 
 int8 is onnxruntime's dynamic quantisation: weights of MatMul/Gemm stored as int8 (per output
 channel), activations quantised on the fly. Convolutions stay float32 (the patch embedding and the
-neck are a small share of the cost, and ConvInteger has no kernel on some providers).
+neck are a small share of the cost, and ConvInteger has no kernel on some providers), and so do
+MatMuls whose constant operand is not a 2-D matrix (the decoder's per-head token-side products:
+onnxruntime's per-channel int8 MatMul kernel accepts only 2-D weights, and they are tiny).
 """
 
 from __future__ import annotations
@@ -68,6 +70,10 @@ def to_int8(model: onnx.ModelProto, scratch_dir: Path) -> onnx.ModelProto:
     """An int8 dynamically quantised copy of ``model`` (see the module docstring)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    weights = {t.name: len(t.dims) for t in model.graph.initializer}
+    not_matrices = [
+        n.name for n in model.graph.node if n.op_type == "MatMul" and weights.get(n.input[1], 2) != 2
+    ]
     work = Path(tempfile.mkdtemp(dir=scratch_dir))
     src, dst = work / "fp32.onnx", work / "int8.onnx"
     save_model(model, src)
@@ -79,6 +85,7 @@ def to_int8(model: onnx.ModelProto, scratch_dir: Path) -> onnx.ModelProto:
             weight_type=QuantType.QInt8,
             per_channel=True,
             op_types_to_quantize=list(INT8_OP_TYPES),
+            nodes_to_exclude=not_matrices,
             use_external_data_format=False,  # int8 weights are a quarter of fp32: ViT-H fits in 2 GiB
         )
     return onnx.load(str(dst), load_external_data=True)

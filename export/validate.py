@@ -368,7 +368,10 @@ class Validator:
             cases = self.cases(img)
             if role == "encoder":
                 feed = _encoder_feed(encoder_kind, img)
-                e_low, e_ref = low.run(None, feed)[0], ref.run(None, feed)[0]
+                got = self._run(name, img.name, low, feed)
+                if got is None:
+                    continue
+                e_low, e_ref = got[0], ref.run(None, feed)[0]
                 finite &= bool(np.isfinite(e_low).all())
                 emb_diff.append(float(np.abs(e_low - e_ref).max()))
                 cosines.append(_cosine(e_low, e_ref))
@@ -377,8 +380,11 @@ class Validator:
                     m_ref = _torch_outputs(decoder, {**case, "image_embeddings": e_ref})[0]
                     ious.append(_iou(m_low > 0, m_ref > 0))
             else:
-                for case in cases.values():
-                    o_low, o_ref = low.run(None, case), ref.run(None, case)
+                for case_name, case in cases.items():
+                    o_low = self._run(name, f"{img.name}/{case_name}", low, case)
+                    if o_low is None:
+                        continue
+                    o_ref = ref.run(None, case)
                     finite &= all(bool(np.isfinite(o).all()) for o in o_low)
                     low_res_diff.append(float(np.abs(o_low[2] - o_ref[2]).max()))
                     ious.extend(_iou(a > 0, b > 0) for a, b in zip(o_low[0][0], o_ref[0][0], strict=True))
@@ -388,8 +394,8 @@ class Validator:
             embedding_max_abs=max(emb_diff) if emb_diff else None,
             embedding_cosine=min(cosines) if cosines else None,
             low_res_max_abs=max(low_res_diff) if low_res_diff else None,
-            mask_iou_mean=float(np.mean(ious)),
-            mask_iou_min=float(np.min(ious)),
+            mask_iou_mean=float(np.mean(ious)) if ious else float("nan"),  # no run: a failed check
+            mask_iou_min=float(np.min(ious)) if ious else float("nan"),
             finite=finite,
             min_mask_iou=min_mask_iou,
         )

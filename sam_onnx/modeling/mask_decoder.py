@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .common import MLP, LayerNorm2d
@@ -50,6 +51,8 @@ class MaskDecoder(nn.Module):
         image_pe: torch.Tensor,
         sparse_prompt_embeddings: torch.Tensor,
         dense_prompt_embeddings: torch.Tensor,
+        *,
+        factored: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """All mask tokens at once.
 
@@ -58,6 +61,10 @@ class MaskDecoder(nn.Module):
           image_pe: ``1 x C x 64 x 64`` dense positional encoding.
           sparse_prompt_embeddings: ``B x N x C`` prompt tokens.
           dense_prompt_embeddings: ``B x C x 64 x 64`` mask embedding.
+          factored: the form the exported decoder uses, the same values up to rounding with
+            fewer operations per prompt: cross-attention projections moved to the token side
+            (:meth:`Attention.tokens_to_image`) and the upscaling done on channel-last rows
+            (:meth:`upscale_rows`).
         Returns mask logits ``B x 4 x 256 x 256`` and IoU predictions ``B x 4``.
         """
         batch = sparse_prompt_embeddings.shape[0]
@@ -69,17 +76,41 @@ class MaskDecoder(nn.Module):
         pos_src = image_pe.expand(batch, -1, -1, -1)
         b, c, h, w = src.shape
 
-        hs, src = self.transformer(src, pos_src, tokens)
+        hs, src = self.transformer(src, pos_src, tokens, factored=factored)
         iou_token_out = hs[:, 0, :]
         mask_tokens_out = hs[:, 1 : 1 + self.num_mask_tokens, :]
 
-        upscaled = self.output_upscaling(src.transpose(1, 2).reshape(b, c, h, w))
         hyper_in = torch.stack(
             [mlp(mask_tokens_out[:, i, :]) for i, mlp in enumerate(self.output_hypernetworks_mlps)], dim=1
         )
+        if factored:
+            return self.upscale_rows(src, hyper_in, h, w), self.iou_prediction_head(iou_token_out)
+        upscaled = self.output_upscaling(src.transpose(1, 2).reshape(b, c, h, w))
         b, c, h, w = upscaled.shape
         masks = (hyper_in @ upscaled.view(b, c, h * w)).view(b, -1, h, w)
         return masks, self.iou_prediction_head(iou_token_out)
+
+    def upscale_rows(self, src: torch.Tensor, hyper_in: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        """Mask logits ``B x M x 4h x 4w`` from image tokens ``B x (h*w) x C`` (row-major pixels)
+        and hypernetwork outputs ``B x M x C/8``: ``output_upscaling`` then the per-token product.
+
+        A ConvTranspose2d with kernel 2 and stride 2 maps each input pixel to its own 2 x 2
+        output pixels, so both are matrix products on channel-last rows, and the channel
+        LayerNorm is a LayerNorm over the last axis. Rows stay in ``(pixel, 2x2 offset, 2x2
+        offset)`` order until the ``M``-channel masks are put into image order once at the end.
+        """
+        up1, norm, act1, up2, act2 = self.output_upscaling
+        b = src.shape[0]
+        c1, c2 = up1.out_channels, up2.out_channels
+        w1 = up1.weight.permute(0, 2, 3, 1).reshape(up1.in_channels, 4 * c1)  # C x (dy, dx, c1)
+        x = (src @ w1).reshape(b, -1, c1) + up1.bias  # B x 4N x C1
+        x = act1(F.layer_norm(x, (c1,), norm.weight, norm.bias, norm.eps))
+        w2 = up2.weight.permute(0, 2, 3, 1).reshape(c1, 4 * c2)
+        x = act2((x @ w2).reshape(b, -1, c2) + up2.bias)  # B x 16N x C2
+        masks = x @ hyper_in.transpose(1, 2)  # B x 16N x M, rows (y, x, dy1, dx1, dy2, dx2)
+        m = hyper_in.shape[1]
+        masks = masks.reshape(b, h, w, 2, 2, 2, 2, m).permute(0, 7, 1, 3, 5, 2, 4, 6)
+        return masks.reshape(b, m, 4 * h, 4 * w)
 
     def forward(
         self,
