@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sam_onnx.contract import DECODER_INPUTS, DECODER_OUTPUTS
+from sam_onnx.modeling.mask_decoder import DecodedTokens
 from sam_onnx.modeling.sam import Sam
 
 INPUT_NAMES = DECODER_INPUTS
@@ -54,18 +55,25 @@ def stability_score(mask_logits: torch.Tensor, threshold: float, offset: float) 
     return inter.float() / union.float()
 
 
-def select_single_mask(
-    masks: torch.Tensor, iou_predictions: torch.Tensor, num_points: int | torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
+def single_mask_index(iou_predictions: torch.Tensor, num_points: int | torch.Tensor) -> torch.Tensor:
     """Official single-mask rule: argmax over tokens of ``iou + (N - 2.5) * [1000, 0, 0, 0]``.
 
     With N <= 2 prompt points (one click plus the padding point) token 0 is pushed down and
-    the best multimask output wins; with more points token 0 is forced. ``masks``: ``B x 4 x
-    h x w``; ``iou_predictions``: ``B x 4``. Returns ``B x 1 x h x w`` and ``B x 1``.
+    the best multimask output wins; with more points token 0 is forced. ``iou_predictions``:
+    ``B x 4``. Returns the chosen token, ``B x 1`` int64.
     """
     num_tokens = iou_predictions.shape[1]
     token0 = (torch.arange(num_tokens, device=iou_predictions.device) == 0).to(iou_predictions.dtype)
-    best = torch.argmax(iou_predictions + (num_points - 2.5) * 1000 * token0, dim=1, keepdim=True)
+    return torch.argmax(iou_predictions + (num_points - 2.5) * 1000 * token0, dim=1, keepdim=True)
+
+
+def select_single_mask(
+    masks: torch.Tensor, iou_predictions: torch.Tensor, num_points: int | torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The :func:`single_mask_index` token of ``masks`` ``B x 4 x h x w`` and ``iou_predictions``
+    ``B x 4``. Returns ``B x 1 x h x w`` and ``B x 1``.
+    """
+    best = single_mask_index(iou_predictions, num_points)
     picked_iou = torch.gather(iou_predictions, 1, best)
     index = best[:, :, None, None].expand(-1, -1, masks.shape[2], masks.shape[3])
     return torch.gather(masks, 1, index), picked_iou
@@ -177,13 +185,21 @@ class DecoderGraph(nn.Module):
         has_mask_input: torch.Tensor,
         orig_im_size: torch.Tensor,
     ) -> tuple[torch.Tensor, ...]:
-        low_res, scores = self.decode_all_tokens(
-            image_embeddings, point_coords, point_labels, mask_input, has_mask_input
-        )
-        if self.use_stability_score:
-            scores = stability_score(low_res, self.sam.mask_threshold, STABILITY_SCORE_OFFSET)
-        if self.return_single_mask:
-            low_res, scores = select_single_mask(low_res, scores, point_coords.shape[1])
+        decoded = self.decode_tokens(image_embeddings, point_coords, point_labels, mask_input, has_mask_input)
+        decoder = self.sam.mask_decoder
+        rows, hyper_in, scores, (h, w) = decoded
+        num_points = point_coords.shape[1]
+        if self.return_single_mask and not self.use_stability_score:
+            # The rule reads only the IoU predictions: upscale just the chosen token's mask.
+            best = single_mask_index(scores, num_points)
+            hyper_in = torch.gather(hyper_in, 1, best[:, :, None].expand(-1, -1, hyper_in.shape[2]))
+            low_res, scores = decoder.upscale_rows(rows, hyper_in, h, w), torch.gather(scores, 1, best)
+        else:
+            low_res = decoder.upscale_rows(rows, hyper_in, h, w)
+            if self.use_stability_score:
+                scores = stability_score(low_res, self.sam.mask_threshold, STABILITY_SCORE_OFFSET)
+            if self.return_single_mask:
+                low_res, scores = select_single_mask(low_res, scores, num_points)
         masks = upscale_masks(low_res, orig_im_size, self.sam.img_size)
         if not self.return_extra_metrics:
             return masks, scores, low_res
@@ -192,20 +208,20 @@ class DecoderGraph(nn.Module):
         areas = (masks > threshold).sum(-1).sum(-1)
         return masks, scores, low_res, stability, areas
 
-    def decode_all_tokens(
+    def decode_tokens(
         self,
         image_embeddings: torch.Tensor,
         point_coords: torch.Tensor,
         point_labels: torch.Tensor,
         mask_input: torch.Tensor,
         has_mask_input: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Low-res logits ``B x 4 x 256 x 256`` and IoU ``B x 4`` of every mask token."""
+    ) -> DecodedTokens:
+        """The prompt encoder and the decoder's transformer (factored form), before any upscaling."""
         pe = self.sam.prompt_encoder
         sparse = pe.embed_labeled_points(point_coords, point_labels)
         no_mask = pe.no_mask_embed.weight.reshape(1, -1, 1, 1)
         use_mask = has_mask_input.reshape(-1, 1, 1, 1)
         dense = use_mask * pe.embed_mask(mask_input) + (1 - use_mask) * no_mask
-        return self.sam.mask_decoder.predict_masks(
+        return self.sam.mask_decoder.decode_tokens(
             image_embeddings, pe.get_dense_pe(), sparse, dense, factored=True
         )

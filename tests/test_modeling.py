@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from sam_onnx.errors import InvalidInputError
-from sam_onnx.export.decoder_graph import DecoderGraph, resized_size_hw, upscale_masks
+from sam_onnx.export.decoder_graph import DecoderGraph, resized_size_hw, select_single_mask, upscale_masks
 from sam_onnx.modeling import detect_variant
 from sam_onnx.modeling.reference import SamReference
 from sam_onnx.preprocess import (
@@ -130,7 +130,8 @@ class _DecoderCore(torch.nn.Module):
         self.graph = graph
 
     def forward(self, *inputs):
-        return self.graph.decode_all_tokens(*inputs)
+        rows, hyper_in, iou, (h, w) = self.graph.decode_tokens(*inputs)
+        return self.graph.sam.mask_decoder.upscale_rows(rows, hyper_in, h, w), iou
 
 
 def _decoder_inputs(num_points: int, seed: int):
@@ -159,3 +160,43 @@ def test_modules_trace_without_value_dependent_control_flow(tiny_model):
             inputs = _decoder_inputs(num_points, seed)
             for traced, eager in zip(decoder(*inputs), core(*inputs), strict=True):
                 torch.testing.assert_close(traced, eager, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("num_points", "batch", "has_mask"),
+    [(1, 1, 0.0), (3, 2, 1.0), (10, 1, 0.0), (20, 3, 1.0)],  # 20 points: past the break-even
+)
+def test_factored_decoder_equals_official_form(tiny_model, num_points, batch, has_mask):
+    """Projections moved to the token side and channel-last upscaling change only rounding."""
+    g = torch.Generator().manual_seed(num_points)
+    pe, decoder = tiny_model.prompt_encoder, tiny_model.mask_decoder
+    coords = torch.rand(batch, num_points, 2, generator=g) * 1024
+    labels = torch.randint(-1, 4, (batch, num_points), generator=g).float()
+    sparse = pe.embed_labeled_points(coords, labels)
+    dense = pe.embed_mask(torch.randn(batch, 1, 256, 256, generator=g)) * has_mask
+    dense = dense + (1 - has_mask) * pe.no_mask_embed.weight.reshape(1, -1, 1, 1)
+    image = torch.randn(1, 256, 64, 64, generator=g)
+    with torch.no_grad():
+        official = decoder.predict_masks(image, pe.get_dense_pe(), sparse, dense)
+        factored = decoder.predict_masks(image, pe.get_dense_pe(), sparse, dense, factored=True)
+    assert official[0].shape == factored[0].shape == (batch, 4, 256, 256)
+    for got, want in zip(factored, official, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+        assert not torch.equal(got, torch.zeros_like(got))
+
+
+def test_single_mask_graph_upscales_the_chosen_token(tiny_model):
+    """The single-mask graph picks its token from the IoU head first; the result is the
+    official rule applied to all four upscaled tokens."""
+    single = DecoderGraph(tiny_model, return_single_mask=True)
+    every = DecoderGraph(tiny_model, return_single_mask=False)
+    for num_points, seed in ((2, 0), (2, 1), (3, 2), (5, 3)):
+        inputs = (*_decoder_inputs(num_points, seed), torch.tensor([700.0, 525.0]))
+        with torch.no_grad():
+            masks, scores, low_res = single(*inputs)
+            all_masks, all_scores, all_low = every(*inputs)
+        want_low, want_scores = select_single_mask(all_low, all_scores, num_points)
+        want_masks, _ = select_single_mask(all_masks, all_scores, num_points)
+        torch.testing.assert_close(scores, want_scores, rtol=0, atol=0)
+        torch.testing.assert_close(low_res, want_low, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(masks, want_masks, rtol=1e-5, atol=1e-5)

@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .common import MLP, LayerNorm2d
 from .transformer import TwoWayTransformer
+
+
+class DecodedTokens(NamedTuple):
+    """What the mask decoder knows before it upscales a mask.
+
+    image_rows: ``B x (h*w) x C`` image tokens after the transformer, pixels row-major.
+    hyper_in: ``B x 4 x C/8`` one mask's channel weights per mask token.
+    iou_predictions: ``B x 4`` predicted IoU per mask token.
+    grid_hw: (h, w) of the embedding grid (64 x 64).
+    """
+
+    image_rows: torch.Tensor
+    hyper_in: torch.Tensor
+    iou_predictions: torch.Tensor
+    grid_hw: tuple[int, int]
 
 
 class MaskDecoder(nn.Module):
@@ -45,6 +62,36 @@ class MaskDecoder(nn.Module):
             transformer_dim, iou_head_hidden_dim, self.num_mask_tokens, iou_head_depth
         )
 
+    def decode_tokens(
+        self,
+        image_embeddings: torch.Tensor,
+        image_pe: torch.Tensor,
+        sparse_prompt_embeddings: torch.Tensor,
+        dense_prompt_embeddings: torch.Tensor,
+        *,
+        factored: bool = False,
+    ) -> DecodedTokens:
+        """The two-way transformer and the token heads, before any mask is upscaled.
+
+        Arguments as :meth:`predict_masks`. Returns a :class:`DecodedTokens`.
+        """
+        batch = sparse_prompt_embeddings.shape[0]
+        output_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
+        output_tokens = output_tokens.unsqueeze(0).expand(batch, -1, -1)
+        tokens = torch.cat((output_tokens, sparse_prompt_embeddings), dim=1)
+
+        src = image_embeddings.expand(batch, -1, -1, -1) + dense_prompt_embeddings
+        pos_src = image_pe.expand(batch, -1, -1, -1)
+        h, w = src.shape[-2:]
+
+        hs, src = self.transformer(src, pos_src, tokens, factored=factored)
+        iou_token_out = hs[:, 0, :]
+        mask_tokens_out = hs[:, 1 : 1 + self.num_mask_tokens, :]
+        hyper_in = torch.stack(
+            [mlp(mask_tokens_out[:, i, :]) for i, mlp in enumerate(self.output_hypernetworks_mlps)], dim=1
+        )
+        return DecodedTokens(src, hyper_in, self.iou_prediction_head(iou_token_out), (h, w))
+
     def predict_masks(
         self,
         image_embeddings: torch.Tensor,
@@ -67,28 +114,17 @@ class MaskDecoder(nn.Module):
             (:meth:`upscale_rows`).
         Returns mask logits ``B x 4 x 256 x 256`` and IoU predictions ``B x 4``.
         """
-        batch = sparse_prompt_embeddings.shape[0]
-        output_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
-        output_tokens = output_tokens.unsqueeze(0).expand(batch, -1, -1)
-        tokens = torch.cat((output_tokens, sparse_prompt_embeddings), dim=1)
-
-        src = image_embeddings.expand(batch, -1, -1, -1) + dense_prompt_embeddings
-        pos_src = image_pe.expand(batch, -1, -1, -1)
-        b, c, h, w = src.shape
-
-        hs, src = self.transformer(src, pos_src, tokens, factored=factored)
-        iou_token_out = hs[:, 0, :]
-        mask_tokens_out = hs[:, 1 : 1 + self.num_mask_tokens, :]
-
-        hyper_in = torch.stack(
-            [mlp(mask_tokens_out[:, i, :]) for i, mlp in enumerate(self.output_hypernetworks_mlps)], dim=1
+        decoded = self.decode_tokens(
+            image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings, factored=factored
         )
+        rows, hyper_in, iou_pred, (h, w) = decoded
         if factored:
-            return self.upscale_rows(src, hyper_in, h, w), self.iou_prediction_head(iou_token_out)
-        upscaled = self.output_upscaling(src.transpose(1, 2).reshape(b, c, h, w))
+            return self.upscale_rows(rows, hyper_in, h, w), iou_pred
+        b, _, c = rows.shape
+        upscaled = self.output_upscaling(rows.transpose(1, 2).reshape(b, c, h, w))
         b, c, h, w = upscaled.shape
         masks = (hyper_in @ upscaled.view(b, c, h * w)).view(b, -1, h, w)
-        return masks, self.iou_prediction_head(iou_token_out)
+        return masks, iou_pred
 
     def upscale_rows(self, src: torch.Tensor, hyper_in: torch.Tensor, h: int, w: int) -> torch.Tensor:
         """Mask logits ``B x M x 4h x 4w`` from image tokens ``B x (h*w) x C`` (row-major pixels)
