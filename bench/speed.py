@@ -4,12 +4,13 @@
 
 Rows (each measured in its own subprocess, so its peak memory is its own):
 
-* encoder, one 1024 x 1024 input: our PyTorch eager model; onnxruntime on ``encoder.onnx`` as a
-  plain export runs it (graph optimisation "basic": constant folding, no fusion) — the baseline
-  every ratio is against; the same graph with every onnxruntime optimisation ("all"); the fp16
-  and int8 graphs with "all";
+* encoder, one 1024 x 1024 input: our PyTorch eager model; onnxruntime on ``encoder.onnx`` with
+  graph optimisation disabled, and as a plain export runs it (graph optimisation "basic":
+  constant folding, no fusion) — the baseline every ratio is against; the same graph with every
+  onnxruntime optimisation ("all"); the fp16 and int8 graphs with "all";
 * decoder, one click, single mask (``decoder.onnx``, the official contract with upscaling to the
-  original size) at 480 x 640 and 1500 x 2250, fp32 and int8;
+  original size) at 480 x 640 and 1500 x 2250, fp32 and int8; with ``--checkpoint`` also the
+  same decoder traced in the official layout (``DecoderGraph(factored=False)``) side by side;
 * predictor end to end (``SamPredictor``: read the image, embed, one click) on 480 x 640.
 
 Each cell is the median over ``--repeats`` timed runs after one warm-up, with the min-max range.
@@ -24,9 +25,11 @@ import json
 import os
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -42,6 +45,7 @@ def _session(path: Path, threads: int, level: str):
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.graph_optimization_level = {
+        "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
         "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
         "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
     }[level]
@@ -83,7 +87,7 @@ def measure(spec: dict) -> dict:
             x = rng.standard_normal((1, 3, 1024, 1024), dtype=np.float32)
         times = _timed(lambda: session.run(None, {inp.name: x}), repeats)
     elif kind == "decoder":
-        session = _session(model_dir / spec["file"], threads, "all")
+        session = _session(model_dir / spec["file"], threads, "all")  # file may be absolute
         h, w = spec["hw"]
         feeds = _click_feeds(rng, h, w)
         times = _timed(lambda: session.run(None, feeds), repeats)
@@ -119,19 +123,29 @@ def _click_feeds(rng, h: int, w: int) -> dict[str, np.ndarray]:
 
 
 # --- the table ------------------------------------------------------------------------------------
-def rows(model_dir: Path, files: dict[str, str]) -> list[dict]:
+BASELINE = "encoder ORT fp32, plain (basic)"
+
+
+def rows(files: dict[str, str], official_decoder: Path | None) -> list[dict]:
     out = [{"name": "encoder PyTorch eager fp32", "kind": "encoder-torch", "group": "encoder"}]
-    out.append({"name": "encoder ORT fp32, plain (basic)", "kind": "encoder-ort", "file": files["encoder"]})
-    out.append(
-        {"name": "encoder ORT fp32, all optimisations", "kind": "encoder-ort", "file": files["encoder"]}
-    )
-    out[-2]["level"], out[-1]["level"] = "basic", "all"
+    for name, level in (
+        ("encoder ORT fp32, no graph optimisation", "disabled"),
+        (BASELINE, "basic"),
+        ("encoder ORT fp32, all optimisations", "all"),
+    ):
+        out.append({"name": name, "kind": "encoder-ort", "file": files["encoder"], "level": level})
     for key, label in (("encoder_fp16", "fp16"), ("encoder_int8", "int8")):
         if key in files:
             out.append(
                 {"name": f"encoder ORT {label}", "kind": "encoder-ort", "file": files[key], "level": "all"}
             )
-    for key, label in (("decoder", "fp32"), ("decoder_int8", "int8")):
+    if official_decoder is not None:
+        files = {**files, "official_decoder": str(official_decoder)}
+    for key, label in (
+        ("official_decoder", "fp32 official layout"),
+        ("decoder", "fp32"),
+        ("decoder_int8", "int8"),
+    ):
         if key in files:
             for hw in ((480, 640), (1500, 2250)):
                 name = f"decoder click {label} {hw[0]}x{hw[1]}"
@@ -195,6 +209,31 @@ def quality(model_dir: Path, files: dict[str, str]) -> dict:
     return out
 
 
+def export_official_decoder(checkpoint: str, out_dir: Path) -> Path:
+    """The single-mask decoder traced in the official layout (``DecoderGraph(factored=False)``),
+    for a side-by-side row against the exported ``decoder.onnx``."""
+    import torch
+
+    from sam_onnx.export.decoder_graph import DecoderGraph
+    from sam_onnx.export.onnx_file import save_model, simplify, trace_to_onnx
+    from sam_onnx.modeling import load_sam
+
+    wrapper = DecoderGraph(load_sam(checkpoint).eval(), return_single_mask=True, factored=False)
+    with torch.no_grad():
+        model = trace_to_onnx(
+            wrapper,
+            wrapper.example_inputs(),
+            input_names=wrapper.input_names,
+            output_names=wrapper.output_names,
+            dynamic_axes=wrapper.dynamic_axes,
+            opset=17,
+            scratch_dir=out_dir,
+        )
+    path = out_dir / "decoder_official_layout.onnx"
+    save_model(simplify(model)[0], path)
+    return path
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     try:
@@ -224,7 +263,7 @@ def table_cells(table: list[dict], results: dict, threads: list[int]) -> list[li
         line = []
         for t in threads:
             r = results[f"{row['name']} @{t}t"]
-            base = results.get(f"encoder ORT fp32, plain (basic) @{t}t", {})
+            base = results.get(f"{BASELINE} @{t}t", {})
             ratio = ""
             if row["group"] == "encoder" and "ms" in r and "ms" in base:
                 ratio = f"{statistics.median(base['ms']) / statistics.median(r['ms']):.2f}x"
@@ -256,7 +295,9 @@ def main() -> None:
     files = {
         k: v["file"] for k, v in json.loads((args.model_dir / "export.json").read_text())["graphs"].items()
     }
-    table = [r for r in rows(args.model_dir, files) if not args.only or args.only in r["name"]]
+    scratch = Path(tempfile.mkdtemp(prefix="sam-bench-"))
+    official = export_official_decoder(args.checkpoint, scratch) if args.checkpoint else None
+    table = [r for r in rows(files, official) if not args.only or args.only in r["name"]]
     print(f"machine: {machine()}")
     results: dict[str, dict] = {}
     for threads in args.threads:
@@ -289,6 +330,7 @@ def main() -> None:
             )
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
+    shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -122,6 +122,9 @@ class DecoderGraph(nn.Module):
         logits (offset 1.0), as the official ``--use-stability-score``.
       return_extra_metrics: append ``stability_scores`` and ``areas`` of the full-size masks.
       batched: the prompt-batch extension (a leading axis B on the prompt inputs).
+      factored: the decoder's factored form (``MaskDecoder.predict_masks``), the same values up
+        to rounding in fewer operations per click; False traces the official layout (for
+        benchmarks that compare the two).
     """
 
     def __init__(
@@ -132,6 +135,7 @@ class DecoderGraph(nn.Module):
         use_stability_score: bool = False,
         return_extra_metrics: bool = False,
         batched: bool = False,
+        factored: bool = True,
     ) -> None:
         super().__init__()
         self.sam = sam
@@ -139,6 +143,7 @@ class DecoderGraph(nn.Module):
         self.use_stability_score = use_stability_score
         self.return_extra_metrics = return_extra_metrics
         self.batched = batched
+        self.factored = factored
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -193,9 +198,10 @@ class DecoderGraph(nn.Module):
             # The rule reads only the IoU predictions: upscale just the chosen token's mask.
             best = single_mask_index(scores, num_points)
             hyper_in = torch.gather(hyper_in, 1, best[:, :, None].expand(-1, -1, hyper_in.shape[2]))
-            low_res, scores = decoder.upscale_rows(rows, hyper_in, h, w), torch.gather(scores, 1, best)
+            low_res = decoder.upscale(rows, hyper_in, h, w, factored=self.factored)
+            scores = torch.gather(scores, 1, best)
         else:
-            low_res = decoder.upscale_rows(rows, hyper_in, h, w)
+            low_res = decoder.upscale(rows, hyper_in, h, w, factored=self.factored)
             if self.use_stability_score:
                 scores = stability_score(low_res, self.sam.mask_threshold, STABILITY_SCORE_OFFSET)
             if self.return_single_mask:
@@ -216,12 +222,12 @@ class DecoderGraph(nn.Module):
         mask_input: torch.Tensor,
         has_mask_input: torch.Tensor,
     ) -> DecodedTokens:
-        """The prompt encoder and the decoder's transformer (factored form), before any upscaling."""
+        """The prompt encoder and the decoder's transformer, before any upscaling."""
         pe = self.sam.prompt_encoder
         sparse = pe.embed_labeled_points(point_coords, point_labels)
         no_mask = pe.no_mask_embed.weight.reshape(1, -1, 1, 1)
         use_mask = has_mask_input.reshape(-1, 1, 1, 1)
         dense = use_mask * pe.embed_mask(mask_input) + (1 - use_mask) * no_mask
         return self.sam.mask_decoder.decode_tokens(
-            image_embeddings, pe.get_dense_pe(), sparse, dense, factored=True
+            image_embeddings, pe.get_dense_pe(), sparse, dense, factored=self.factored
         )

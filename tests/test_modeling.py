@@ -200,3 +200,13 @@ def test_single_mask_graph_upscales_the_chosen_token(tiny_model):
         torch.testing.assert_close(scores, want_scores, rtol=0, atol=0)
         torch.testing.assert_close(low_res, want_low, rtol=1e-5, atol=1e-5)
         torch.testing.assert_close(masks, want_masks, rtol=1e-5, atol=1e-5)
+
+
+def test_decoder_graph_official_layout_gives_the_same_masks(tiny_model):
+    """``factored=False`` (the official layout, kept for benchmarks) against the default graph."""
+    inputs = (*_decoder_inputs(3, 4), torch.tensor([480.0, 640.0]))
+    with torch.no_grad():
+        factored = DecoderGraph(tiny_model, return_single_mask=True)(*inputs)
+        official = DecoderGraph(tiny_model, return_single_mask=True, factored=False)(*inputs)
+    for got, want in zip(factored, official, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)

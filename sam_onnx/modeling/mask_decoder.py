@@ -118,17 +118,23 @@ class MaskDecoder(nn.Module):
             image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings, factored=factored
         )
         rows, hyper_in, iou_pred, (h, w) = decoded
+        return self.upscale(rows, hyper_in, h, w, factored=factored), iou_pred
+
+    def upscale(
+        self, rows: torch.Tensor, hyper_in: torch.Tensor, h: int, w: int, *, factored: bool = False
+    ) -> torch.Tensor:
+        """Mask logits ``B x M x 4h x 4w`` from image tokens ``B x (h*w) x C`` (row-major pixels)
+        and hypernetwork outputs ``B x M x C/8``: ``output_upscaling``, then each token's
+        channel weights. ``factored``: as :meth:`upscale_rows`, else as officially (NCHW)."""
         if factored:
-            return self.upscale_rows(rows, hyper_in, h, w), iou_pred
+            return self.upscale_rows(rows, hyper_in, h, w)
         b, _, c = rows.shape
         upscaled = self.output_upscaling(rows.transpose(1, 2).reshape(b, c, h, w))
         b, c, h, w = upscaled.shape
-        masks = (hyper_in @ upscaled.view(b, c, h * w)).view(b, -1, h, w)
-        return masks, iou_pred
+        return (hyper_in @ upscaled.view(b, c, h * w)).view(b, -1, h, w)
 
     def upscale_rows(self, src: torch.Tensor, hyper_in: torch.Tensor, h: int, w: int) -> torch.Tensor:
-        """Mask logits ``B x M x 4h x 4w`` from image tokens ``B x (h*w) x C`` (row-major pixels)
-        and hypernetwork outputs ``B x M x C/8``: ``output_upscaling`` then the per-token product.
+        """:meth:`upscale` on channel-last rows, the same values up to rounding.
 
         A ConvTranspose2d with kernel 2 and stride 2 maps each input pixel to its own 2 x 2
         output pixels, so both are matrix products on channel-last rows, and the channel
