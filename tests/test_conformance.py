@@ -128,4 +128,8 @@ def test_single_mask_selection_rule(golden, vit_b_model, image, case):
     iou = iou_all[0].numpy()
     expected_token = 1 + int(np.argmax(iou[1:])) if num_points <= 2 else 0
     assert iou_one[0, 0] == iou[expected_token]
-    torch.testing.assert_close(low_one[0, 0], low_all[0, expected_token], rtol=0, atol=0)
+    # The single-mask graph upscales only the chosen token (a 1-column product instead of 4),
+    # so the logits may differ in the last bits.
+    torch.testing.assert_close(low_one[0, 0], low_all[0, expected_token], rtol=1e-5, atol=1e-5)
+    others = [t for t in range(4) if t != expected_token]
+    assert all((low_one[0, 0] - low_all[0, t]).abs().max() > 1e-3 for t in others)
