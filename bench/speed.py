@@ -4,13 +4,15 @@
 
 Rows (each measured in its own subprocess, so its peak memory is its own):
 
-* encoder, one 1024 x 1024 input: our PyTorch eager model; onnxruntime on ``encoder.onnx`` with
-  graph optimisation disabled, and as a plain export runs it (graph optimisation "basic":
-  constant folding, no fusion) — the baseline every ratio is against; the same graph with every
-  onnxruntime optimisation ("all"); the fp16 and int8 graphs with "all";
-* decoder, one click, single mask (``decoder.onnx``, the official contract with upscaling to the
-  original size) at 480 x 640 and 1500 x 2250, fp32 and int8; with ``--checkpoint`` also the
-  same decoder traced in the official layout (``DecoderGraph(factored=False)``) side by side;
+* encoder, one 1024 x 1024 input: our PyTorch eager model; the plain export (with
+  ``--checkpoint``: the same weights traced in the official layout, see
+  :func:`export_official_layout`; without it ``encoder.onnx``) with onnxruntime's graph
+  optimisation disabled, and as a plain export runs it ("basic": constant folding, no fusion) —
+  the baseline every ratio is against; ``encoder.onnx`` with "basic" and with every onnxruntime
+  optimisation ("all"); the fp16 and int8 graphs with "all";
+* decoder, one click, single mask (the official contract with upscaling to the original size)
+  at 480 x 640 and 1500 x 2250: the official layout (with ``--checkpoint``), ``decoder.onnx``
+  and ``decoder.int8.onnx``;
 * predictor end to end (``SamPredictor``: read the image, embed, one click) on 480 x 640.
 
 Each cell is the median over ``--repeats`` timed runs after one warm-up, with the min-max range.
@@ -123,24 +125,27 @@ def _click_feeds(rng, h: int, w: int) -> dict[str, np.ndarray]:
 
 
 # --- the table ------------------------------------------------------------------------------------
-BASELINE = "encoder ORT fp32, plain (basic)"
+BASELINE = "encoder ORT fp32, plain export (basic)"
 
 
-def rows(files: dict[str, str], official_decoder: Path | None) -> list[dict]:
+def rows(files: dict[str, str]) -> list[dict]:
+    """The table's rows. ``files``: graph key -> path, with ``official_encoder`` and
+    ``official_decoder`` when :func:`export_official_layout` ran (else the plain baseline is
+    ``encoder.onnx`` itself)."""
+    plain = files.get("official_encoder", files["encoder"])
     out = [{"name": "encoder PyTorch eager fp32", "kind": "encoder-torch", "group": "encoder"}]
-    for name, level in (
-        ("encoder ORT fp32, no graph optimisation", "disabled"),
-        (BASELINE, "basic"),
-        ("encoder ORT fp32, all optimisations", "all"),
-    ):
-        out.append({"name": name, "kind": "encoder-ort", "file": files["encoder"], "level": level})
+    encoders = [
+        ("encoder ORT fp32, plain export, no graph optimisation", plain, "disabled"),
+        (BASELINE, plain, "basic"),
+    ]
+    if "official_encoder" in files:
+        encoders.append(("encoder ORT fp32, sam-onnx graph (basic)", files["encoder"], "basic"))
+    encoders.append(("encoder ORT fp32, sam-onnx graph, all optimisations", files["encoder"], "all"))
     for key, label in (("encoder_fp16", "fp16"), ("encoder_int8", "int8")):
         if key in files:
-            out.append(
-                {"name": f"encoder ORT {label}", "kind": "encoder-ort", "file": files[key], "level": "all"}
-            )
-    if official_decoder is not None:
-        files = {**files, "official_decoder": str(official_decoder)}
+            encoders.append((f"encoder ORT {label} (all optimisations)", files[key], "all"))
+    for name, file, level in encoders:
+        out.append({"name": name, "kind": "encoder-ort", "file": file, "level": level})
     for key, label in (
         ("official_decoder", "fp32 official layout"),
         ("decoder", "fp32"),
@@ -209,29 +214,40 @@ def quality(model_dir: Path, files: dict[str, str]) -> dict:
     return out
 
 
-def export_official_decoder(checkpoint: str, out_dir: Path) -> Path:
-    """The single-mask decoder traced in the official layout (``DecoderGraph(factored=False)``),
-    for a side-by-side row against the exported ``decoder.onnx``."""
+def export_official_layout(checkpoint: str, out_dir: Path) -> dict[str, str]:
+    """The encoder and the single-mask decoder traced in the official layout: qkv and proj on
+    the padded windows (``Block.project_padding``), decoder projections on the image side
+    (``DecoderGraph(factored=False)``). The plain exports every ratio is against."""
     import torch
 
     from sam_onnx.export.decoder_graph import DecoderGraph
+    from sam_onnx.export.encoder_graph import EncoderGraph
     from sam_onnx.export.onnx_file import save_model, simplify, trace_to_onnx
     from sam_onnx.modeling import load_sam
 
-    wrapper = DecoderGraph(load_sam(checkpoint).eval(), return_single_mask=True, factored=False)
-    with torch.no_grad():
-        model = trace_to_onnx(
-            wrapper,
-            wrapper.example_inputs(),
-            input_names=wrapper.input_names,
-            output_names=wrapper.output_names,
-            dynamic_axes=wrapper.dynamic_axes,
-            opset=17,
-            scratch_dir=out_dir,
-        )
-    path = out_dir / "decoder_official_layout.onnx"
-    save_model(simplify(model)[0], path)
-    return path
+    sam = load_sam(checkpoint).eval()
+    for block in sam.image_encoder.blocks:
+        block.project_padding = True
+    wrappers = {
+        "official_encoder": EncoderGraph(sam),
+        "official_decoder": DecoderGraph(sam, return_single_mask=True, factored=False),
+    }
+    files = {}
+    for key, wrapper in wrappers.items():
+        with torch.no_grad():
+            model = trace_to_onnx(
+                wrapper,
+                wrapper.example_inputs(),
+                input_names=wrapper.input_names,
+                output_names=wrapper.output_names,
+                dynamic_axes=wrapper.dynamic_axes,
+                opset=17,
+                scratch_dir=out_dir,
+            )
+        path = out_dir / f"{key}.onnx"
+        save_model(simplify(model)[0], path)
+        files[key] = str(path)
+    return files
 
 
 def machine() -> str:
@@ -286,9 +302,13 @@ def main() -> None:
     p.add_argument("--json", type=Path, help="write every figure here")
     p.add_argument("--markdown", type=Path, help="write the table as markdown here")
     p.add_argument("--one", help=argparse.SUPPRESS)
+    p.add_argument("--export-official", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one:
         print(json.dumps(measure(json.loads(args.one))))
+        return
+    if args.export_official:
+        print(json.dumps(export_official_layout(args.checkpoint, args.export_official)))
         return
     if args.model_dir is None:
         p.error("MODEL_DIR is required")
@@ -296,8 +316,15 @@ def main() -> None:
         k: v["file"] for k, v in json.loads((args.model_dir / "export.json").read_text())["graphs"].items()
     }
     scratch = Path(tempfile.mkdtemp(prefix="sam-bench-"))
-    official = export_official_decoder(args.checkpoint, scratch) if args.checkpoint else None
-    table = [r for r in rows(files, official) if not args.only or args.only in r["name"]]
+    if args.checkpoint:  # in a child process, so that this one's peak memory stays small
+        proc = subprocess.run(
+            [sys.executable, __file__, "--export-official", str(scratch), "--checkpoint", args.checkpoint],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        files.update(json.loads(proc.stdout.strip().splitlines()[-1]))
+    table = [r for r in rows(files) if not args.only or args.only in r["name"]]
     print(f"machine: {machine()}")
     results: dict[str, dict] = {}
     for threads in args.threads:

@@ -98,6 +98,8 @@ class Quality:
         return self.finite and self.mask_iou_mean >= self.min_mask_iou
 
     def describe(self) -> str:
+        if np.isnan(self.mask_iou_mean):
+            return f"{self.graph} did not run on any validation case"
         if not self.finite:
             return f"{self.graph} gives NaN or Inf"
         return (

@@ -365,3 +365,43 @@ def test_conflicting_options(kwargs):
 def test_bad_encoder_input_kind():
     with pytest.raises(InvalidInputError, match="encoder input"):
         ExportOptions(encoder_input="float16")
+
+
+def test_reduced_precision_graph_that_fails_to_run_fails_the_export(tiny_checkpoint, tmp_path, monkeypatch):
+    """An int8 graph onnxruntime cannot run is a failed check naming it, not a traceback."""
+    real_session = validate._session
+
+    class RefusingSession:
+        def __init__(self, session) -> None:
+            self.session = session
+
+        def __getattr__(self, name):
+            return getattr(self.session, name)
+
+        def run(self, *args, **kwargs):
+            raise RuntimeError("MatMulIntegerToFloat: b zero point is not valid")
+
+    def session(path):
+        opened = real_session(path)
+        return RefusingSession(opened) if ".int8." in path.name else opened
+
+    monkeypatch.setattr(validate, "_session", session)
+    out = tmp_path / "onnx"
+    with pytest.raises(ExportValidationError) as info:
+        export_sam(tiny_checkpoint, out, ExportOptions(encoder=False, batched_decoder=False, int8=True))
+    failures = info.value.failures
+    assert any(f.startswith("decoder.int8.onnx run failed: MatMulIntegerToFloat") for f in failures), failures
+    assert "decoder.int8.onnx did not run on any validation case" in failures
+    assert not out.exists()
+
+
+def test_int8_leaves_non_matrix_weights_in_float(tiny_checkpoint, tmp_path):
+    """The decoder's per-head token-side products have 3-D constant operands, which onnxruntime's
+    int8 MatMul kernels refuse; they stay float32 and the int8 decoder runs."""
+    out = tmp_path / "onnx"
+    export_sam(tiny_checkpoint, out, ExportOptions(encoder=False, batched_decoder=False, int8=True))
+    model = onnx.load(str(out / "decoder.int8.onnx"))
+    weights = {t.name: len(t.dims) for t in model.graph.initializer}
+    float_matmuls = [n for n in model.graph.node if n.op_type == "MatMul" and weights.get(n.input[1], 0) == 3]
+    quantised = [n for n in model.graph.node if n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul")]
+    assert float_matmuls and quantised
