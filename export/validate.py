@@ -145,11 +145,12 @@ class ValidationReport:
                 f"{agree_s:>12}  {ok}"
             )
         for q in self.quality:
-            emb = (
-                f"embedding max abs {q.embedding_max_abs:.3g}, cosine {q.embedding_cosine:.6f}; "
-                if q.embedding_max_abs is not None
-                else f"low-res max abs {q.low_res_max_abs:.3g}; "
-            )
+            if q.embedding_max_abs is not None:
+                emb = f"embedding max abs {q.embedding_max_abs:.3g}, cosine {q.embedding_cosine:.6f}; "
+            elif q.low_res_max_abs is not None:
+                emb = f"low-res max abs {q.low_res_max_abs:.3g}; "
+            else:
+                emb = "no case ran; "
             lines.append(
                 f"{q.graph} vs {q.reference}: {emb}"
                 f"mask IoU mean {q.mask_iou_mean:.4f} min {q.mask_iou_min:.4f}; "
