@@ -329,9 +329,10 @@ def _reduced_precision(options, specs, writer, scratch, progress) -> dict[str, t
         filename = spec.filename.replace(".onnx", f".{precision}.onnx")
         with progress.step(f"writing {filename}"):
             fp32 = onnx.load(str(writer.stage / spec.filename), load_external_data=True)
-            model = to_fp16(fp32) if precision == "fp16" else to_int8(fp32, scratch)
+            role = "encoder" if key == "encoder" else "decoder"
+            model = to_fp16(fp32) if precision == "fp16" else to_int8(fp32, scratch, role)
             writer.write(f"{key}_{precision}", model, filename, {**spec.metadata, "precision": precision})
-        derived[f"{key}_{precision}"] = (key, "encoder" if key == "encoder" else "decoder")
+        derived[f"{key}_{precision}"] = (key, role)
     return derived
 
 
