@@ -27,6 +27,8 @@ from pathlib import Path
 
 import onnx
 
+from sam_onnx.errors import ExportError
+
 from .onnx_file import save_model
 
 FP16_KEEP_FP32 = (
@@ -78,6 +80,9 @@ def to_int8(model: onnx.ModelProto, scratch_dir: Path, role: str) -> onnx.ModelP
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     selected = int8_nodes(model, role)
+    # The quantiser first rewrites each Gemm as a MatMul named "<gemm>_MatMul" (plus an Add).
+    gemms = {n.name for n in model.graph.node if n.op_type == "Gemm"}
+    names = [*selected, *(f"{name}_MatMul" for name in selected if name in gemms)]
     work = Path(tempfile.mkdtemp(dir=scratch_dir))
     src, dst = work / "fp32.onnx", work / "int8.onnx"
     save_model(model, src)
@@ -89,10 +94,17 @@ def to_int8(model: onnx.ModelProto, scratch_dir: Path, role: str) -> onnx.ModelP
             weight_type=QuantType.QInt8,
             per_channel=True,
             op_types_to_quantize=list(INT8_OP_TYPES),
-            nodes_to_quantize=selected,
+            nodes_to_quantize=names,
             use_external_data_format=False,  # int8 weights are a quarter of fp32: ViT-H fits in 2 GiB
         )
-    return onnx.load(str(dst), load_external_data=True)
+    quantised = onnx.load(str(dst), load_external_data=True)
+    done = sum(n.op_type == "MatMulInteger" for n in quantised.graph.node)
+    if done != len(selected):
+        raise ExportError(
+            f"int8 quantisation of the {role}: expected {len(selected)} int8 products "
+            f"(MatMulInteger), the quantiser made {done}"
+        )
+    return quantised
 
 
 def int8_nodes(model: onnx.ModelProto, role: str) -> list[str]:

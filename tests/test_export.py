@@ -408,3 +408,43 @@ def test_int8_decoder_quantises_only_the_image_side_products(tiny_checkpoint, tm
     assert any(weights[n.input[1]] == 3 for n in float_matmuls)
     assert sum(weights[n.input[1]] == 2 for n in float_matmuls) > 20  # the quantiser turns Gemm into MatMul
     assert len(quantised) == 2
+
+
+def _products_graph() -> onnx.ModelProto:
+    """A Gemm on 4096 rows, a MatMul on 2 rows (2-D weights) and a MatMul with a 3-D weight."""
+    h, tp = onnx.helper, onnx.TensorProto
+    rng = np.random.default_rng(0)
+    weights = [
+        onnx.numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), name)
+        for name, shape in (("w_gemm", (8, 4)), ("b_gemm", (4,)), ("w_few", (8, 4)), ("w_3d", (2, 4, 4)))
+    ]
+    nodes = [
+        h.make_node("Gemm", ["image", "w_gemm", "b_gemm"], ["image_out"], name="image_gemm"),
+        h.make_node("MatMul", ["tokens", "w_few"], ["tokens_out"], name="token_matmul"),
+        h.make_node("MatMul", ["heads", "w_3d"], ["heads_out"], name="head_matmul"),
+    ]
+    inputs = [
+        h.make_tensor_value_info("image", tp.FLOAT, [4096, 8]),
+        h.make_tensor_value_info("tokens", tp.FLOAT, [2, 8]),
+        h.make_tensor_value_info("heads", tp.FLOAT, [2, 3, 4]),
+    ]
+    outputs = [h.make_tensor_value_info(n, tp.FLOAT, None) for n in ("image_out", "tokens_out", "heads_out")]
+    graph = h.make_graph(nodes, "products", inputs, outputs, weights)
+    return h.make_model(graph, opset_imports=[h.make_opsetid("", 17)], ir_version=8)
+
+
+@pytest.mark.parametrize(("role", "expected"), [("encoder", 2), ("decoder", 1)])
+def test_int8_quantises_the_selected_products_gemm_included(tmp_path, role, expected):
+    """Encoders: every 2-D weight product; decoders: only those on many rows. A Gemm counts
+    although the quantiser renames it, and a 3-D weight always stays float32."""
+    from sam_onnx.export.precision import int8_nodes, to_int8
+
+    model = _products_graph()
+    assert sorted(int8_nodes(model, role)) == sorted(["image_gemm", "token_matmul"][:expected])
+    quantised = to_int8(model, tmp_path, role)
+    assert sum(n.op_type == "MatMulInteger" for n in quantised.graph.node) == expected
+    session = ort.InferenceSession(quantised.SerializeToString(), providers=["CPUExecutionProvider"])
+    feeds = {i.name: np.ones([d for d in i.shape], np.float32) for i in session.get_inputs()}
+    reference = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    for got, want in zip(session.run(None, feeds), reference.run(None, feeds), strict=True):
+        np.testing.assert_allclose(got, want, rtol=0.05, atol=0.05 * np.abs(want).max())
