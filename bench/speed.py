@@ -218,8 +218,6 @@ def export_official_layout(checkpoint: str, out_dir: Path) -> dict[str, str]:
     """The encoder and the single-mask decoder traced in the official layout: qkv and proj on
     the padded windows (``Block.project_padding``), decoder projections on the image side
     (``DecoderGraph(factored=False)``). The plain exports every ratio is against."""
-    import torch
-
     from sam_onnx.export.decoder_graph import DecoderGraph
     from sam_onnx.export.encoder_graph import EncoderGraph
     from sam_onnx.export.onnx_file import save_model, simplify, trace_to_onnx
@@ -234,16 +232,7 @@ def export_official_layout(checkpoint: str, out_dir: Path) -> dict[str, str]:
     }
     files = {}
     for key, wrapper in wrappers.items():
-        with torch.no_grad():
-            model = trace_to_onnx(
-                wrapper,
-                wrapper.example_inputs(),
-                input_names=wrapper.input_names,
-                output_names=wrapper.output_names,
-                dynamic_axes=wrapper.dynamic_axes,
-                opset=17,
-                scratch_dir=out_dir,
-            )
+        model = trace_to_onnx(wrapper, opset=17, scratch_dir=out_dir)
         path = out_dir / f"{key}.onnx"
         save_model(simplify(model)[0], path)
         files[key] = str(path)

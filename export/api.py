@@ -270,15 +270,7 @@ def export_sam(
         for spec in specs:
             with progress.step(f"exporting {spec.filename}"):
                 try:
-                    model = trace_to_onnx(
-                        spec.wrapper,
-                        spec.wrapper.example_inputs(),
-                        input_names=spec.wrapper.input_names,
-                        output_names=spec.wrapper.output_names,
-                        dynamic_axes=spec.wrapper.dynamic_axes,
-                        opset=options.opset,
-                        scratch_dir=scratch,
-                    )
+                    model = trace_to_onnx(spec.wrapper, opset=options.opset, scratch_dir=scratch)
                 except OSError as exc:  # the exporter writes large models to the scratch directory
                     raise _write_error(exc, out / spec.filename) from exc
                 model, spec.simplify_note = simplify(model) if options.simplify else (model, "off")

@@ -19,6 +19,7 @@ import tempfile
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Protocol
 
 import onnx
 import torch
@@ -43,22 +44,26 @@ def check_opset(opset: int) -> int:
     return opset
 
 
-def trace_to_onnx(
-    module: torch.nn.Module,
-    args: tuple[torch.Tensor, ...],
-    *,
-    input_names: Sequence[str],
-    output_names: Sequence[str],
-    dynamic_axes: Mapping[str, Mapping[int, str]],
-    opset: int,
-    scratch_dir: Path,
-) -> onnx.ModelProto:
-    """Trace ``module`` on ``args`` and return the ONNX model with its weights loaded in memory.
+class GraphWrapper(Protocol):
+    """An export wrapper (``EncoderGraph``, ``DecoderGraph``): a module that names its I/O."""
+
+    input_names: Sequence[str]
+    output_names: Sequence[str]
+    dynamic_axes: Mapping[str, Mapping[int, str]]
+
+    def example_inputs(self) -> tuple[torch.Tensor, ...]: ...
+
+    def parameters(self) -> Iterator[torch.nn.Parameter]: ...
+
+
+def trace_to_onnx(wrapper: GraphWrapper, *, opset: int, scratch_dir: Path) -> onnx.ModelProto:
+    """Trace ``wrapper`` on its example inputs, with its names and symbolic axes, and return the
+    ONNX model with its weights loaded in memory.
 
     Models under the protobuf limit are exported to memory; larger ones into ``scratch_dir`` (the
     exporter spills their tensors to separate files there); the caller removes that directory.
     """
-    param_bytes = sum(p.numel() * p.element_size() for p in module.parameters())
+    param_bytes = sum(p.numel() * p.element_size() for p in wrapper.parameters())
     large = param_bytes > EXTERNAL_DATA_THRESHOLD
     target = Path(tempfile.mkdtemp(dir=scratch_dir)) / "traced.onnx" if large else io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
@@ -68,14 +73,14 @@ def trace_to_onnx(
             "ignore", message=r".*aten::index operator of advanced indexing", category=Warning
         )
         torch.onnx.export(
-            module,
-            args,
+            wrapper,
+            wrapper.example_inputs(),
             str(target) if large else target,
             dynamo=False,
             opset_version=opset,
-            input_names=list(input_names),
-            output_names=list(output_names),
-            dynamic_axes={k: dict(v) for k, v in dynamic_axes.items()},
+            input_names=list(wrapper.input_names),
+            output_names=list(wrapper.output_names),
+            dynamic_axes={k: dict(v) for k, v in wrapper.dynamic_axes.items()},
             do_constant_folding=True,
         )
     if large:
