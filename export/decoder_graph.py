@@ -190,22 +190,22 @@ class DecoderGraph(nn.Module):
         has_mask_input: torch.Tensor,
         orig_im_size: torch.Tensor,
     ) -> tuple[torch.Tensor, ...]:
-        decoded = self.decode_tokens(image_embeddings, point_coords, point_labels, mask_input, has_mask_input)
-        decoder = self.sam.mask_decoder
-        rows, hyper_in, scores, (h, w) = decoded
+        rows, hyper_in, scores, (h, w) = self.decode_tokens(
+            image_embeddings, point_coords, point_labels, mask_input, has_mask_input
+        )
         num_points = point_coords.shape[1]
-        if self.return_single_mask and not self.use_stability_score:
-            # The rule reads only the IoU predictions: upscale just the chosen token's mask.
+        # The single-mask rule reads only the IoU predictions, so unless the scores are stability
+        # scores (of every token's mask) the token is chosen first and only its mask is upscaled.
+        pick_first = self.return_single_mask and not self.use_stability_score
+        if pick_first:
             best = single_mask_index(scores, num_points)
             hyper_in = torch.gather(hyper_in, 1, best[:, :, None].expand(-1, -1, hyper_in.shape[2]))
-            low_res = decoder.upscale(rows, hyper_in, h, w, factored=self.factored)
             scores = torch.gather(scores, 1, best)
-        else:
-            low_res = decoder.upscale(rows, hyper_in, h, w, factored=self.factored)
-            if self.use_stability_score:
-                scores = stability_score(low_res, self.sam.mask_threshold, STABILITY_SCORE_OFFSET)
-            if self.return_single_mask:
-                low_res, scores = select_single_mask(low_res, scores, num_points)
+        low_res = self.sam.mask_decoder.upscale(rows, hyper_in, h, w, factored=self.factored)
+        if self.use_stability_score:
+            scores = stability_score(low_res, self.sam.mask_threshold, STABILITY_SCORE_OFFSET)
+        if self.return_single_mask and not pick_first:
+            low_res, scores = select_single_mask(low_res, scores, num_points)
         masks = upscale_masks(low_res, orig_im_size, self.sam.img_size)
         if not self.return_extra_metrics:
             return masks, scores, low_res
