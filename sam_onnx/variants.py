@@ -1,14 +1,22 @@
-"""SAM variants as data: one frozen dataclass per model size, in one registry (torch-free).
+"""SAM variants as data: one frozen dataclass per model family, one registry per family (torch-free).
 
-ViT-B, ViT-L and ViT-H differ only in the image encoder's width, depth, head count and the
-blocks that use global attention; everything else (1024-pixel input, 16-pixel patches,
-14-token windows, 256-channel embeddings, the two-way transformer decoder) is shared.
-Tiny variants for fast tests are built by the same builder from the same fields.
+Two families live side by side, each a frozen dataclass whose ``family`` names it:
+
+- ``"sam"`` (SAM v1, :class:`SamVariant`): ViT-B, ViT-L and ViT-H differ only in the image
+  encoder's width, depth, head count and the blocks that use global attention; everything else
+  (1024-pixel input, 16-pixel patches, 14-token windows, 256-channel embeddings, the two-way
+  transformer decoder) is shared.
+- ``"sam2"`` (SAM 2 / 2.1, :class:`Sam2Variant`): hiera_t / s / b+ / l differ in the Hiera trunk's
+  width, heads, blocks per stage, global-attention blocks, window sizes and the background
+  position embedding's grid; the neck, prompt encoder and mask decoder are shared.
+
+Tiny variants for fast tests are built by the same builders from the same fields.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from .errors import InvalidInputError
 
@@ -42,6 +50,8 @@ class SamVariant:
       num_multimask_outputs: masks returned in multimask mode (plus one single-mask token).
       iou_head_depth, iou_head_hidden_dim: the IoU prediction MLP.
     """
+
+    family: ClassVar[str] = "sam"
 
     name: str
     encoder_embed_dim: int
@@ -79,10 +89,88 @@ VARIANTS: dict[str, SamVariant] = {
 
 OFFICIAL_VARIANTS = ("vit_b", "vit_l", "vit_h")
 
+# SAM 2 preprocessing constants: ImageNet mean/std on the 0..1 scale (the image is divided by 255
+# first), RGB order; the image is resized to IMAGE_SIZE x IMAGE_SIZE without keeping its aspect.
+SAM2_PIXEL_MEAN = (0.485, 0.456, 0.406)
+SAM2_PIXEL_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class Sam2Variant:
+    """Hyper-parameters of one SAM 2 / 2.1 model (the official ``configs/sam2.1/*.yaml``).
+
+    Attributes:
+      name: registry key, e.g. ``"hiera_t"`` (official checkpoint ``sam2.1_hiera_tiny.pt``).
+      trunk_embed_dim: Hiera width of stage 1 (doubles at each later stage).
+      trunk_num_heads: attention heads of stage 1 (doubles at each later stage).
+      stages: Hiera blocks per stage (4 stages).
+      global_attn_blocks: trunk blocks (global index) that attend over the whole grid.
+      window_spec: window side, in tokens, of the windowed blocks of each stage.
+      window_pos_embed_bkg_hw: (h, w) of the background position embedding, interpolated
+        (bicubic) to the stage-1 grid, onto which the tiled window embedding is added.
+      q_pool: number of stage transitions that pool queries (stride 2x2).
+      fpn_top_down_levels: neck levels that receive the top-down (nearest) feature.
+      decoder_*: the two-way transformer, as in SAM v1.
+      dynamic_multimask_stability_delta / _thresh: the single-mask stability fallback.
+    """
+
+    family: ClassVar[str] = "sam2"
+
+    name: str
+    trunk_embed_dim: int
+    trunk_num_heads: int
+    stages: tuple[int, ...]
+    global_attn_blocks: tuple[int, ...]
+    window_pos_embed_bkg_hw: tuple[int, int] = (7, 7)
+    window_spec: tuple[int, ...] = (8, 4, 14, 7)
+    q_pool: int = 3
+    fpn_top_down_levels: tuple[int, ...] = (2, 3)
+    mlp_ratio: float = 4.0
+    decoder_depth: int = 2
+    decoder_mlp_dim: int = 2048
+    decoder_num_heads: int = 8
+    num_multimask_outputs: int = 3
+    iou_head_depth: int = 3
+    iou_head_hidden_dim: int = 256
+    dynamic_multimask_stability_delta: float = 0.05
+    dynamic_multimask_stability_thresh: float = 0.98
+
+    @property
+    def stage_dims(self) -> tuple[int, ...]:
+        """Channel width of each trunk stage, coarsest last (the neck's inputs, finest first)."""
+        return tuple(self.trunk_embed_dim * 2**i for i in range(len(self.stages)))
+
+    @property
+    def num_mask_tokens(self) -> int:
+        return self.num_multimask_outputs + 1
+
+
+SAM2_VARIANTS: dict[str, Sam2Variant] = {
+    v.name: v
+    for v in (
+        Sam2Variant("hiera_t", 96, 1, (1, 2, 7, 2), (5, 7, 9)),
+        Sam2Variant("hiera_s", 96, 1, (1, 2, 11, 2), (7, 10, 13)),
+        Sam2Variant("hiera_b+", 112, 2, (2, 3, 16, 3), (12, 16, 20), window_pos_embed_bkg_hw=(14, 14)),
+        Sam2Variant("hiera_l", 144, 2, (2, 6, 36, 4), (23, 33, 43), window_spec=(8, 4, 16, 8)),
+        # Tiny variant for tests: same builder, every kind of block, a fraction of the cost.
+        Sam2Variant("hiera_tiny", 16, 1, (1, 1, 2, 1), (3,), decoder_mlp_dim=256),
+    )
+}
+
+OFFICIAL_SAM2_VARIANTS = ("hiera_t", "hiera_s", "hiera_b+", "hiera_l")
+
 
 def get_variant(name: str) -> SamVariant:
-    """Look a variant up by name; raises :class:`InvalidInputError` listing the known names."""
+    """Look a SAM v1 variant up by name; raises :class:`InvalidInputError` listing the known names."""
     try:
         return VARIANTS[name]
     except KeyError:
         raise InvalidInputError("model type", f"one of {sorted(VARIANTS)}", repr(name)) from None
+
+
+def get_sam2_variant(name: str) -> Sam2Variant:
+    """Look a SAM 2 variant up by name; raises :class:`InvalidInputError` listing the known names."""
+    try:
+        return SAM2_VARIANTS[name]
+    except KeyError:
+        raise InvalidInputError("model type", f"one of {sorted(SAM2_VARIANTS)}", repr(name)) from None
