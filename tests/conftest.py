@@ -21,8 +21,9 @@ IMAGES = ("landscape", "portrait", "small")
 CASES = ("one_point_multi", "one_point_single", "three_points", "box", "box_and_point", "refine_with_mask")
 
 
-def require_reference() -> Path:
-    if not (REFERENCE_DIR / "golden" / "vit_b_seed0.npz").exists():
+def require_reference(golden: str = "golden/vit_b_seed0.npz") -> Path:
+    """The kit's directory; skips (fails under ``SAM_REQUIRE_REFERENCE=1``) when ``golden`` is absent."""
+    if not (REFERENCE_DIR / golden).exists():
         reason = f"reference kit not found at {REFERENCE_DIR} (set SAM_REFERENCE_DIR)"
         if os.environ.get("SAM_REQUIRE_REFERENCE") == "1":  # CI: a missing kit is a failure
             pytest.fail(reason)
@@ -54,6 +55,34 @@ def make_checkpoint(reference_dir: Path, tmp_path_factory):
             out = cache / f"sam_{variant}_seed{seed}.pth"
             script = reference_dir / "make_checkpoint.py"
             cmd = [sys.executable, str(script), variant, str(out), "--seed", str(seed)]
+            subprocess.run(cmd, check=True, capture_output=True)
+            built[(variant, seed)] = out
+        return built[(variant, seed)]
+
+    return make
+
+
+SAM2_GOLDEN = "sam2/golden/sam2.1_hiera_t_seed0.npz"
+
+
+@pytest.fixture(scope="session")
+def sam2_reference_dir() -> Path:
+    """The SAM 2.1 part of the kit (``sam2/``: manifests, goldens, make_checkpoint.py)."""
+    return require_reference(SAM2_GOLDEN) / "sam2"
+
+
+@pytest.fixture(scope="session")
+def make_sam2_checkpoint(sam2_reference_dir: Path, tmp_path_factory):
+    """Build (once per session) the SAM 2.1 kit's checkpoint of a variant (our name, e.g. ``"hiera_t"``);
+    returns the path of the ``.pt`` file (``{"model": state_dict}``, the official layout)."""
+    cache = tmp_path_factory.mktemp("sam2_checkpoints")
+    built: dict[tuple[str, int], Path] = {}
+
+    def make(variant: str, seed: int = 0) -> Path:
+        if (variant, seed) not in built:
+            out = cache / f"sam2.1_{variant}_seed{seed}.pt"
+            script = sam2_reference_dir / "make_checkpoint.py"
+            cmd = [sys.executable, str(script), f"sam2.1_{variant}", str(out), "--seed", str(seed)]
             subprocess.run(cmd, check=True, capture_output=True)
             built[(variant, seed)] = out
         return built[(variant, seed)]
