@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from sam_onnx.modeling.fpn_neck import Sam2ImageEncoder, build_sam2_image_encoder
+from sam_onnx.modeling.hiera import block_layout
 from sam_onnx.variants import OFFICIAL_SAM2_VARIANTS, get_sam2_variant
 from tests.conftest import IMAGES
 
@@ -89,6 +90,30 @@ def test_state_dict_names_and_shapes_equal_official_manifest(sam2_reference_dir,
         encoder = build_sam2_image_encoder(get_sam2_variant(name))
     got = {k: list(v.shape) for k, v in encoder.state_dict().items()}
     assert got == expected
+
+
+@pytest.mark.parametrize("name", OFFICIAL_SAM2_VARIANTS)
+def test_official_variants_run_on_meta_with_image_path_shapes(name):
+    """Window / query-pooling geometry of every variant (padding, regrouping) without computing."""
+    variant = get_sam2_variant(name)
+    with torch.device("meta"):
+        encoder = build_sam2_image_encoder(variant)
+        x = torch.empty(1, 3, 1024, 1024)
+        stages = [tuple(s.shape) for s in encoder.trunk(x)]
+        features = [tuple(f.shape) for f in encoder(x)]
+    sides = (256, 128, 64, 32)
+    assert stages == [(1, dim, side, side) for dim, side in zip(variant.stage_dims, sides, strict=True)]
+    assert features == [(1, 256, side, side) for side in sides[:3]]
+
+
+def test_hiera_t_block_layout_follows_the_official_rule():
+    """Read off the official Hiera constructor: a stage's first block keeps the previous stage's
+    window (on its unpooled input) and pools q; blocks 5, 7, 9 are global."""
+    variant = get_sam2_variant("hiera_t")
+    layout = block_layout(variant.stages, variant.window_spec, variant.global_attn_blocks, variant.q_pool)
+    assert [window for _, window, _ in layout] == [8, 8, 4, 4, 14, 0, 14, 0, 14, 0, 14, 7]
+    assert [i for i, (_, _, pools) in enumerate(layout) if pools] == [1, 3, 10]
+    assert [stage for stage, _, _ in layout] == [0, 1, 1, 2, 2, 2, 2, 2, 2, 2, 3, 3]
 
 
 def random_tiny_encoder() -> Sam2ImageEncoder:
