@@ -180,7 +180,7 @@ class Hiera(nn.Module):
         the (h, w) grid, plus the window embedding tiled over it."""
         bkg = F.interpolate(self.pos_embed, size=hw, mode="bicubic", align_corners=False)
         window = self.pos_embed_window
-        tiled = window.tile(1, 1, hw[0] // window.shape[2], hw[1] // window.shape[3])
+        tiled = window.repeat(1, 1, hw[0] // window.shape[2], hw[1] // window.shape[3])
         return (bkg + tiled).permute(0, 2, 3, 1)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
