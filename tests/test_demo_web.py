@@ -14,9 +14,12 @@ import functools
 import http.server
 import json
 import os
+import re
 import shutil
 import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -156,15 +159,21 @@ def e2e(site, golden, reference_dir, tmp_path_factory):
         c["repeats"] = REPEATS if c["name"] in ("serve-landscape", "serve-portrait") else 0
         if "screenshot" in c:
             c["screenshot"] = str(artifacts / c["screenshot"])
-    spec = artifacts / "spec.json"
+    return run_browser(cases, artifacts, "result"), artifacts
+
+
+def run_browser(cases: list[dict], artifacts: Path, stem: str) -> dict[str, dict]:
+    """Run ``e2e/run.mjs`` over ``cases`` (spec and result JSON named ``stem`` in ``artifacts``);
+    returns the result of each case by name. Fails the test if the run fails."""
+    spec = artifacts / f"{stem}.spec.json"
     spec.write_text(json.dumps({"chromium": str(CHROMIUM), "cases": cases}, indent=1))
-    out = artifacts / "result.json"
+    out = artifacts / f"{stem}.json"
     proc = subprocess.run(
         ["node", "e2e/run.mjs", str(spec), str(out)], cwd=DEMO, capture_output=True, text=True, timeout=900
     )
     result = json.loads(out.read_text()) if out.is_file() else {}
     assert proc.returncode == 0, f"e2e run failed: {result.get('error') or proc.stderr[-3000:]}"
-    return {c["name"]: c for c in result["cases"]}, artifacts
+    return {c["name"]: c for c in result["cases"]}
 
 
 @pytest.mark.parametrize(
@@ -234,3 +243,52 @@ def artifacts_note(e2e):
         print(case, figures)
 
     return note
+
+
+@pytest.fixture(scope="module")
+def readme_server(tiny_model_dir, tmp_path_factory):
+    """``sam-onnx serve -m EXPORT`` run as the README says (no bundle, the page found by itself),
+    in its own process from this environment's entry point; ``--port 0`` only so that parallel runs
+    never collide on 8000. Yields the URL it prints."""
+    require_web()
+    logs = tmp_path_factory.mktemp("readme_serve")
+    exe = Path(sys.executable).with_name("sam-onnx")
+    with (logs / "out.txt").open("w") as out, (logs / "err.txt").open("w") as err:
+        proc = subprocess.Popen(
+            [str(exe), "serve", "-m", tiny_model_dir, "--port", "0"], stdout=out, stderr=err, cwd=logs
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while not (url := re.search(r"http://\S+/", (logs / "out.txt").read_text())):
+            assert proc.poll() is None, f"serve exited: {(logs / 'err.txt').read_text()[-2000:]}"
+            assert time.monotonic() < deadline, "serve printed no URL in 120 s"
+            time.sleep(0.2)
+        yield url.group(0), logs / "err.txt"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_readme_serve_segments_a_dropped_image(readme_server, tiny_model_dir, reference_dir, tmp_path):
+    """The README's "drop any image" flow: upload a kit image to the served page, click, and get the
+    Python runtime's mask for the same click (the page's single-mask decoder with one click and its
+    padding point picks the best of the three multimask tokens, as the official rule does)."""
+    url, server_log = readme_server
+    image_path = reference_dir / "images" / IMAGE_FILES["portrait"]
+    case = {"name": "readme-serve-upload", "url": url, "upload": str(image_path), "click": [210.0, 330.0]}
+    case["mask"] = str(tmp_path / "mask.bin")
+    try:
+        r = run_browser([case], tmp_path, "readme-serve")[case["name"]]
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\nserver log:\n{server_log.read_text()[-2000:]}") from None
+    h, w = r["hw"]
+    page_mask = np.fromfile(case["mask"], np.uint8).reshape(h, w).astype(bool)
+    predictor = SamPredictor.from_export(tiny_model_dir)
+    predictor.set_image(image_path)
+    pred = predictor.predict(point_coords=np.array([r["clicked"]]), point_labels=np.array([1]))
+    want = pred.masks[int(np.argmax(pred.iou_predictions))]
+    assert (h, w) == want.shape and r["kind"] == "committed"
+    assert 0.01 < want.mean() < 0.99, "the reference mask is trivial; the comparison would prove nothing"
+    agreement = float((page_mask == want).mean())
+    print(f"readme-serve-upload: {agreement:.5f} of pixels agree, mask area {want.mean():.3f}")
+    assert agreement >= MIN_AGREEMENT, f"{agreement:.5f} of pixels agree"

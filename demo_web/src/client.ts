@@ -69,8 +69,10 @@ export class DecoderClient {
     return run;
   }
 
+  /** Open the decoder at `url`; a relative one is taken relative to the page, never the worker's script. */
   loadDecoder(url: string, threads: number): Promise<DecoderReady> {
-    return this.serial(() => this.request("load-decoder", { type: "load-decoder", url, threads })) as Promise<DecoderReady>;
+    const absolute = new URL(url, location.href).href;
+    return this.serial(() => this.request("load-decoder", { type: "load-decoder", url: absolute, threads })) as Promise<DecoderReady>;
   }
 
   /** Hand the embedding to the worker (its buffer is copied, the page keeps its own). */

@@ -8,7 +8,10 @@ import type { HW } from "./geometry";
 import type { Prompt } from "./prompt";
 
 export type ToWorker =
-  /** Open the decoder. `threads`: wasm threads wanted (honoured only when cross-origin isolated). */
+  /**
+   * Open the decoder at `url` (absolute: a worker resolves relative URLs against its own script).
+   * `threads`: wasm threads wanted (honoured only when cross-origin isolated).
+   */
   | { type: "load-decoder"; url: string; threads: number }
   /** The image's embedding (1x256x64x64 float32, transferred) and its original size. */
   | { type: "set-embedding"; embedding: Float32Array; orig: HW }

@@ -63,7 +63,12 @@ function checkEmbedding(data: Float32Array, shape: number[], what: string): Floa
   return data;
 }
 
-/** The server's configuration, or null when the page is not served by `sam-onnx serve`. */
+/**
+ * The server's configuration, or null when the page is not served by `sam-onnx serve`. The
+ * server names its decoder and bundle URLs relative to the folder of `api/config` (where the page
+ * is, also behind a proxy's sub-path); they come back absolute, because the worker that fetches
+ * the decoder would resolve a relative one against its own script in `assets/`.
+ */
 export async function fetchServerConfig(base = ""): Promise<ServerConfig | null> {
   let response: Response;
   try {
@@ -73,10 +78,13 @@ export async function fetchServerConfig(base = ""): Promise<ServerConfig | null>
   }
   if (!response.ok) return null;
   const config = (await response.json().catch(() => null)) as ServerConfig | null;
-  return config?.format === "sam-onnx-serve" ? config : null;
+  if (config?.format !== "sam-onnx-serve") return null;
+  const decoders: Decoders = {};
+  for (const [precision, path] of Object.entries(config.decoders ?? {})) decoders[precision] = near(path, base);
+  return { ...config, decoders, bundle: config.bundle ? near(config.bundle, base) : null };
 }
 
-/** Resolve `path` against the URL of the file that named it. */
+/** Resolve `path` against the URL of the file that named it (itself relative to the page). */
 function near(path: string, fileUrl: string): string {
   return new URL(path, new URL(fileUrl, location.href)).href;
 }
