@@ -34,7 +34,7 @@ import onnx
 
 from .. import __version__
 from ..errors import ConflictingOptionsError, ExportValidationError, ExportWriteError, InvalidInputError
-from ..variants import IMAGE_SIZE, PIXEL_MEAN, PIXEL_STD, get_variant
+from ..variants import IMAGE_SIZE, PIXEL_MEAN, PIXEL_STD, get_variant, variant_metadata
 from .decoder_graph import DecoderGraph
 from .encoder_graph import INPUT_KINDS, EncoderGraph, InputKind
 from .onnx_file import check_opset, save_model, set_metadata, simplify, trace_to_onnx
@@ -260,7 +260,8 @@ def export_sam(
         sam = load_sam(checkpoint, options.model_type)
     with progress.step("hashing checkpoint"):
         sha256 = checkpoint_sha256(checkpoint)
-    common = graph_metadata(sam.variant.name, sha256, options.opset)
+    # The encoder's numbers too: a variant known only by its shape needs no registry to be read.
+    common = {**graph_metadata(sam.variant.name, sha256, options.opset), **variant_metadata(sam.variant)}
     specs = plan_graphs(sam, options, common)
     validator = Validator(sam, images)
     with staged_output(out) as stage:

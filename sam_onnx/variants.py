@@ -10,13 +10,17 @@ Two families live side by side, each a frozen dataclass whose ``family`` names i
   width, heads, blocks per stage, global-attention blocks, window sizes and the background
   position embedding's grid; the neck, prompt encoder and mask decoder are shared.
 
-Tiny variants for fast tests are built by the same builders from the same fields.
+Tiny variants for fast tests are built by the same builders from the same fields. A SAM v1
+checkpoint of any other encoder shape (SlimSAM's pruned widths, fine-tunes) is described by its
+:class:`EncoderNumbers` and gets a variant named after them (:func:`variant_from_numbers`).
 """
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 from .errors import InvalidInputError
 
@@ -26,9 +30,31 @@ PIXEL_STD = (58.395, 57.12, 57.375)
 
 IMAGE_SIZE = 1024  # encoder input side, pixels
 PATCH_SIZE = 16  # ViT patch side, pixels
+WINDOW_SIZE = 14  # side of the ViT's local attention windows, tokens
 EMBED_HW = IMAGE_SIZE // PATCH_SIZE  # 64: side of the image embedding grid
 PROMPT_EMBED_DIM = 256  # channels of the image embedding and of every prompt token
 LOW_RES_MASK_SIZE = 4 * EMBED_HW  # 256: side of the decoder's low-resolution mask logits
+
+
+class EncoderNumbers(NamedTuple):
+    """The numbers that fix a SAM v1 image encoder's shape, all readable off a checkpoint's tensors.
+
+    Attributes:
+      width: token width (output channels of the patch embedding).
+      depth: number of ViT blocks.
+      heads: attention heads per block (width over the relative-position tables' width).
+      mlp: hidden width of every block's MLP.
+      global_blocks: ascending indexes of the blocks with global attention (their relative-position
+        tables have ``2 * EMBED_HW - 1`` rows).
+      window: side, in tokens, of the other blocks' attention windows.
+    """
+
+    width: int
+    depth: int
+    heads: int
+    mlp: int
+    global_blocks: tuple[int, ...]
+    window: int = WINDOW_SIZE
 
 
 @dataclass(frozen=True)
@@ -43,7 +69,9 @@ class SamVariant:
       encoder_global_attn_indexes: blocks that attend over the whole 64x64 grid; the others
         attend within ``window_size`` x ``window_size`` windows.
       window_size: side of the local attention windows, in tokens.
-      mlp_ratio: ViT MLP hidden width over ``encoder_embed_dim``.
+      mlp_ratio: ViT MLP hidden width over ``encoder_embed_dim`` (when ``encoder_mlp_dim`` is None).
+      encoder_mlp_dim: ViT MLP hidden width when it is not ``mlp_ratio`` times the width (pruned
+        models: SlimSAM-77 has width 168 and MLP 696); read it through :attr:`encoder_mlp_width`.
       decoder_depth: two-way transformer layers in the mask decoder.
       decoder_mlp_dim: hidden width of the decoder transformer's MLPs.
       decoder_num_heads: attention heads in the decoder transformer.
@@ -58,8 +86,9 @@ class SamVariant:
     encoder_depth: int
     encoder_num_heads: int
     encoder_global_attn_indexes: tuple[int, ...]
-    window_size: int = 14
+    window_size: int = WINDOW_SIZE
     mlp_ratio: float = 4.0
+    encoder_mlp_dim: int | None = None
     decoder_depth: int = 2
     decoder_mlp_dim: int = 2048
     decoder_num_heads: int = 8
@@ -70,6 +99,25 @@ class SamVariant:
     @property
     def head_dim(self) -> int:
         return self.encoder_embed_dim // self.encoder_num_heads
+
+    @property
+    def encoder_mlp_width(self) -> int:
+        """Hidden width of every ViT block's MLP."""
+        if self.encoder_mlp_dim is not None:
+            return self.encoder_mlp_dim
+        return int(self.encoder_embed_dim * self.mlp_ratio)
+
+    @property
+    def encoder_numbers(self) -> EncoderNumbers:
+        """The image encoder's shape: what a checkpoint's tensors determine."""
+        return EncoderNumbers(
+            self.encoder_embed_dim,
+            self.encoder_depth,
+            self.encoder_num_heads,
+            self.encoder_mlp_width,
+            self.encoder_global_attn_indexes,
+            self.window_size,
+        )
 
     @property
     def num_mask_tokens(self) -> int:
@@ -88,6 +136,63 @@ VARIANTS: dict[str, SamVariant] = {
 }
 
 OFFICIAL_VARIANTS = ("vit_b", "vit_l", "vit_h")
+
+# Name of a variant known only by its numbers, e.g. SlimSAM-77: vit_w168_d12_h12_m696_g2-5-8-11.
+DERIVED_NAME_FORM = "vit_w<width>_d<depth>_h<heads>_m<mlp>_g<global blocks joined by '-', or none>"
+_DERIVED_NAME = re.compile(r"vit_w(\d+)_d(\d+)_h(\d+)_m(\d+)_g(none|\d+(?:-\d+)*)(?:_win(\d+))?")
+
+
+def derived_name(numbers: EncoderNumbers) -> str:
+    """``vit_w{width}_d{depth}_h{heads}_m{mlp}_g{global blocks}``, plus ``_win{window}`` when the
+    window is not 14 tokens; :func:`get_variant` reads such names back."""
+    n = numbers
+    blocks = "-".join(str(i) for i in n.global_blocks) or "none"
+    window = "" if n.window == WINDOW_SIZE else f"_win{n.window}"
+    return f"vit_w{n.width}_d{n.depth}_h{n.heads}_m{n.mlp}_g{blocks}{window}"
+
+
+def variant_from_numbers(numbers: EncoderNumbers) -> SamVariant:
+    """The registry variant whose encoder has ``numbers`` (so ViT-B stays ``vit_b``), else a new
+    variant named by :func:`derived_name`, with the official decoder.
+
+    Raises :class:`InvalidInputError` for numbers no encoder can have.
+    """
+    _check_numbers(numbers)
+    for variant in VARIANTS.values():
+        if variant.encoder_numbers == numbers:
+            return variant
+    n = numbers
+    shape = (n.width, n.depth, n.heads, n.global_blocks)
+    return SamVariant(derived_name(n), *shape, window_size=n.window, encoder_mlp_dim=n.mlp)
+
+
+def _check_numbers(n: EncoderNumbers) -> None:
+    counts = (n.width, n.depth, n.heads, n.mlp, n.window)
+    problem = None
+    if any(isinstance(x, bool) or not isinstance(x, int) or x < 1 for x in counts):
+        problem = "width, depth, heads, mlp and window positive integers"
+    elif n.width % n.heads:
+        problem = f"a width divisible by the head count {n.heads}"
+    elif list(n.global_blocks) != sorted(set(n.global_blocks)) or not set(n.global_blocks) <= set(
+        range(n.depth)
+    ):
+        problem = f"global blocks ascending, distinct, each in 0..{n.depth - 1}"
+    if problem:
+        raise InvalidInputError("image encoder numbers", problem, repr(tuple(n)))
+
+
+def variant_metadata(variant: SamVariant) -> dict[str, str]:
+    """The encoder's numbers as ONNX ``metadata_props`` (string values; global blocks as JSON)."""
+    n = variant.encoder_numbers
+    return {
+        "encoder_embed_dim": str(n.width),
+        "encoder_depth": str(n.depth),
+        "encoder_num_heads": str(n.heads),
+        "encoder_mlp_dim": str(n.mlp),
+        "encoder_global_attn_indexes": json.dumps(list(n.global_blocks)),
+        "encoder_window_size": str(n.window),
+    }
+
 
 # SAM 2 preprocessing constants: ImageNet mean/std on the 0..1 scale (the image is divided by 255
 # first), RGB order; the image is resized to IMAGE_SIZE x IMAGE_SIZE without keeping its aspect.
@@ -161,11 +266,17 @@ OFFICIAL_SAM2_VARIANTS = ("hiera_t", "hiera_s", "hiera_b+", "hiera_l")
 
 
 def get_variant(name: str) -> SamVariant:
-    """Look a SAM v1 variant up by name; raises :class:`InvalidInputError` listing the known names."""
-    try:
+    """Look a SAM v1 variant up by registry name or by a :func:`derived_name`; raises
+    :class:`InvalidInputError` listing the known names."""
+    if name in VARIANTS:
         return VARIANTS[name]
-    except KeyError:
-        raise InvalidInputError("model type", f"one of {sorted(VARIANTS)}", repr(name)) from None
+    m = _DERIVED_NAME.fullmatch(name) if isinstance(name, str) else None
+    if m is None:
+        raise InvalidInputError("model type", f"one of {sorted(VARIANTS)} or {DERIVED_NAME_FORM}", repr(name))
+    width, depth, heads, mlp = (int(g) for g in m.groups()[:4])
+    blocks = () if m[5] == "none" else tuple(int(i) for i in m[5].split("-"))
+    window = int(m[6]) if m[6] else WINDOW_SIZE
+    return variant_from_numbers(EncoderNumbers(width, depth, heads, mlp, blocks, window))
 
 
 def get_sam2_variant(name: str) -> Sam2Variant:

@@ -207,11 +207,25 @@ def test_wrong_shape_is_named(tiny_model, tmp_path):
         load_sam(path)
 
 
-def test_unknown_encoder_size(tiny_model, tmp_path):
+def test_unknown_encoder_size_is_a_variant_named_after_its_numbers(tmp_path):
+    from sam_onnx.modeling.random_weights import random_sam
+    from sam_onnx.variants import EncoderNumbers, variant_from_numbers
+
+    model = random_sam(variant_from_numbers(EncoderNumbers(32, 1, 2, 80, ())), seed=1)
+    path = tmp_path / "shallow.pth"
+    torch.save(model.state_dict(), path)
+    loaded = load_sam(path)
+    assert loaded.variant.name == "vit_w32_d1_h2_m80_gnone"
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[key], value, rtol=0, atol=0)
+
+
+def test_encoder_cut_short_with_a_tiny_decoder_is_named(tiny_model, tmp_path):
+    """Only the encoder's shape is read off the file; a decoder of another size is refused by name."""
     state = {k: v for k, v in tiny_model.state_dict().items() if not k.startswith("image_encoder.blocks.1.")}
     path = tmp_path / "shallow.pth"
     torch.save(state, path)
-    with pytest.raises(NotSamCheckpointError, match="matches no known variant"):
+    with pytest.raises(NotSamCheckpointError, match=r"layers\.0\.mlp\.lin1\.weight: \[256, 256\]"):
         load_sam(path)
 
 

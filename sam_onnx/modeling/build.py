@@ -19,7 +19,7 @@ def build_sam(variant: SamVariant | str) -> Sam:
         embed_dim=v.encoder_embed_dim,
         depth=v.encoder_depth,
         num_heads=v.encoder_num_heads,
-        mlp_ratio=v.mlp_ratio,
+        mlp_dim=v.encoder_mlp_width,
         out_chans=PROMPT_EMBED_DIM,
         window_size=v.window_size,
         global_attn_indexes=v.encoder_global_attn_indexes,

@@ -21,19 +21,28 @@ import torch
 from ..errors import (
     CheckpointNotFoundError,
     CorruptCheckpointError,
+    InvalidInputError,
     MissingWeightsError,
     NotSamCheckpointError,
     UnreadableCheckpointError,
     UnsafeCheckpointError,
     VariantMismatchError,
 )
-from ..variants import EMBED_HW, VARIANTS, SamVariant, get_variant
+from ..variants import (
+    EMBED_HW,
+    WINDOW_SIZE,
+    EncoderNumbers,
+    SamVariant,
+    get_variant,
+    variant_from_numbers,
+)
 from .build import build_sam
 from .hf_layout import hf_to_official, is_hf_layout
 from .sam import Sam
 
 HF_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 _NESTED_KEYS = ("model", "state_dict")  # training checkpoints often wrap the state dict
+_PARALLEL_PREFIX = "module."  # what torch's (Distributed)DataParallel puts before every key
 _PIXEL_STATS = ("pixel_mean", "pixel_std")
 _SHOWN = 5  # how many offending keys an error message lists
 # What torch's weights-only unpickler says when a pickle asks for a global or an object it does
@@ -182,6 +191,9 @@ def _as_tensor_mapping(obj: object, path: Path) -> Mapping[str, torch.Tensor]:
                 break
     if not isinstance(obj, Mapping) or not obj:
         raise NotSamCheckpointError(path, f"expected a state dict of tensors, got {type(obj).__name__}")
+    if all(isinstance(k, str) and k.startswith(_PARALLEL_PREFIX) for k in obj):
+        # Saved from a DataParallel / DistributedDataParallel wrapper (MedSAM's multi-GPU training).
+        obj = {k[len(_PARALLEL_PREFIX) :]: v for k, v in obj.items()}
     not_tensors = [k for k, v in obj.items() if not isinstance(v, torch.Tensor)]
     if not_tensors:
         raise NotSamCheckpointError(
@@ -193,31 +205,46 @@ def _as_tensor_mapping(obj: object, path: Path) -> Mapping[str, torch.Tensor]:
 def detect_variant(
     state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike[str] = "<state dict>"
 ) -> SamVariant:
-    """The registry variant whose encoder shapes match ``state_dict`` (official layout).
+    """The variant whose image encoder has the shapes of ``state_dict`` (official layout).
 
     Width comes from the patch embedding, depth from the block count, head width from the
-    relative-position tables, and the global-attention blocks from those tables' length.
+    relative-position tables, the global-attention blocks from those tables' length (the window
+    from the others') and the MLP width from block 0's first MLP layer. Shapes of the registry's
+    variants keep their names (``vit_b`` ...); any other shape (SlimSAM, other pruned or resized
+    fine-tunes) becomes a variant named after its numbers (:func:`~sam_onnx.variants.derived_name`).
+    Whether every other tensor fits is :func:`check_keys`'s job, once the model is built.
     """
+    numbers = _encoder_numbers(state_dict, path)
+    try:
+        return variant_from_numbers(numbers)
+    except InvalidInputError as exc:
+        raise NotSamCheckpointError(path, f"image encoder {numbers} is not a ViT: {exc}") from None
+
+
+def _encoder_numbers(state_dict: Mapping[str, torch.Tensor], path: str | os.PathLike[str]) -> EncoderNumbers:
     prefix = "image_encoder.blocks."
-    if "image_encoder.patch_embed.proj.weight" not in state_dict:
+    patch = state_dict.get("image_encoder.patch_embed.proj.weight")
+    lin1 = state_dict.get(f"{prefix}0.mlp.lin1.weight")
+    if patch is None or patch.ndim != 4 or lin1 is None or lin1.ndim != 2:
         _raise_not_sam(state_dict, build_sam_meta("vit_b"), path)
-    embed_dim = state_dict["image_encoder.patch_embed.proj.weight"].shape[0]
+    embed_dim = patch.shape[0]
     depth = len({k[len(prefix) :].split(".")[0] for k in state_dict if k.startswith(prefix)})
     rel_pos = [state_dict.get(f"{prefix}{i}.attn.rel_pos_h") for i in range(depth)]
-    if depth == 0 or any(t is None or t.ndim != 2 or t.shape[1] == 0 for t in rel_pos):
+    if any(t is None or t.ndim != 2 or t.shape[1] == 0 for t in rel_pos):
         _raise_not_sam(state_dict, build_sam_meta("vit_b"), path)
-    num_heads = embed_dim // rel_pos[0].shape[1]
+    head_dim = rel_pos[0].shape[1]
+    if embed_dim % head_dim:
+        raise NotSamCheckpointError(
+            path,
+            f"image encoder width {embed_dim} is not a whole number of heads of width {head_dim} "
+            f"(the width of {prefix}0.attn.rel_pos_h)",
+        )
     global_idx = tuple(i for i, t in enumerate(rel_pos) if t.shape[0] == 2 * EMBED_HW - 1)
-    signature = (embed_dim, depth, num_heads, global_idx)
-    for variant in VARIANTS.values():
-        known = (variant.encoder_embed_dim, variant.encoder_depth, variant.encoder_num_heads)
-        if (*known, variant.encoder_global_attn_indexes) == signature:
-            return variant
-    raise NotSamCheckpointError(
-        path,
-        f"image encoder of width {embed_dim}, depth {depth}, {num_heads} heads, global attention in "
-        f"blocks {list(global_idx)} matches no known variant ({sorted(VARIANTS)})",
-    )
+    windowed = [t.shape[0] for t in rel_pos if t.shape[0] != 2 * EMBED_HW - 1]
+    # A table covers offsets -(S-1)..S-1 of an S-token window: 2S - 1 rows. Blocks whose tables
+    # disagree with the first windowed block's are reported by check_keys with their shapes.
+    window = (windowed[0] + 1) // 2 if windowed else WINDOW_SIZE
+    return EncoderNumbers(embed_dim, depth, embed_dim // head_dim, lin1.shape[0], global_idx, window)
 
 
 def build_sam_meta(variant: SamVariant | str) -> dict[str, torch.Tensor]:

@@ -109,14 +109,17 @@ def window_unpartition(
 
 
 class Block(nn.Module):
-    """Pre-norm ViT block; ``window_size`` 0 means global attention over the whole grid."""
+    """Pre-norm ViT block; ``window_size`` 0 means global attention over the whole grid.
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, window_size: int, grid_size: int) -> None:
+    ``mlp_dim`` is the MLP's hidden width (4 x ``dim`` officially; pruned models differ).
+    """
+
+    def __init__(self, dim: int, num_heads: int, mlp_dim: int, window_size: int, grid_size: int) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
         self.attn = Attention(dim, num_heads, window_size or grid_size)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
-        self.mlp = MLPBlock(dim, int(dim * mlp_ratio), nn.GELU)
+        self.mlp = MLPBlock(dim, mlp_dim, nn.GELU)
         self.window_size = window_size
         # True: qkv and proj on the padded windows, as officially (same values; benchmarks compare).
         self.project_padding = False
@@ -165,7 +168,7 @@ class ImageEncoderViT(nn.Module):
         embed_dim: int,
         depth: int,
         num_heads: int,
-        mlp_ratio: float,
+        mlp_dim: int,
         out_chans: int,
         window_size: int,
         global_attn_indexes: tuple[int, ...],
@@ -176,7 +179,7 @@ class ImageEncoderViT(nn.Module):
         self.patch_embed = PatchEmbed(patch_size, 3, embed_dim)
         self.pos_embed = nn.Parameter(torch.zeros(1, grid, grid, embed_dim))
         self.blocks = nn.ModuleList(
-            Block(embed_dim, num_heads, mlp_ratio, 0 if i in global_attn_indexes else window_size, grid)
+            Block(embed_dim, num_heads, mlp_dim, 0 if i in global_attn_indexes else window_size, grid)
             for i in range(depth)
         )
         self.neck = nn.Sequential(
