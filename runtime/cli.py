@@ -3,13 +3,15 @@
     sam-onnx embed IMAGE|FOLDER... -m MODEL_DIR -o EMB.npy|OUT_DIR
     sam-onnx predict IMAGE|FOLDER... -m MODEL_DIR --point X,Y[,LABEL]... [--box X0,Y0,X1,Y1] -o OUT_DIR
     sam-onnx amg IMAGE|FOLDER... -m MODEL_DIR -o OUT_DIR [--format json|png] [generator options]
+    sam-onnx amg|embed ... --engine ray [--address ADDR] [--workers N] [--threads-per-worker T]
 
 ``MODEL_DIR`` is a ``sam-export`` output directory (or set ``SAM_ONNX_MODEL``). ``predict`` writes
 per image ``NAME_mask.png`` (``NAME_mask0..2.png`` with ``--multimask``), ``NAME_overlay.png`` (the
 best mask and the prompt drawn on the image) and ``NAME.json`` (scores, areas, boxes, timings).
 ``amg`` writes per image ``NAME.json`` (SA-1B style: image info and annotations with COCO RLE) or
 ``NAME/0.png ... + metadata.csv`` (the official ``amg.py`` layout), and ``NAME_overlay.png``;
-images whose outputs exist are skipped unless ``--overwrite``.
+images whose outputs exist are skipped unless ``--overwrite`` (``embed`` too). ``--engine ray``
+runs ``amg`` and ``embed`` on Ray Data (:mod:`sam_onnx.runtime.distributed`), here or on a cluster.
 
 Exit status: 0 done; 1 some images of a batch failed (each reported, the others done);
 2 bad arguments, model, or a single image that could not be processed.
@@ -27,8 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from sam_onnx.errors import InvalidInputError, SamOnnxError
+from sam_onnx.images import DEFAULT_MAX_PIXELS
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+from .jobs import IMAGE_SUFFIXES, AmgJob, EmbedJob, JobSpec, find_images, plan_items
+
+__all__ = ["IMAGE_SUFFIXES", "build_parser", "find_images", "main", "run_batch"]
 MODEL_ENV = "SAM_ONNX_MODEL"
 
 
@@ -40,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     embed = commands.add_parser("embed", help="run the image encoder and save embeddings (.npy + .json)")
     predict = commands.add_parser("predict", help="masks for point and box prompts: PNGs and JSON")
     for sub in (embed, predict):
-        sub.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="image files or folders")
+        sub.add_argument("images", nargs="+", metavar="IMAGE", help="image files, folders or globs")
         _model_options(sub)
     embed.add_argument(
         "-o", "--output", type=Path, required=True, help="EMB.npy for one image, else an output folder"
@@ -59,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--embedding", type=Path, metavar="EMB.npy", help="a saved embedding of the (single) image"
     )
     amg = commands.add_parser("amg", help="segment everything: SA-1B JSON or mask PNGs, and an overlay")
-    amg.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="image files or folders")
+    amg.add_argument("images", nargs="+", metavar="IMAGE", help="image files, folders or globs")
     _model_options(amg)
     amg.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     amg.add_argument(
@@ -68,9 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="json",
         help="json: NAME.json, SA-1B style with COCO RLE (default); png: NAME/0.png... + metadata.csv",
     )
-    amg.add_argument("--overwrite", action="store_true", help="redo images whose outputs exist")
     for name, kind, text in AMG_FLAGS:
         amg.add_argument(f"--{name.replace('_', '-')}", type=kind, help=text)
+    for sub in (embed, amg):
+        sub.add_argument("--overwrite", action="store_true", help="redo images whose outputs exist")
+        _engine_options(sub)
     _web_commands(commands)
     return p
 
@@ -116,6 +123,26 @@ AMG_FLAGS = (
     ("crop_n_points_downscale_factor", int, "points per side shrink per layer (default 1)"),
     ("min_mask_region_area", int, "fill holes / drop islands under this area (default 0: off)"),
 )
+
+
+def _engine_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: one image after another here (default); ray: Ray Data workers ('sam-onnx[ray]')",
+    )
+    p.add_argument(
+        "--address", help="Ray cluster to join (ray start --head prints it; default: start one here)"
+    )
+    p.add_argument(
+        "--workers", type=int, help="Ray workers, one model each (default: CPUs / threads per worker)"
+    )
+    p.add_argument(
+        "--threads-per-worker",
+        type=int,
+        help="onnxruntime threads and CPUs per Ray worker (default 4, at most the CPUs)",
+    )
 
 
 def _model_options(p: argparse.ArgumentParser) -> None:
@@ -164,6 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .webcli import run_web_command
 
         return run_web_command(args, _open_predictor, log)
+    if getattr(args, "engine", "local") == "ray":
+        return _run_on_ray(args, log)
     try:
         images = find_images(args.images)
         if args.command == "predict" and args.embedding and len(images) != 1:
@@ -178,21 +207,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_batch(images, task, log)
 
 
-def find_images(paths: Sequence[Path]) -> list[Path]:
-    """Expand folders into their image files (sorted, not recursive); files are kept as given."""
-    found: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        elif path.exists():
-            found.append(path)
-        else:
-            raise InvalidInputError(f"image {str(path)!r}", "an image file or a folder", "nothing there")
-    if not found:
-        raise InvalidInputError(
-            "images", f"files ending in {', '.join(IMAGE_SUFFIXES)}", f"none in {', '.join(map(str, paths))}"
-        )
-    return found
+def _run_on_ray(args, log: Callable[[str], None]) -> int:
+    """``amg`` / ``embed`` on Ray Data; the summary line at the end, each failure on its own line."""
+    try:
+        from .distributed import RayOptions, list_inputs, run_job
+
+        options = RayOptions(args.address, args.workers, args.threads_per_worker)
+        spec = job_spec(args)
+        summary = run_job(spec, list_inputs(args.images), options, log=log)
+    except SamOnnxError as exc:
+        print(f"sam-onnx: error: {exc}", file=sys.stderr)
+        return 2
+    for record in summary.failures:
+        print(f"sam-onnx: error: {record.path}: {record.error}", file=sys.stderr)
+    print(f"sam-onnx: {summary.line()}", file=sys.stderr)
+    return 1 if summary.failed else 0
+
+
+def job_spec(args, num_images: int = 0) -> JobSpec:
+    """The :class:`JobSpec` of an ``amg`` or ``embed`` command line (of ``num_images`` images)."""
+    given = {name: getattr(args, name) for name, _, _ in AMG_FLAGS if getattr(args, name, None) is not None}
+    return JobSpec(
+        args.command,
+        str(model_dir(args)),
+        str(args.output),
+        precision=args.precision,
+        providers=tuple(p.strip() for p in args.providers.split(",") if p.strip()),
+        strict=args.strict,
+        threads=args.threads,
+        max_pixels=DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels,
+        output_format=getattr(args, "format", "json"),
+        overwrite=args.overwrite,
+        single_file=args.command == "embed" and num_images == 1 and args.output.suffix == ".npy",
+        amg_options=given,
+    )
 
 
 def run_batch(images: list[Path], task: Callable[[Path], str], log: Callable[[str], None]) -> int:
@@ -239,23 +287,26 @@ def model_dir(args) -> Path:
 
 def _output_names(images: list[Path]) -> dict[Path, str]:
     """Output base name per image: the stem, or the file name where two stems collide."""
-    stems = [p.stem for p in images]
-    return {p: p.stem if stems.count(p.stem) == 1 else p.name for p in images}
+    return {path: item.name for path, item in zip(images, plan_items(images), strict=True)}
 
 
 def _embed_task(args, predictor, images: list[Path]) -> Callable[[Path], str]:
-    single_file = len(images) == 1 and args.output.suffix == ".npy"
-    if not single_file:
+    spec = job_spec(args, len(images))
+    if not spec.single_file:
         _make_dir(args.output)
-    names = _output_names(images)
+    return _job_task(EmbedJob(spec, predictor), images)
 
-    def embed(path: Path) -> str:
-        emb = predictor.embed(path)
-        target = args.output if single_file else args.output / names[path]
-        npy, _ = emb.save(target, image=path.name)
-        return f"{emb.orig_hw[1]}x{emb.orig_hw[0]} (WxH) -> {npy}"
 
-    return embed
+def _job_task(job: AmgJob | EmbedJob, images: list[Path]) -> Callable[[Path], str]:
+    """One image of ``images`` at a time through ``job``, skipping those whose outputs exist."""
+    items = dict(zip(images, plan_items(images), strict=True))
+
+    def run(path: Path) -> str:
+        if job.spec.is_done(items[path]):
+            return "done before, skipped"
+        return job.run(items[path], path.read_bytes()).summary
+
+    return run
 
 
 def _predict_task(args, predictor, images: list[Path]) -> Callable[[Path], str]:
@@ -294,53 +345,8 @@ def _predict_task(args, predictor, images: list[Path]) -> Callable[[Path], str]:
 
 
 def _amg_task(args, predictor, images: list[Path]) -> Callable[[Path], str]:
-    from sam_onnx.images import load_image
-
-    from .amg import AmgOptions, AutomaticMaskGenerator
-    from .outputs import amg_overlay_image, save_amg_folder, save_amg_json, write_png
-
     _make_dir(args.output)
-    names = _output_names(images)
-    given = {name: getattr(args, name) for name, _, _ in AMG_FLAGS if getattr(args, name) is not None}
-    generator = AutomaticMaskGenerator(predictor, AmgOptions(**given, output_mode="uncompressed_rle"))
-    image_ids = {path: i for i, path in enumerate(images)}
-
-    def amg(path: Path) -> str:
-        name = names[path]
-        result = args.output / (f"{name}.json" if args.format == "json" else name)
-        overlay = args.output / f"{name}_overlay.png"
-        finished = (result / "metadata.csv" if args.format == "png" else result).is_file()
-        if finished and overlay.is_file() and not args.overwrite:
-            return "done before, skipped"
-        image = load_image(path, max_pixels=predictor.max_pixels)
-        anns = generator.generate(image)
-        if args.format == "json":
-            info = {"image_id": image_ids[path], "width": image.shape[1], "height": image.shape[0]}
-            save_amg_json(result, anns, {**info, "file_name": path.name})
-        else:
-            _remove_previous_folder(result)
-            save_amg_folder(result, anns)
-        write_png(amg_overlay_image(image, [a["segmentation"] for a in anns]), overlay)
-        return f"{len(anns)} masks -> {result}"
-
-    return amg
-
-
-def _remove_previous_folder(folder: Path) -> None:
-    """Clear an earlier ``amg --format png`` result (only its own N.png and metadata.csv)."""
-    if not folder.exists():
-        return
-    ours = {"metadata.csv"} | {f"{i}.png" for i in range(len(list(folder.iterdir())))}
-    foreign = [p.name for p in folder.iterdir() if p.name not in ours]
-    if foreign:
-        raise InvalidInputError(
-            f"output folder {str(folder)!r}",
-            "an earlier amg result (N.png and metadata.csv)",
-            f"also {foreign[:3]}",
-        )
-    for file in folder.iterdir():
-        file.unlink()
-    folder.rmdir()
+    return _job_task(AmgJob(job_spec(args), predictor), images)
 
 
 def _model_info(args, predictor) -> dict:
