@@ -8,7 +8,8 @@
     OUT/image.png          the image as the encoder saw it (EXIF orientation applied)
     OUT/embedding.npy/.json  the embedding (see :mod:`.embedding`)
     OUT/decoder*.onnx      the official-contract decoder graphs
-    OUT/index.html, assets/  the built page, when one is found (then OUT is a complete static site)
+    OUT/index.html, assets/  the built page (``sam-onnx bundle`` refuses to go on without one unless
+                            told ``--no-web``), so OUT is a complete static site
 
 The page opens ``bundle.json`` next to it (or ``?bundle=URL``). Any static server will do; one
 that sends COOP/COEP headers (``sam-onnx serve --bundle OUT``) gives the page its wasm threads.
@@ -21,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -36,11 +38,27 @@ FORMAT_VERSION = 1
 WEB_ENV = "SAM_ONNX_WEB"
 
 
+# The page inside an installed wheel (setup.py copies demo_web/dist there), and in a checkout.
+PACKAGED_WEB_DIR = Path(__file__).resolve().parent / "web"
+CHECKOUT = Path(__file__).resolve().parents[1]
+
+
 def default_web_dir() -> Path | None:
-    """The built page: ``$SAM_ONNX_WEB``, else ``demo_web/dist`` of a source checkout, if built."""
+    """The built page: ``$SAM_ONNX_WEB``, else the one packaged in the installed wheel, else
+    ``demo_web/dist`` of the source checkout (an editable install); None if none is built."""
     candidates = [Path(os.environ[WEB_ENV])] if os.environ.get(WEB_ENV) else []
-    candidates.append(Path(__file__).resolve().parents[1] / "demo_web" / "dist")
+    candidates += [PACKAGED_WEB_DIR, CHECKOUT / "demo_web" / "dist"]
     return next((p for p in candidates if (p / "index.html").is_file()), None)
+
+
+def build_page_hint() -> str:
+    """The command that gives this installation its page (the wheel carries it when npm was there)."""
+    if (CHECKOUT / "demo_web" / "package.json").is_file():
+        return f"build it once: cd {CHECKOUT / 'demo_web'} && npm ci && npm run build"
+    return (
+        "this installation was built without it (npm was missing); with Node 20 + npm on PATH, "
+        f"reinstall from the clone: {sys.executable} -m pip install --force-reinstall --no-deps CLONE_DIR"
+    )
 
 
 def check_web_dir(web_dir: Path) -> Path:

@@ -20,17 +20,19 @@ def run_web_command(args, open_predictor: Callable, log: Callable[[str], None]) 
         return 2
 
 
-def _web_dir(args, required: bool) -> Path | None:
-    from .bundle import check_web_dir, default_web_dir
+def _web_dir(args) -> Path:
+    """The built page: ``--web``, else :func:`.bundle.default_web_dir`; refused loudly if none."""
+    from . import bundle
 
     if args.web is not None:
-        return check_web_dir(args.web)
-    found = default_web_dir()
-    if found is None and required:
+        return bundle.check_web_dir(args.web)
+    found = bundle.default_web_dir()
+    if found is None:
+        skip = "; or --no-web for a bundle without it" if args.command == "bundle" else ""
         raise InvalidInputError(
-            "--web",
-            "the built page (cd demo_web && npm ci && npm run build, or set $SAM_ONNX_WEB)",
-            "none found",
+            "web page",
+            f"the built page (index.html): --web, ${bundle.WEB_ENV}, the installed package or demo_web/dist",
+            f"none; {bundle.build_page_hint()}{skip}",
         )
     return found
 
@@ -46,7 +48,7 @@ def _decoders(args) -> dict[str, Path]:
 def _serve(args, open_predictor: Callable, log: Callable[[str], None]) -> int:
     from .serve import ServeOptions, make_server
 
-    web_dir = _web_dir(args, required=True)
+    web_dir = _web_dir(args)
     predictor = open_predictor(args)
     decoders = _decoders(args)
     extra = {} if args.max_pixels is None else {"max_pixels": args.max_pixels}
@@ -81,7 +83,7 @@ def _bundle(args, open_predictor: Callable, log: Callable[[str], None]) -> int:
     from .embedding import ImageEmbedding
 
     path = args.images[0]
-    web_dir = None if args.no_web else _web_dir(args, required=False)
+    web_dir = None if args.no_web else _web_dir(args)
     kwargs = {} if args.max_pixels is None else {"max_pixels": args.max_pixels}
     image = load_image(path, **kwargs)
     if args.embedding is not None:
@@ -90,6 +92,6 @@ def _bundle(args, open_predictor: Callable, log: Callable[[str], None]) -> int:
         embedding = open_predictor(args).embed(image)
     decoders = _decoders(args)
     target = write_bundle(args.output, image, embedding, decoders, name=path.name, web_dir=web_dir)
-    page = "with the page" if web_dir else "without a page (none built; see demo_web/README.md)"
+    page = "with the page" if web_dir else "without the page (--no-web)"
     log(f"bundle {target.parent} ({', '.join(decoders)} decoder(s), {page})")
     return 0

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 import textwrap
+import zipfile
 from importlib import metadata
+from pathlib import Path
 
 import pytest
 
@@ -94,3 +98,65 @@ def test_exactly_one_onnxruntime_installed_here():
 
     assert len(installed_ort_distributions()) == 1
     assert metadata.version("sam-onnx")
+
+
+REPO = Path(__file__).resolve().parents[1]
+DIST = REPO / "demo_web" / "dist"
+WEB_IN_WHEEL = "sam_onnx/runtime/web/"
+
+
+def build_wheel(source: Path, out: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``pip wheel`` of ``source`` into ``out`` with this environment's setuptools (no downloads)."""
+    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-v", "-w", str(out)]
+    return subprocess.run(
+        [*cmd, str(source)], capture_output=True, text=True, timeout=600, env=env, cwd=out.parent
+    )
+
+
+def wheel_files(out: Path) -> dict[str, int]:
+    (wheel,) = out.glob("sam_onnx-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        return {i.filename: i.file_size for i in z.infolist()}
+
+
+def test_wheel_carries_the_built_page(tmp_path):
+    """The README's runtime install (`pip install '.[cpu]'`, not editable) gets the page: every file
+    of demo_web/dist is in the wheel under sam_onnx/runtime/web/, where serve and bundle look."""
+    if not (DIST / "index.html").is_file() and shutil.which("npm") is None:
+        reason = "needs demo_web/dist or npm to build it"
+        if os.environ.get("SAM_REQUIRE_WEB") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    out = tmp_path / "wheels"
+    result = build_wheel(REPO, out)
+    assert result.returncode == 0, result.stderr[-3000:]
+    files = wheel_files(out)
+    built = [p for p in DIST.rglob("*") if p.is_file()]
+    page = {f"{WEB_IN_WHEEL}{p.relative_to(DIST).as_posix()}": p.stat().st_size for p in built}
+    assert f"{WEB_IN_WHEEL}index.html" in page and any(n.endswith(".wasm") for n in page)
+    assert {n: s for n, s in files.items() if n.startswith(WEB_IN_WHEEL)} == page
+
+
+def test_wheel_without_npm_or_page_is_built_without_it(tmp_path):
+    """No npm and no built page: the wheel is still built (serve/bundle then name the fix), unless
+    SAM_ONNX_REQUIRE_PAGE=1 asks for the page."""
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        shutil.copy2(REPO / name, source / name)
+    for name in ("sam_onnx", "export", "runtime", "demo_web"):
+        shutil.copytree(REPO / name, source / name, ignore=_not_sources)
+    assert not (source / "demo_web" / "dist").exists() and (source / "demo_web" / "package.json").is_file()
+    env = {**os.environ, "PATH": str(tmp_path / "no-tools")}  # no npm anywhere
+    result = build_wheel(source, tmp_path / "wheels", env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "npm not found" in result.stderr and "built without it" in result.stderr
+    files = wheel_files(tmp_path / "wheels")
+    assert "sam_onnx/runtime/bundle.py" in files and not [n for n in files if n.startswith(WEB_IN_WHEEL)]
+    strict = build_wheel(source, tmp_path / "strict", {**env, "SAM_ONNX_REQUIRE_PAGE": "1"})
+    assert strict.returncode != 0 and "SAM_ONNX_REQUIRE_PAGE=1" in strict.stdout + strict.stderr
+
+
+def _not_sources(folder: str, names: list[str]) -> list[str]:
+    skip = ("dist", "node_modules", "build", "__pycache__")
+    return [n for n in names if n in skip or n.endswith(".egg-info")]

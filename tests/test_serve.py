@@ -296,3 +296,42 @@ def test_serve_refuses_decoders_of_another_checkpoint(tiny_model_dir, web_dir):
     other = types.SimpleNamespace(checkpoint_sha256="0" * 64, variant="tiny")
     with pytest.raises(ModelMismatchError, match="the encoder from 0000"):
         make_server(other, web_decoder_paths(tiny_model_dir), ServeOptions(web_dir=web_dir, port=0))
+
+
+def test_serve_and_bundle_refuse_loudly_without_a_page(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    """No page anywhere: serve and bundle fail (exit 2) naming the command that builds it, and
+    nothing is written; a bundle without the page needs --no-web."""
+    from sam_onnx.runtime import bundle
+
+    monkeypatch.setattr(bundle, "default_web_dir", lambda: None)
+    img = tmp_path / "photo.png"
+    img.write_bytes(png_bytes(24, 36))
+    out = tmp_path / "bundle"
+    assert cli_main(["bundle", str(img), "-m", tiny_model_dir, "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "npm ci && npm run build" in err and "--no-web" in err and not out.exists()
+    assert cli_main(["serve", "-m", tiny_model_dir, "--port", "0"]) == 2
+    assert "npm ci && npm run build" in capsys.readouterr().err
+    # installed from a wheel built without npm: the hint is the reinstall that builds the page
+    monkeypatch.setattr(bundle, "CHECKOUT", tmp_path)
+    assert cli_main(["serve", "-m", tiny_model_dir, "--port", "0"]) == 2
+    assert "pip install --force-reinstall --no-deps" in capsys.readouterr().err
+
+
+def test_the_page_is_looked_up_env_then_package_then_checkout(tmp_path, monkeypatch):
+    """$SAM_ONNX_WEB first, then the page installed with the wheel, then demo_web/dist."""
+    from sam_onnx.runtime import bundle
+
+    env, packaged, checkout = tmp_path / "env", tmp_path / "packaged", tmp_path / "checkout"
+    monkeypatch.setattr(bundle, "PACKAGED_WEB_DIR", packaged)
+    monkeypatch.setattr(bundle, "CHECKOUT", checkout)
+    monkeypatch.setenv(bundle.WEB_ENV, str(env))
+    assert bundle.default_web_dir() is None
+    for page in (env, packaged, checkout / "demo_web" / "dist"):
+        page.mkdir(parents=True)
+        (page / "index.html").write_text("<!doctype html>")
+    assert bundle.default_web_dir() == env
+    monkeypatch.delenv(bundle.WEB_ENV)
+    assert bundle.default_web_dir() == packaged
+    (packaged / "index.html").unlink()
+    assert bundle.default_web_dir() == checkout / "demo_web" / "dist"
