@@ -78,3 +78,16 @@ def test_every_runtime_module_imports_with_torch_unimportable():
     assert result.returncode == 0, result.stderr
     count, has_web = result.stdout.split()
     assert int(count) >= 15 and has_web == "True"
+
+
+def test_distributed_module_imports_without_torch_and_without_ray():
+    """The Ray engine's module imports with torch and ray both unimportable, and imports neither."""
+    code = "import sys; sys.modules['torch'] = None; sys.modules['ray'] = None\n" + textwrap.dedent("""
+        import sam_onnx.runtime.distributed as distributed
+        import sam_onnx.runtime.jobs
+        loaded = [m for m, mod in sys.modules.items() if m.split('.')[0] in ('torch', 'ray') and mod]
+        print(callable(distributed.run_job), len(loaded))
+    """)
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "0"]

@@ -1,0 +1,322 @@
+"""``sam-onnx amg`` and ``sam-onnx embed`` on Ray Data: one machine or a cluster (``[ray]`` extra).
+
+The driver lists the inputs (files, folders, globs, or URIs such as ``s3://bucket/photos/``),
+names and numbers them as the local command does (:func:`~sam_onnx.runtime.jobs.plan_items`) and
+drops those whose outputs exist. The rest flow through Ray Data as rows ``{path, name,
+image_id}``: a read stage adds each file's encoded bytes (pixels are decoded only on the worker),
+then an actor pool runs :func:`~sam_onnx.runtime.jobs.process_image`, the step the local loop
+runs. Each actor opens one predictor, once, with onnxruntime's intra-op threads set to the CPUs
+the actor holds (onnxruntime ignores ``OMP_NUM_THREADS``; its default of one thread per core
+oversubscribes a node that runs several actors).
+
+Failure semantics:
+
+* an image that cannot be read, decoded or processed becomes a ``failed`` record carrying the
+  typed error's class and message; the other images go on;
+* a worker process that dies is replaced (``max_restarts=-1``) and its block, one image, is run
+  again (``max_task_retries``); one that keeps dying on the same image is given up after
+  :attr:`RayOptions.block_retries` retries and reported as failed, and the job goes on;
+* a re-run skips images whose outputs exist (:meth:`JobSpec.is_done`), before reading them;
+* outputs are written to a temporary name and renamed, so a file is whole or absent, and an
+  image run twice (a retried block) ends with one set of outputs.
+
+Every worker must reach the model directory and the output folder at the same paths (a shared
+filesystem on a cluster) and have sam-onnx installed. Importing this module does not import ray
+(nor torch); :func:`run_job` does, and raises :class:`MissingDependencyError` without it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sam_onnx.errors import InvalidInputError, MissingDependencyError
+
+from .jobs import (
+    IMAGE_SUFFIXES,
+    ImageItem,
+    ImageRecord,
+    JobSpec,
+    find_images,
+    open_job,
+    plan_items,
+    process_image,
+)
+
+RAY_INSTALL_HINT = "pip install 'sam-onnx[ray]'"
+DEFAULT_THREADS = 4  # per worker: onnxruntime's encoder scales well to about 4 threads
+MAX_BLOCKS = 100_000  # one image per block (a retry redoes one image) up to this many images
+# Test hook: "NAME:MARKER" makes the worker that meets image NAME exit once (it creates MARKER first
+# and exits only while MARKER is absent); "NAME:" makes it exit every time.
+EXIT_ONCE_ENV = "SAM_ONNX_TEST_EXIT_ONCE"
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """Where and how wide a job runs.
+
+    Arguments:
+      address: Ray cluster to join (``ray start --head`` prints it; ``auto`` finds a local one);
+        ``None`` uses the Ray already started in this process, or starts one here.
+      workers: actors, one predictor each (default: the cluster's CPUs // ``threads_per_worker``).
+      threads_per_worker: CPUs each actor holds and onnxruntime threads it runs (default
+        :data:`DEFAULT_THREADS`, at most the cluster's CPUs).
+      block_retries: runs of an image after its worker died, before it is reported failed.
+    """
+
+    address: str | None = None
+    workers: int | None = None
+    threads_per_worker: int | None = None
+    block_retries: int = 2
+
+    def __post_init__(self) -> None:
+        for name in ("workers", "threads_per_worker"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise InvalidInputError(name, "an integer >= 1", repr(value))
+        if self.block_retries < 0:
+            raise InvalidInputError("block_retries", "an integer >= 0", repr(self.block_retries))
+
+
+@dataclass
+class JobSummary:
+    """Counts of a finished job; ``failures`` holds the failed images' records."""
+
+    total: int = 0
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0
+    masks: int = 0
+    seconds: float = 0.0
+    workers: int = 0
+    threads_per_worker: int = 0
+    failures: list[ImageRecord] = field(default_factory=list)
+
+    @property
+    def images_per_minute(self) -> float:
+        return 60.0 * self.done / self.seconds if self.seconds > 0 else 0.0
+
+    def line(self) -> str:
+        return (
+            f"{self.total} image(s): {self.done} done, {self.failed} failed, {self.skipped} skipped, "
+            f"{self.masks} masks; {self.seconds:.1f} s, {self.images_per_minute:.1f} images/min "
+            f"({self.workers} worker(s) x {self.threads_per_worker} thread(s))"
+        )
+
+
+def import_ray():
+    """``ray`` with Ray Data, or :class:`MissingDependencyError` naming the extra to install."""
+    try:
+        import ray
+        import ray.data  # the engine needs Ray Data, not only Ray core
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"--engine ray needs Ray Data ({exc}); install it with `{RAY_INSTALL_HINT}`"
+        ) from exc
+    return ray
+
+
+def is_uri(path: str) -> bool:
+    return "://" in path
+
+
+def list_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[str]:
+    """Image files of ``inputs``: local files, folders and globs as the local command finds them
+    (:func:`~sam_onnx.runtime.jobs.find_images`), URIs through pyarrow's filesystems (a URI of a
+    folder lists its image files, sorted, not recursive). Local paths come back absolute."""
+    found: list[str] = []
+    for entry in map(os.fspath, inputs):
+        if is_uri(entry):
+            found += _list_uri(entry)
+        else:
+            found += [str(p.resolve()) for p in find_images([entry])]
+    return found
+
+
+def _list_uri(uri: str) -> list[str]:
+    from pyarrow import fs
+
+    filesystem, inner = fs.FileSystem.from_uri(uri)
+    scheme = uri.split("://", 1)[0]
+    info = filesystem.get_file_info(inner)
+    if info.type == fs.FileType.File:
+        return [uri]
+    if info.type != fs.FileType.Directory:
+        raise InvalidInputError(f"image {uri!r}", "an image file or a folder", "nothing there")
+    files = filesystem.get_file_info(fs.FileSelector(inner, recursive=False))
+    names = sorted(f.path for f in files if f.type == fs.FileType.File and f.extension.lower() in _EXTENSIONS)
+    if not names:
+        raise InvalidInputError(f"images in {uri!r}", f"files ending in {', '.join(IMAGE_SUFFIXES)}", "none")
+    return [f"{scheme}://{name}" for name in names]
+
+
+_EXTENSIONS = {s.lstrip(".") for s in IMAGE_SUFFIXES}
+
+
+def read_bytes(path: str) -> bytes:
+    """The encoded file at ``path`` (a local path or a URI pyarrow can open)."""
+    if not is_uri(path):
+        return Path(path).read_bytes()
+    from pyarrow import fs
+
+    filesystem, inner = fs.FileSystem.from_uri(path)
+    with filesystem.open_input_stream(inner) as stream:
+        return stream.readall()
+
+
+def _with_bytes(row: dict) -> dict:
+    """Read stage: add the image's encoded bytes; a read error travels on as ``error``."""
+    try:
+        return {**row, "data": read_bytes(row["path"]), "error": ""}
+    except OSError as exc:
+        return {**row, "data": b"", "error": f"{type(exc).__name__}: {exc}"}
+
+
+class _Worker:
+    """One Ray actor: one predictor, opened once, running the job on one image per call."""
+
+    def __init__(self, spec: JobSpec, exit_once: str | None = None) -> None:
+        self.job = open_job(spec)
+        self.exit_once = exit_once
+
+    def __call__(self, batch: dict) -> dict:
+        records = []
+        for path, name, image_id, data, error in zip(
+            batch["path"], batch["name"], batch["image_id"], batch["data"], batch["error"], strict=True
+        ):
+            item = ImageItem(str(path), str(name), int(image_id))
+            self._maybe_exit(item)
+            if error:
+                records.append(ImageRecord(item.path, item.name, "failed", error=str(error)))
+            else:
+                records.append(process_image(self.job, item, bytes(data)))
+        return {f.name: [getattr(r, f.name) for r in records] for f in dataclasses.fields(ImageRecord)}
+
+    def _maybe_exit(self, item: ImageItem) -> None:
+        """The worker-death test hook (:data:`EXIT_ONCE_ENV`): die once, mid-block, at one image."""
+        if not self.exit_once:
+            return
+        name, marker = self.exit_once.split(":", 1)
+        if item.name == name and not (marker and os.path.exists(marker)):
+            if marker:
+                Path(marker).touch()
+            os._exit(17)
+
+
+def run_job(
+    spec: JobSpec,
+    paths: Sequence[str],
+    options: RayOptions | None = None,
+    *,
+    log: Callable[[str], None] = lambda msg: None,
+) -> JobSummary:
+    """Run ``spec`` on the images ``paths`` (files or URIs, as :func:`list_inputs` gives them)
+    with Ray Data; returns the counts. Raises typed errors for bad options or a missing ray."""
+    options = options or RayOptions()
+    ray = import_ray()
+    items = plan_items(paths)
+    todo = [item for item in items if not spec.is_done(item)]
+    if not spec.single_file:
+        Path(spec.output).mkdir(parents=True, exist_ok=True)
+    started = not ray.is_initialized()
+    if started:
+        address = options.address or os.environ.get("RAY_ADDRESS")
+        ray.init(**({"address": address} if address else {"include_dashboard": False}))
+    try:
+        summary = JobSummary(total=len(items), skipped=len(items) - len(todo))
+        summary.workers, summary.threads_per_worker = _pool_size(ray, options)
+        log(
+            f"ray: {len(todo)} image(s) to do, {summary.skipped} done before; "
+            f"{summary.workers} worker(s) x {summary.threads_per_worker} thread(s)"
+        )
+        start = time.perf_counter()
+        if todo:
+            with _lost_blocks_allowed():  # the dataset keeps the context it was made in
+                ds = _dataset(ray, spec, todo, options, summary)
+                _collect(ds, todo, summary, runs=options.block_retries + 1)
+        summary.seconds = time.perf_counter() - start
+    finally:
+        if started:
+            ray.shutdown()
+    return summary
+
+
+def _pool_size(ray, options: RayOptions) -> tuple[int, int]:
+    """(workers, threads per worker) from the options and the cluster's CPUs."""
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    threads = options.threads_per_worker or min(DEFAULT_THREADS, cpus)
+    workers = options.workers or max(1, cpus // threads)
+    if workers * threads > cpus:  # the actors that do not fit would wait for CPUs forever
+        raise InvalidInputError(
+            "--workers x --threads-per-worker",
+            f"at most the {cpus} CPUs the Ray cluster has now",
+            f"{workers} x {threads} = {workers * threads}",
+        )
+    return workers, threads
+
+
+def _dataset(ray, spec: JobSpec, todo: list[ImageItem], options: RayOptions, summary: JobSummary):
+    """rows {path, name, image_id} -> + encoded bytes -> the actor pool -> one record per image."""
+    threads = summary.threads_per_worker
+    spec = dataclasses.replace(spec, threads=threads)
+    rows = [dataclasses.asdict(item) for item in todo]
+    ds = ray.data.from_items(rows, override_num_blocks=min(len(rows), MAX_BLOCKS))
+    # Reading costs no CPU of the actors' budget; else reads wait for CPUs the actors hold forever.
+    ds = ds.map(_with_bytes, num_cpus=0)
+    with warnings.catch_warnings():
+        # Retries have no named parameter yet; Ray 2.60 warns that the generic ones will go in
+        # 2.64 (the [ray] extra stays below it). Ray Data's own default retries forever, which
+        # would hang a job on an image that kills every worker it meets.
+        warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
+        return ds.map_batches(
+            _Worker,
+            fn_constructor_kwargs={"spec": spec, "exit_once": os.environ.get(EXIT_ONCE_ENV)},
+            batch_size=1,
+            compute=ray.data.ActorPoolStrategy(size=summary.workers),
+            num_cpus=threads,
+            max_restarts=-1,
+            max_task_retries=options.block_retries,
+        )
+
+
+def _collect(ds, todo: list[ImageItem], summary: JobSummary, runs: int) -> None:
+    """Count the records as they stream back; an image whose block was given up (its worker died
+    on every retry) has no record and is counted failed."""
+    seen: set[str] = set()
+    for row in ds.iter_rows():
+        record = ImageRecord(**{f.name: row[f.name] for f in dataclasses.fields(ImageRecord)})
+        seen.add(record.path)
+        _count(summary, record)
+    for item in todo:
+        if item.path not in seen:
+            why = f"the worker process died on each of {runs} run(s) of this image (out of memory? a crash?)"
+            _count(summary, ImageRecord(item.path, item.name, "failed", error=f"WorkerDied: {why}"))
+
+
+@contextlib.contextmanager
+def _lost_blocks_allowed():
+    """Let Ray Data go on past blocks it gave up on (each is one image, counted failed), and put
+    the driver's setting back afterwards."""
+    from ray.data import DataContext
+
+    context = DataContext.get_current()
+    before, context.max_errored_blocks = context.max_errored_blocks, -1
+    try:
+        yield
+    finally:
+        context.max_errored_blocks = before
+
+
+def _count(summary: JobSummary, record: ImageRecord) -> None:
+    if record.status == "done":
+        summary.done += 1
+        summary.masks += int(record.masks)
+    else:
+        summary.failed += 1
+        summary.failures.append(record)
