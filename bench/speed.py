@@ -9,7 +9,9 @@ Rows (each measured in its own subprocess, so its peak memory is its own):
   :func:`export_official_layout`; without it ``encoder.onnx``) with onnxruntime's graph
   optimisation disabled, and as a plain export runs it ("basic": constant folding, no fusion) —
   the baseline every ratio is against; ``encoder.onnx`` with "basic" and with every onnxruntime
-  optimisation ("all"); the fp16 and int8 graphs with "all";
+  optimisation ("all"); the fp16 and int8 graphs with "all"; beside it, with "all", the
+  encoders of SlimSAM-77's and SlimSAM-50's shapes (random weights, exported here: only the
+  shape sets the time);
 * decoder, one click, single mask (the official contract with upscaling to the original size)
   at 480 x 640 and 1500 x 2250: the official layout (with ``--checkpoint``), ``decoder.onnx``
   and ``decoder.int8.onnx``;
@@ -38,6 +40,12 @@ from pathlib import Path
 import numpy as np
 
 KIT = Path(__file__).resolve().parents[2] / "shared" / "sam_reference"
+# Pruned encoders timed beside the export's: (width, depth, heads, MLP width, global blocks) of
+# SlimSAM's published uniform checkpoints.
+SHAPES = {
+    "SlimSAM-77": (168, 12, 12, 696, (2, 5, 8, 11)),
+    "SlimSAM-50": (384, 12, 12, 1536, (2, 5, 8, 11)),
+}
 
 
 # --- one measurement (runs in a subprocess) -------------------------------------------------------
@@ -141,6 +149,9 @@ def rows(files: dict[str, str]) -> list[dict]:
     if "official_encoder" in files:
         encoders.append(("encoder ORT fp32, sam-onnx graph (basic)", files["encoder"], "basic"))
     encoders.append(("encoder ORT fp32, sam-onnx graph, all optimisations", files["encoder"], "all"))
+    for shape in SHAPES:  # the file is exported by main() only when the row is selected
+        label = f"encoder ORT fp32, sam-onnx graph, all optimisations, {shape} shape (random weights)"
+        encoders.append((label, files.get(f"shape:{shape}", shape), "all"))
     for key, label in (("encoder_fp16", "fp16"), ("encoder_int8", "int8")):
         if key in files:
             encoders.append((f"encoder ORT {label} (all optimisations)", files[key], "all"))
@@ -239,6 +250,24 @@ def export_official_layout(checkpoint: str, out_dir: Path) -> dict[str, str]:
     return files
 
 
+def export_shape_encoders(shapes: list[str], out_dir: Path) -> dict[str, str]:
+    """``encoder.onnx`` of a random-weights model of each named :data:`SHAPES` entry, as
+    ``sam-export`` writes it (traced, simplified; not validated)."""
+    from sam_onnx.export.encoder_graph import EncoderGraph
+    from sam_onnx.export.onnx_file import save_model, simplify, trace_to_onnx
+    from sam_onnx.modeling.random_weights import random_sam
+    from sam_onnx.variants import EncoderNumbers, variant_from_numbers
+
+    files = {}
+    for shape in shapes:
+        sam = random_sam(variant_from_numbers(EncoderNumbers(*SHAPES[shape])))
+        model = trace_to_onnx(EncoderGraph(sam), opset=17, scratch_dir=out_dir)
+        path = out_dir / f"encoder_{shape}.onnx"
+        save_model(simplify(model)[0], path)
+        files[f"shape:{shape}"] = str(path)
+    return files
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     try:
@@ -291,13 +320,18 @@ def main() -> None:
     p.add_argument("--json", type=Path, help="write every figure here")
     p.add_argument("--markdown", type=Path, help="write the table as markdown here")
     p.add_argument("--one", help=argparse.SUPPRESS)
+    p.add_argument("--one-shapes", nargs="*", help=argparse.SUPPRESS)
     p.add_argument("--export-official", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--export-shapes", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one:
         print(json.dumps(measure(json.loads(args.one))))
         return
     if args.export_official:
         print(json.dumps(export_official_layout(args.checkpoint, args.export_official)))
+        return
+    if args.export_shapes:
+        print(json.dumps(export_shape_encoders(args.one_shapes, args.export_shapes)))
         return
     if args.model_dir is None:
         p.error("MODEL_DIR is required")
@@ -314,6 +348,16 @@ def main() -> None:
         )
         files.update(json.loads(proc.stdout.strip().splitlines()[-1]))
     table = [r for r in rows(files) if not args.only or args.only in r["name"]]
+    shapes = [shape for shape in SHAPES if any(r.get("file") == shape for r in table)]
+    if shapes:  # in a child process too; its files replace the rows' placeholders
+        proc = subprocess.run(
+            [sys.executable, __file__, "--export-shapes", str(scratch), "--one-shapes", *shapes],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        files.update(json.loads(proc.stdout.strip().splitlines()[-1]))
+        table = [r for r in rows(files) if not args.only or args.only in r["name"]]
     print(f"machine: {machine()}")
     results: dict[str, dict] = {}
     for threads in args.threads:

@@ -29,8 +29,6 @@ from sam_onnx.variants import (
     variant_metadata,
 )
 
-transformers = pytest.importorskip("transformers", reason="transformers is a test dependency ([test])")
-
 # SlimSAM's published uniform checkpoints (transformers' convert_sam_to_hf.py: slimsam-50 / -77).
 SLIMSAM = {
     "slimsam_50": EncoderNumbers(384, 12, 12, 1536, (2, 5, 8, 11)),
@@ -43,6 +41,7 @@ EMBEDDING_ATOL = 1e-4  # ours vs transformers, same weights, float32 on the CPU
 def hf_sam(numbers: EncoderNumbers, *, seed: int = 0, meta: bool = False):
     """transformers' ``SamModel`` whose encoder has ``numbers``: random weights (every tensor
     redrawn, so no norm is 1 and no bias 0), or on the meta device (names and shapes only)."""
+    transformers = pytest.importorskip("transformers", reason="a test dependency: pip install -e '.[test]'")
     vision = transformers.SamVisionConfig(
         hidden_size=numbers.width,
         num_hidden_layers=numbers.depth,
@@ -228,10 +227,12 @@ def test_slimsam_77_export_carries_its_numbers(slimsam_77):
 
 
 @pytest.mark.slow
-def test_slimsam_77_runtime_and_amg_match_pytorch(slimsam_77):
+def test_slimsam_77_runtime_and_amg_match_pytorch(slimsam_77, tmp_path):
     from sam_onnx.modeling.reference import SamReference
     from sam_onnx.runtime import SamPredictor
     from sam_onnx.runtime.amg import AutomaticMaskGenerator
+    from sam_onnx.runtime.bundle import write_bundle
+    from sam_onnx.runtime.graphs import web_decoder_paths
 
     result, model, image = slimsam_77
     ref = SamReference(model)
@@ -245,13 +246,19 @@ def test_slimsam_77_runtime_and_amg_match_pytorch(slimsam_77):
     expected = ref.predict(ref_emb, **click, multimask_output=True)
     np.testing.assert_allclose(pred.iou_predictions, expected.iou_predictions, rtol=0, atol=1e-4)
     np.testing.assert_allclose(pred.low_res_logits, expected.low_res_logits, rtol=0, atol=1e-4)
+    bundle = write_bundle(tmp_path / "bundle", image, emb, web_decoder_paths(result.output_dir))
+    assert json.loads(bundle.read_text())["variant"] == SLIMSAM_77_NAME
 
     # Every mask of a 4 x 4 grid (no threshold, no suppression) is the reference's mask for its click.
     options = {"pred_iou_thresh": 0.0, "stability_score_thresh": 0.0, "box_nms_thresh": 1.0}
     annotations = AutomaticMaskGenerator(predictor, points_per_side=4, **options).generate(image)
     assert len(annotations) == 16 * 3
+    by_click = {}
     for ann in annotations:
-        ref_pred = ref.predict(ref_emb, np.array(ann["point_coords"]), np.array([1]), multimask_output=True)
+        xy = tuple(ann["point_coords"][0])
+        if xy not in by_click:
+            by_click[xy] = ref.predict(ref_emb, np.array([xy]), np.array([1]), multimask_output=True)
+        ref_pred = by_click[xy]
         token = int(np.argmin(np.abs(ref_pred.iou_predictions - ann["predicted_iou"])))
         assert abs(ref_pred.iou_predictions[token] - ann["predicted_iou"]) < 1e-4
         agree = (ann["segmentation"] == ref_pred.masks[token]).mean()
