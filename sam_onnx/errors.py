@@ -70,6 +70,24 @@ class VariantMismatchError(CheckpointError):
         )
 
 
+_FAMILY_NAMES = {"sam": "SAM v1", "sam2": "SAM 2"}
+
+
+class ModelFamilyError(NotSamCheckpointError):
+    """The weights are of another model family (SAM v1 ``"sam"`` / SAM 2 ``"sam2"``) than the
+    loader reads; ``loader`` names the function that reads them."""
+
+    def __init__(self, path: str | os.PathLike[str], requested: str, detected: str, loader: str) -> None:
+        self.requested = requested
+        self.detected = detected
+        names = _FAMILY_NAMES
+        super().__init__(
+            path,
+            f"this is a {names.get(detected, detected)} checkpoint, not {names.get(requested, requested)}: "
+            f"load it with {loader}",
+        )
+
+
 class MissingWeightsError(CheckpointError):
     """A Hugging Face model directory has no weights file."""
 

@@ -91,6 +91,15 @@ def make_sam2_checkpoint(sam2_reference_dir: Path, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def sam2_golden(sam2_reference_dir: Path):
+    """The SAM 2.1 goldens (``sam2.1_hiera_t_seed0.npz``) as a dict, ``meta`` parsed from its JSON."""
+    with np.load(sam2_reference_dir / "golden" / "sam2.1_hiera_t_seed0.npz") as z:
+        data = {k: z[k] for k in z.files}
+    data["meta"] = json.loads(bytes(data.pop("meta_json")))
+    return data
+
+
+@pytest.fixture(scope="session")
 def vit_b_checkpoint(make_checkpoint) -> Path:
     return make_checkpoint("vit_b")
 

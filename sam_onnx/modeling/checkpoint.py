@@ -23,6 +23,7 @@ from ..errors import (
     CorruptCheckpointError,
     InvalidInputError,
     MissingWeightsError,
+    ModelFamilyError,
     NotSamCheckpointError,
     UnreadableCheckpointError,
     UnsafeCheckpointError,
@@ -37,10 +38,13 @@ from ..variants import (
     variant_from_numbers,
 )
 from .build import build_sam
+from .family import detect_family
 from .hf_layout import hf_to_official, is_hf_layout
 from .sam import Sam
 
 HF_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+# transformers' SamModel and Sam2Model; which of the two a directory holds, its tensor names say.
+_HF_MODEL_TYPES = ("sam", "sam2")
 _NESTED_KEYS = ("model", "state_dict")  # training checkpoints often wrap the state dict
 _PARALLEL_PREFIX = "module."  # what torch's (Distributed)DataParallel puts before every key
 _PIXEL_STATS = ("pixel_mean", "pixel_std")
@@ -60,8 +64,19 @@ def load_sam(
         directory (``model.safetensors`` or ``pytorch_model.bin``, optionally ``config.json``).
       model_type: ``"vit_b"``, ``"vit_l"``, ``"vit_h"`` (or a test variant); ``None`` detects it.
       device: where the model's parameters live.
+    A SAM 2 checkpoint raises :class:`ModelFamilyError` (``load_sam2`` / ``load_model`` read it).
     """
-    state_dict = load_state_dict(path)
+    return sam_from_state_dict(load_state_dict(path), path, model_type, device=device)
+
+
+def sam_from_state_dict(
+    state_dict: Mapping[str, torch.Tensor],
+    path: str | os.PathLike[str],
+    model_type: str | None = None,
+    *,
+    device: str | torch.device = "cpu",
+) -> Sam:
+    """:func:`load_sam` on a state dict already read (official layout); ``path`` names it in errors."""
     detected = detect_variant(state_dict, path)
     if model_type is not None and get_variant(model_type).name != detected.name:
         raise VariantMismatchError(path, model_type, detected.name)
@@ -72,7 +87,29 @@ def load_sam(
 
 
 def load_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
-    """Read a checkpoint into a state dict in the official layout (float tensors on the CPU)."""
+    """Read a SAM v1 checkpoint into a state dict in the official layout (float tensors on the CPU)."""
+    return official_state_dict(read_tensors(path), path)
+
+
+def official_state_dict(
+    raw: Mapping[str, torch.Tensor], path: str | os.PathLike[str]
+) -> dict[str, torch.Tensor]:
+    """SAM v1 tensors as stored (:func:`read_tensors`) -> the official layout. SAM 2 tensors raise
+    :class:`ModelFamilyError`."""
+    if detect_family(raw) == "sam2":
+        raise ModelFamilyError(path, "sam", "sam2", "load_sam2 or load_model")
+    state_dict = hf_to_official(raw) if is_hf_layout(raw) else dict(raw)
+    # The official checkpoints do not store the pixel statistics (non-persistent buffers); some
+    # re-saved ones do. They are the fixed official constants either way.
+    for key in _PIXEL_STATS:
+        state_dict.pop(key, None)
+    return state_dict
+
+
+def read_tensors(path: str | os.PathLike[str]) -> Mapping[str, torch.Tensor]:
+    """The tensors of a checkpoint of either family as stored (names unchanged, CPU): a ``.pth`` /
+    ``.pt`` file (a state dict, or one under ``"model"`` / ``"state_dict"``), a ``.safetensors``
+    file or a Hugging Face model directory. Every failure is a :class:`CheckpointError`."""
     p = Path(path)
     if not p.exists():
         raise CheckpointNotFoundError(p, "no such file or directory")
@@ -88,12 +125,7 @@ def load_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
         raise UnreadableCheckpointError(
             p, f"{what} is not readable by this process ({exc.strerror})"
         ) from None
-    state_dict = hf_to_official(raw) if is_hf_layout(raw) else dict(raw)
-    # The official checkpoints do not store the pixel statistics (non-persistent buffers); some
-    # re-saved ones do. They are the fixed official constants either way.
-    for key in _PIXEL_STATS:
-        state_dict.pop(key, None)
-    return state_dict
+    return raw
 
 
 def _read_pth(path: Path) -> Mapping[str, torch.Tensor]:
@@ -177,8 +209,10 @@ def _check_hf_config(config_path: Path) -> None:
     except (OSError, ValueError) as exc:
         raise CorruptCheckpointError(config_path, f"config.json is not valid JSON ({exc})") from None
     model_type = config.get("model_type") if isinstance(config, dict) else None
-    if model_type != "sam":
-        raise NotSamCheckpointError(config_path, f"config.json has model_type {model_type!r}, expected 'sam'")
+    if model_type not in _HF_MODEL_TYPES:
+        raise NotSamCheckpointError(
+            config_path, f"config.json has model_type {model_type!r}, expected one of {list(_HF_MODEL_TYPES)}"
+        )
 
 
 def _as_tensor_mapping(obj: object, path: Path) -> Mapping[str, torch.Tensor]:

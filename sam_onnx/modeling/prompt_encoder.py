@@ -51,6 +51,9 @@ class PromptEncoder(nn.Module):
       image_embedding_hw: (H, W) of the image embedding grid (64, 64).
       input_image_hw: (H, W) of the padded encoder input (1024, 1024).
       mask_in_chans: hidden channels of the mask downscaler (16).
+      box_as_points: SAM 2's prompt order: :meth:`forward` turns a box into two corner points
+        (labels 2, 3) placed before the points, so the padding point is always appended. Off
+        (SAM v1): the box corners follow the points and replace the padding point.
     """
 
     def __init__(
@@ -60,9 +63,11 @@ class PromptEncoder(nn.Module):
         image_embedding_hw: tuple[int, int],
         input_image_hw: tuple[int, int],
         mask_in_chans: int = 16,
+        box_as_points: bool = False,
     ) -> None:
         super().__init__()
         self.embed_dim = embed_dim
+        self.box_as_points = box_as_points
         self.image_embedding_hw = image_embedding_hw
         self.input_image_hw = input_image_hw
         self.pe_layer = PositionEmbeddingRandom(embed_dim // 2)
@@ -122,10 +127,12 @@ class PromptEncoder(nn.Module):
         Arguments:
           points: (coords ``B x N x 2`` (x, y), labels ``B x N``) or None.
           boxes: ``B x 4`` (x0, y0, x1, y1) or None. Without a box, one padding point is
-            appended to the points.
+            appended to the points (with ``box_as_points``, always).
           masks: ``B x 1 x 256 x 256`` logits or None.
         Returns sparse ``B x T x C`` and dense ``B x C x 64 x 64`` embeddings.
         """
+        if self.box_as_points and boxes is not None:
+            points, boxes = box_corners_first(boxes, points), None
         batch = self._batch_size(points, boxes, masks)
         device = self.no_mask_embed.weight.device
         sparse = [torch.empty((batch, 0, self.embed_dim), device=device)]
@@ -151,3 +158,19 @@ class PromptEncoder(nn.Module):
         if masks is not None:
             return masks.shape[0]
         return 1
+
+
+def box_corners_first(
+    boxes: torch.Tensor, points: tuple[torch.Tensor, torch.Tensor] | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """SAM 2's merge of a box into the points: corners ``B x 2 x 2`` (labels 2, 3), then the points.
+
+    ``boxes``: ``B x 4`` (x0, y0, x1, y1); ``points``: (``B x N x 2`` (x, y), ``B x N``) or None.
+    Returns coordinates ``B x (2 + N) x 2`` and int labels ``B x (2 + N)``.
+    """
+    corners = boxes.reshape(-1, 2, 2)
+    labels = torch.tensor([[2, 3]], dtype=torch.int, device=boxes.device).expand(corners.shape[0], 2)
+    if points is None:
+        return corners, labels
+    coords, point_labels = points
+    return torch.cat([corners, coords], dim=1), torch.cat([labels, point_labels.to(labels.dtype)], dim=1)

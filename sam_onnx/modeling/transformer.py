@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from .common import MLPBlock
+from .common import MLP, MLPBlock
 
 
 class Attention(nn.Module):
@@ -96,14 +96,24 @@ class TwoWayAttentionBlock(nn.Module):
     """Self-attention of tokens, tokens->image cross-attention, MLP, image->tokens cross-attention."""
 
     def __init__(
-        self, embedding_dim: int, num_heads: int, mlp_dim: int, *, skip_first_layer_pe: bool
+        self,
+        embedding_dim: int,
+        num_heads: int,
+        mlp_dim: int,
+        *,
+        skip_first_layer_pe: bool,
+        mlp_layers_list: bool = False,
     ) -> None:
         super().__init__()
         self.self_attn = Attention(embedding_dim, num_heads)
         self.norm1 = nn.LayerNorm(embedding_dim)
         self.cross_attn_token_to_image = Attention(embedding_dim, num_heads, downsample_rate=2)
         self.norm2 = nn.LayerNorm(embedding_dim)
-        self.mlp = MLPBlock(embedding_dim, mlp_dim, nn.ReLU)
+        # The same ReLU MLP either way; only the tensor names differ (v1 lin1/lin2, SAM 2 layers.0/1).
+        if mlp_layers_list:
+            self.mlp = MLP(embedding_dim, mlp_dim, embedding_dim, 2)
+        else:
+            self.mlp = MLPBlock(embedding_dim, mlp_dim, nn.ReLU)
         self.norm3 = nn.LayerNorm(embedding_dim)
         self.norm4 = nn.LayerNorm(embedding_dim)
         self.cross_attn_image_to_token = Attention(embedding_dim, num_heads, downsample_rate=2)
@@ -148,12 +158,24 @@ class TwoWayAttentionBlock(nn.Module):
 
 
 class TwoWayTransformer(nn.Module):
-    """``depth`` two-way blocks, then a final token->image attention."""
+    """``depth`` two-way blocks, then a final token->image attention.
 
-    def __init__(self, *, depth: int, embedding_dim: int, num_heads: int, mlp_dim: int) -> None:
+    ``mlp_layers_list``: name each block's MLP ``mlp.layers.0/1`` as SAM 2 does, instead of
+    SAM v1's ``mlp.lin1/lin2`` (the same computation).
+    """
+
+    def __init__(
+        self, *, depth: int, embedding_dim: int, num_heads: int, mlp_dim: int, mlp_layers_list: bool = False
+    ) -> None:
         super().__init__()
         self.layers = nn.ModuleList(
-            TwoWayAttentionBlock(embedding_dim, num_heads, mlp_dim, skip_first_layer_pe=(i == 0))
+            TwoWayAttentionBlock(
+                embedding_dim,
+                num_heads,
+                mlp_dim,
+                skip_first_layer_pe=(i == 0),
+                mlp_layers_list=mlp_layers_list,
+            )
             for i in range(depth)
         )
         self.final_attn_token_to_image = Attention(embedding_dim, num_heads, downsample_rate=2)

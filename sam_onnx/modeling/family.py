@@ -1,0 +1,39 @@
+"""Which model family a checkpoint's tensor names belong to: SAM v1 (``"sam"``) or SAM 2 (``"sam2"``).
+
+Read off the names alone, in either layout (official or Hugging Face transformers), before any
+renaming, so that each loader can refuse the other family's files by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+# Names only SAM 2 checkpoints have: official (sam2 package) and transformers' Sam2Model.
+_SAM2_MARKERS = (
+    "image_encoder.trunk.",
+    "sam_prompt_encoder.",
+    "sam_mask_decoder.",
+    "no_mem_embed",
+    "vision_encoder.backbone.",
+    "no_memory_embedding",
+)
+# SAM v1: official (segment-anything) and transformers' SamModel. Checked after SAM 2's, since
+# Sam2Model also uses the ``prompt_encoder.`` / ``mask_decoder.`` prefixes.
+_SAM_MARKERS = (
+    "image_encoder.patch_embed.",
+    "image_encoder.blocks.",
+    "prompt_encoder.",
+    "mask_decoder.",
+    "vision_encoder.layers.",
+    "vision_encoder.patch_embed.",
+)
+
+
+def detect_family(keys: Iterable[str]) -> str | None:
+    """``"sam2"``, ``"sam"``, or None when the names are of neither (a state dict's keys, any layout)."""
+    names = [k for k in keys if isinstance(k, str)]
+    if any(k.startswith(_SAM2_MARKERS) for k in names):
+        return "sam2"
+    if any(k.startswith(_SAM_MARKERS) for k in names):
+        return "sam"
+    return None
