@@ -157,6 +157,7 @@ def variant_from_numbers(numbers: EncoderNumbers) -> SamVariant:
 
     Raises :class:`InvalidInputError` for numbers no encoder can have.
     """
+    numbers = numbers._replace(global_blocks=tuple(numbers.global_blocks))  # a list compares unequal
     _check_numbers(numbers)
     for variant in VARIANTS.values():
         if variant.encoder_numbers == numbers:
