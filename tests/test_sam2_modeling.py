@@ -190,3 +190,17 @@ def test_single_mask_rule_edge_cases():
     masks, scores = select_masks(logits, iou, multimask=False)
     torch.testing.assert_close(masks[:, 0], logits[[0, 1], [0, 2]])
     torch.testing.assert_close(scores[:, 0], torch.tensor([0.1, 0.7]))
+
+
+def test_reference_embed_matches_golden_features(hiera_t, sam2_golden):
+    """The whole chain from pixels: preprocessing, Hiera + FPN, the encode-time skips and
+    ``no_mem_embed`` (the kit's encoder tolerance, 1e-3), then one prediction from them."""
+    g = sam2_golden
+    ref = Sam2Reference(hiera_t)
+    emb = ref.embed(g["small/image"])
+    for name, got in zip(("image_embed", "high_res_feats_0", "high_res_feats_1"), emb.features, strict=True):
+        assert max_abs(got, g[f"small/{name}"]) <= 1e-3, name
+    meta = sam2_case(g, "small", "box")
+    pred = ref.predict(emb, box=np.array(meta["box"]), multimask_output=False, return_logits=True)
+    assert max_abs(pred.low_res_logits, g["small/box/low_res_logits"]) <= 1e-3
+    assert_masks_match(g, "small/box", pred.masks)
