@@ -34,6 +34,7 @@ import onnx
 
 from .. import __version__
 from ..errors import ConflictingOptionsError, ExportValidationError, ExportWriteError, InvalidInputError
+from ..progress import stage as progress_stage
 from ..variants import IMAGE_SIZE, PIXEL_MEAN, PIXEL_STD, get_variant, variant_metadata
 from .decoder_graph import DecoderGraph
 from .encoder_graph import INPUT_KINDS, EncoderGraph, InputKind
@@ -128,17 +129,21 @@ class GraphSpec:
 
 
 class Progress:
-    """Step reporting: a line when a step starts and one with its duration when it ends."""
+    """Step reporting: a line when a step starts and one with its duration when it ends; between
+    them, with ``bars`` (see :mod:`sam_onnx.progress`), a line whose clock runs."""
 
-    def __init__(self, log: Callable[[str], None] | None) -> None:
+    def __init__(self, log: Callable[[str], None] | None, bars: bool | None = False) -> None:
         self.log = log or (lambda _msg: None)
+        self.bars = bars
         self.timings: dict[str, float] = {}
 
     @contextlib.contextmanager
-    def step(self, what: str) -> Iterator[None]:
+    def step(self, what: str, *, clock: bool = True) -> Iterator[None]:
+        """``clock=False`` for a step that shows its own bar."""
         self.log(f"{what} ...")
         start = time.perf_counter()
-        yield
+        with progress_stage(what, progress=self.bars if clock else False):
+            yield
         self.timings[what] = elapsed = time.perf_counter() - start
         self.log(f"{what}: done in {elapsed:.1f} s")
 
@@ -238,6 +243,7 @@ def export_sam(
     *,
     images: Mapping[str, np.ndarray] | None = None,
     log: Callable[[str], None] | None = None,
+    progress: bool | None = False,
 ) -> ExportResult:
     """Export ``checkpoint`` (official ``.pth`` or Hugging Face directory) into ``output_dir``.
 
@@ -246,6 +252,8 @@ def export_sam(
       images: name -> ``H x W x 3`` uint8 RGB images to validate on (default: three synthetic
         ones, landscape, portrait and tiny).
       log: called with one line per progress step and with the validation table.
+      progress: bars for the slow steps and the validation cases on stderr (``None``: when
+        stderr is a terminal; see :mod:`sam_onnx.progress`).
     Raises :class:`~sam_onnx.errors.CheckpointError`, :class:`~sam_onnx.errors.OutputDirectoryError`,
     :class:`~sam_onnx.errors.ExportWriteError` or :class:`~sam_onnx.errors.ExportValidationError`;
     in every case nothing is written at ``output_dir``.
@@ -254,7 +262,7 @@ def export_sam(
 
     options = options or ExportOptions()
     out = Path(output_dir)
-    progress = Progress(log)
+    progress = Progress(log, bars=progress)
     check_output_dir(out)  # fail before the slow steps
     with progress.step(f"loading checkpoint {os.fspath(checkpoint)}"):
         sam = load_sam(checkpoint, options.model_type)
@@ -263,7 +271,7 @@ def export_sam(
     # The encoder's numbers too: a variant known only by its shape needs no registry to be read.
     common = {**graph_metadata(sam.variant.name, sha256, options.opset), **variant_metadata(sam.variant)}
     specs = plan_graphs(sam, options, common)
-    validator = Validator(sam, images)
+    validator = Validator(sam, images, progress=progress.bars)
     with staged_output(out) as stage:
         writer = _Writer(stage, out)
         scratch = stage / ".scratch"
@@ -282,13 +290,13 @@ def export_sam(
 
         if options.validate:
             for spec in specs:
-                with progress.step(f"validating {spec.filename} against PyTorch"):
+                with progress.step(f"validating {spec.filename} against PyTorch", clock=False):
                     check = validator.check_encoder if spec.key == "encoder" else validator.check_decoder
                     check(spec.filename, stage / spec.filename, spec.wrapper)
         files = writer.files
         for key, (ref_key, role) in derived.items():
             name, ref_name = files[key][0].name, files[ref_key][0].name
-            with progress.step(f"measuring {name} against {ref_name}"):
+            with progress.step(f"measuring {name} against {ref_name}", clock=False):
                 validator.check_precision(
                     name,
                     stage / name,

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .. import __version__
 from ..errors import ExportValidationError, SamOnnxError
 from .encoder_graph import INPUT_KINDS
 from .onnx_file import MAX_OPSET, MIN_OPSET
@@ -69,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--validate-images", type=Path, nargs="+", metavar="IMAGE", help="validate on these images"
     )
-    p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only errors, no progress bars")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
 
 
@@ -95,7 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             validate=not args.no_validate,
         )
         images = _read_images(args.validate_images) if args.validate_images else None
-        result = export_sam(args.checkpoint, args.output, options, images=images, log=log)
+        progress = False if args.quiet else None  # bars when stderr is a terminal
+        result = export_sam(args.checkpoint, args.output, options, images=images, log=log, progress=progress)
     except ExportValidationError as exc:
         print(f"sam-export: validation failed, nothing written: {exc}", file=sys.stderr)
         return 1
