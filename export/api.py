@@ -11,6 +11,9 @@ The output directory (see :mod:`.staging` for how it is written atomically):
 ``export.json``            manifest: options, files, metadata, validation report, timings
 =========================  ===============================================================
 
+The family (SAM v1 or SAM 2 / 2.1) is read off the checkpoint; SAM 2's graphs and checks are in
+:mod:`.sam2_export` and :mod:`.sam2_validate`, the steps here are shared.
+
 Every graph carries ``metadata_props`` (see :func:`graph_metadata`) that the runtime reads to
 refuse an encoder and a decoder from different checkpoints.
 """
@@ -35,7 +38,7 @@ import onnx
 from .. import __version__
 from ..errors import ConflictingOptionsError, ExportValidationError, ExportWriteError, InvalidInputError
 from ..progress import stage as progress_stage
-from ..variants import IMAGE_SIZE, PIXEL_MEAN, PIXEL_STD, get_variant, variant_metadata
+from ..variants import IMAGE_SIZE, PIXEL_MEAN, PIXEL_STD, SAM2_VARIANTS, get_variant, variant_metadata
 from .decoder_graph import DecoderGraph
 from .encoder_graph import INPUT_KINDS, EncoderGraph, InputKind
 from .onnx_file import check_opset, save_model, set_metadata, simplify, trace_to_onnx
@@ -57,7 +60,8 @@ class ExportOptions:
     onnxsim, validation on.
 
     Arguments:
-      model_type: ``vit_b``/``vit_l``/``vit_h``; ``None`` detects it from the checkpoint.
+      model_type: ``vit_b``/``vit_l``/``vit_h`` or SAM 2's ``hiera_t``/``hiera_s``/``hiera_b+``/
+        ``hiera_l``; ``None`` detects it (and the family) from the checkpoint.
       opset: ONNX opset, 17..20.
       encoder, decoder: export the encoder graph; the decoder graphs (official and batched).
       batched_decoder: also write ``decoder_batched.onnx``.
@@ -86,8 +90,8 @@ class ExportOptions:
     min_mask_iou: float = MIN_MASK_IOU
 
     def __post_init__(self) -> None:
-        if self.model_type is not None:
-            get_variant(self.model_type)
+        if self.model_type is not None and self.model_type not in SAM2_VARIANTS:
+            get_variant(self.model_type)  # raises, listing the SAM v1 names
         check_opset(self.opset)
         if self.encoder_input not in INPUT_KINDS:
             raise InvalidInputError("encoder input", f"one of {INPUT_KINDS}", repr(self.encoder_input))
@@ -171,12 +175,14 @@ def graph_metadata(variant: str, sha256: str, opset: int) -> dict[str, str]:
     return {
         "producer": TOOL_NAME,
         "sam_onnx_version": __version__,
+        "family": "sam",
         "variant": variant,
         "checkpoint_sha256": sha256,
         "opset": str(opset),
         "input_size": str(IMAGE_SIZE),
         "pixel_mean": json.dumps(list(PIXEL_MEAN)),
         "pixel_std": json.dumps(list(PIXEL_STD)),
+        "resize": "long_side",
         "precision": "fp32",
     }
 
@@ -197,7 +203,11 @@ def decoder_metadata(common: Mapping[str, str], wrapper: DecoderGraph) -> dict[s
 
 
 def plan_graphs(sam, options: ExportOptions, common: Mapping[str, str]) -> list[GraphSpec]:
-    """The fp32 graphs to trace for ``options``, with their metadata."""
+    """The fp32 graphs to trace for ``options``, with their metadata (SAM 2: :mod:`.sam2_export`)."""
+    if sam.variant.family == "sam2":
+        from .sam2_export import plan_sam2_graphs
+
+        return plan_sam2_graphs(sam, options, common)
     specs = []
     if options.encoder:
         meta = {**common, "role": "encoder", "encoder_input": options.encoder_input}
@@ -258,20 +268,19 @@ def export_sam(
     :class:`~sam_onnx.errors.ExportWriteError` or :class:`~sam_onnx.errors.ExportValidationError`;
     in every case nothing is written at ``output_dir``.
     """
-    from sam_onnx.modeling import load_sam
+    from sam_onnx.modeling.sam2_checkpoint import load_model
 
     options = options or ExportOptions()
     out = Path(output_dir)
     progress = Progress(log, bars=progress)
     check_output_dir(out)  # fail before the slow steps
     with progress.step(f"loading checkpoint {os.fspath(checkpoint)}"):
-        sam = load_sam(checkpoint, options.model_type)
+        sam = load_model(checkpoint, options.model_type)  # SAM v1 or SAM 2, as the weights say
     with progress.step("hashing checkpoint"):
         sha256 = checkpoint_sha256(checkpoint)
-    # The encoder's numbers too: a variant known only by its shape needs no registry to be read.
-    common = {**graph_metadata(sam.variant.name, sha256, options.opset), **variant_metadata(sam.variant)}
+    common = family_metadata(sam.variant, sha256, options.opset)
     specs = plan_graphs(sam, options, common)
-    validator = Validator(sam, images, progress=progress.bars)
+    validator = make_validator(sam, images, progress=progress.bars)
     with staged_output(out) as stage:
         writer = _Writer(stage, out)
         scratch = stage / ".scratch"
@@ -308,12 +317,32 @@ def export_sam(
                 )
         report = validator.report
         progress.log(report.format())
-        manifest = _manifest(checkpoint, sam.variant.name, sha256, options, specs, writer, report, progress)
+        manifest = _manifest(checkpoint, sam.variant, sha256, options, specs, writer, report, progress)
         _write_text(stage / MANIFEST, json.dumps(manifest, indent=1), out)
         if report.failures and options.validate:
             raise ExportValidationError(report, report.failures)
     final = {key: [out / p.name for p in paths] for key, paths in writer.files.items()}
     return ExportResult(out, final, manifest, report)
+
+
+def family_metadata(variant, sha256: str, opset: int) -> dict[str, str]:
+    """The ``metadata_props`` every graph of ``variant``'s family carries: :func:`graph_metadata`
+    and the encoder's numbers (a variant known only by its shape needs no registry to be read)."""
+    common = graph_metadata(variant.name, sha256, opset)
+    if variant.family == "sam2":
+        from .sam2_export import sam2_metadata
+
+        return sam2_metadata(common, variant)
+    return {**common, **variant_metadata(variant)}
+
+
+def make_validator(sam, images, *, progress) -> Validator:
+    """The validation of ``sam``'s family (SAM 2: :class:`.sam2_validate.Sam2Validator`)."""
+    if sam.variant.family == "sam2":
+        from .sam2_validate import Sam2Validator
+
+        return Sam2Validator(sam, images, progress=progress)
+    return Validator(sam, images, progress=progress)
 
 
 def _reduced_precision(options, specs, writer, scratch, progress) -> dict[str, tuple[str, str]]:
@@ -368,7 +397,8 @@ def _manifest(checkpoint, variant, sha256, options, specs, writer, report, progr
         "version": __version__,
         "checkpoint": os.path.basename(os.path.abspath(checkpoint)),
         "checkpoint_sha256": sha256,
-        "variant": variant,
+        "family": variant.family,
+        "variant": variant.name,
         "options": asdict(options),
         "python": sys.version.split()[0],
         "graphs": graphs,

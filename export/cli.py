@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import ExportValidationError, SamOnnxError
+from ..variants import OFFICIAL_SAM2_VARIANTS, OFFICIAL_VARIANTS
 from .encoder_graph import INPUT_KINDS
 from .onnx_file import MAX_OPSET, MIN_OPSET
 
@@ -24,15 +25,17 @@ def build_parser() -> argparse.ArgumentParser:
         "decoder, each validated against the PyTorch model.",
     )
     p.add_argument(
-        "checkpoint", type=Path, help="official .pth (e.g. sam_vit_b_01ec64.pth) or Hugging Face directory"
+        "checkpoint",
+        type=Path,
+        help="official .pth/.pt (e.g. sam_vit_b_01ec64.pth, sam2.1_hiera_tiny.pt) or Hugging Face directory",
     )
     p.add_argument(
         "-o", "--output", type=Path, required=True, help="output directory (new, empty, or a previous export)"
     )
     p.add_argument(
         "--model-type",
-        choices=["vit_b", "vit_l", "vit_h"],
-        help="checked against the weights; detected if omitted",
+        choices=[*OFFICIAL_VARIANTS, *OFFICIAL_SAM2_VARIANTS],
+        help="SAM (vit_*) or SAM 2.1 (hiera_*): checked against the weights; detected if omitted",
     )
     p.add_argument("--opset", type=int, default=17, help=f"ONNX opset, {MIN_OPSET}..{MAX_OPSET} (default 17)")
     only = p.add_mutually_exclusive_group()

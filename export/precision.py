@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import onnx
+import onnx.utils
 
 from sam_onnx.errors import ExportError
 
@@ -41,19 +42,63 @@ FP16_KEEP_FP32 = (
     "Range",
     "Cast",
 )
+# Nodes under these scopes stay float32 in the fp16 copy: an export graph's own preprocessing
+# (SAM 2's in-graph resize computes its filter from pixel positions up to the image size).
+FP32_SCOPES = ("/preprocess/",)
 INT8_OP_TYPES = ("MatMul", "Gemm")
 INT8_MIN_ROWS = 1024
 
 
 def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
-    """An fp16 copy of ``model`` with :data:`FP16_KEEP_FP32` operators and the I/O in float32."""
+    """An fp16 copy of ``model`` with :data:`FP16_KEEP_FP32` operators, the nodes under
+    :data:`FP32_SCOPES` and the I/O in float32."""
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
+    boundary = _scope_outputs(model)
+    if boundary:
+        # The converter passes every value between kept-fp32 nodes through float16, so the
+        # scoped front is cut off, the rest converted, and the two joined again.
+        inputs = [i.name for i in model.graph.input]
+        outputs = [o.name for o in model.graph.output]
+        front = onnx.utils.Extractor(model).extract_model(inputs, boundary)
+        rest = to_fp16(onnx.utils.Extractor(model).extract_model(boundary, outputs))
+        _rename_shared(front.graph, _value_names(rest.graph) - set(boundary), prefix="fp32/")
+        # Joined by hand: the converter leaves its input casts after their readers, which
+        # onnxruntime accepts and onnx.compose's checker does not.
+        del rest.graph.input[:]
+        rest.graph.input.extend(front.graph.input)
+        nodes = [*front.graph.node, *rest.graph.node]
+        del rest.graph.node[:]
+        rest.graph.node.extend(nodes)
+        rest.graph.initializer.extend(front.graph.initializer)
+        return rest
     converted = convert_float_to_float16(
         model, keep_io_types=True, op_block_list=list(FP16_KEEP_FP32), disable_shape_infer=False
     )
     _drop_repeated_nodes(converted.graph)
     return converted
+
+
+def _value_names(graph: onnx.GraphProto) -> set[str]:
+    names = {t.name for t in graph.initializer} | {v.name for v in graph.value_info}
+    return (names | {e for n in graph.node for e in (*n.input, *n.output)}) - {""}  # "": input left out
+
+
+def _rename_shared(graph: onnx.GraphProto, names: set[str], prefix: str) -> None:
+    """Rename the values ``names`` of ``graph`` (constants both halves of a split graph hold)."""
+    for node in graph.node:
+        node.input[:] = [prefix + e if e in names else e for e in node.input]
+        node.output[:] = [prefix + e if e in names else e for e in node.output]
+    for entry in (*graph.initializer, *graph.value_info):
+        if entry.name in names:
+            entry.name = prefix + entry.name
+
+
+def _scope_outputs(model: onnx.ModelProto) -> list[str]:
+    """Values computed under :data:`FP32_SCOPES` that the rest of the graph reads."""
+    produced = {o for n in model.graph.node if n.name.startswith(FP32_SCOPES) for o in n.output}
+    read = [i for n in model.graph.node if not n.name.startswith(FP32_SCOPES) for i in n.input]
+    return sorted(set(read) & produced)
 
 
 def _drop_repeated_nodes(graph: onnx.GraphProto) -> None:

@@ -34,6 +34,9 @@ from .encoder_graph import EncoderGraph
 VALIDATION_SIZES = {"landscape": (427, 640), "portrait": (800, 533), "tiny": (9, 13)}
 TOLERANCES = {  # output -> (atol, rtol)
     "image_embeddings": (1e-3, 1e-4),
+    "high_res_feats_0": (1e-3, 1e-4),  # SAM 2's encoder outputs: the embedding's tolerance
+    "high_res_feats_1": (1e-3, 1e-4),
+    "object_score_logits": (1e-4, 1e-5),  # SAM 2's batched decoder
     "masks": (1e-4, 1e-5),
     "low_res_masks": (1e-4, 1e-5),
     "iou_predictions": (1e-4, 1e-5),
