@@ -14,6 +14,8 @@ def run_web_command(args, open_predictor: Callable, log: Callable[[str], None]) 
     try:
         if args.command == "serve":
             return _serve(args, open_predictor, log)
+        if args.command == "demo":
+            return _demo(args, log)
         return _bundle(args, open_predictor, log)
     except (SamOnnxError, OSError) as exc:
         print(f"sam-onnx: error: {exc}", file=sys.stderr)
@@ -62,11 +64,13 @@ def _serve(args, open_predictor: Callable, log: Callable[[str], None]) -> int:
         **extra,
     )
     server = make_server(predictor, decoders, options)
+    return _serve_until_stopped(server, args, log)
+
+
+def _serve_until_stopped(server, args, log: Callable[[str], None]) -> int:
     server.quiet = args.quiet
-    print(
-        f"sam-onnx serve: {server.url} (model {predictor.variant}, decoders {', '.join(decoders)})",
-        flush=True,
-    )
+    decoders = ", ".join(server.decoders)
+    print(f"sam-onnx serve: {server.url} (model {server.predictor.variant}, decoders {decoders})", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -74,6 +78,37 @@ def _serve(args, open_predictor: Callable, log: Callable[[str], None]) -> int:
     finally:
         server.server_close()
     return 0
+
+
+def add_demo_parser(commands) -> None:
+    """The ``sam-onnx demo`` subcommand (see :mod:`.demo`)."""
+    demo = commands.add_parser(
+        "demo", help="one command to try the web demo offline: checkpoint, export, sample image, server"
+    )
+    demo.add_argument(
+        "--checkpoint", type=Path, help="SAM weights (.pth or HF folder); default: random weights"
+    )
+    demo.add_argument(
+        "--variant", choices=("vit_b", "vit_l", "vit_h", "tiny"), help="random-weight model (default vit_b)"
+    )
+    demo.add_argument("--dir", type=Path, default=Path("sam-onnx-demo"), help="work folder, reused")
+    demo.add_argument("--web", type=Path, help="the built page (default: found as for serve)")
+    demo.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    demo.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free port)")
+    demo.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+
+
+def _demo(args, log: Callable[[str], None]) -> int:
+    from .demo import RANDOM_WEIGHTS_NOTICE, make_demo_server, prepare_demo
+
+    web_dir = _web_dir(args)  # before the minutes of export
+    given = {} if args.variant is None else {"variant": args.variant}
+    files = prepare_demo(args.dir, checkpoint=args.checkpoint, log=log, **given)
+    server = make_demo_server(files, web_dir, host=args.host, port=args.port)
+    if files.random_weights:
+        print(RANDOM_WEIGHTS_NOTICE, flush=True)
+    print(f"open {server.url} in a browser: the sample image is loaded; drop any image to segment it")
+    return _serve_until_stopped(server, args, log)
 
 
 def _bundle(args, open_predictor: Callable, log: Callable[[str], None]) -> int:

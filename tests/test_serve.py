@@ -249,7 +249,7 @@ def test_bundle_refuses_mismatches(tiny_predictor, tiny_model_dir, tmp_path):
     image = np.zeros((10, 12, 3), np.uint8)
     emb = tiny_predictor.embed(image)
     decoders = web_decoder_paths(tiny_model_dir)
-    with pytest.raises(InvalidInputError, match="image's size"):
+    with pytest.raises(InvalidInputError, match="the embedding of this image"):
         write_bundle(tmp_path / "b", np.zeros((11, 12, 3), np.uint8), emb, decoders)
     other = ImageEmbedding(emb.embedding, emb.orig_hw, variant=emb.variant, checkpoint_sha256="0" * 64)
     with pytest.raises(ModelMismatchError, match="checkpoint"):
@@ -335,3 +335,11 @@ def test_the_page_is_looked_up_env_then_package_then_checkout(tmp_path, monkeypa
     assert bundle.default_web_dir() == packaged
     (packaged / "index.html").unlink()
     assert bundle.default_web_dir() == checkout / "demo_web" / "dist"
+
+
+def test_a_folder_of_exports_is_refused_naming_the_export(tiny_model_dir, web_dir, capsys):
+    """``-m onnx/`` where sam-export wrote ``onnx/vit_b``: the error names the export to give."""
+    parent = str(Path(tiny_model_dir).parent)
+    assert cli_main(["serve", "-m", parent, "--web", str(web_dir), "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "not a sam-export output folder" in err and f"-m {tiny_model_dir}" in err and "--fp16" not in err
