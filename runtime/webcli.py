@@ -1,4 +1,4 @@
-"""``sam-onnx serve`` and ``sam-onnx bundle``: the command-line side of the web demo."""
+"""``sam-onnx serve``, ``sam-onnx bundle`` and ``sam-onnx demo``: the command-line side of the web demo."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sam_onnx.errors import InvalidInputError, SamOnnxError
 
 
 def run_web_command(args, open_predictor: Callable, log: Callable[[str], None]) -> int:
-    """Run ``serve`` or ``bundle`` from parsed arguments; returns the exit status."""
+    """Run ``serve``, ``bundle`` or ``demo`` from parsed arguments; returns the exit status."""
     try:
         if args.command == "serve":
             return _serve(args, open_predictor, log)
