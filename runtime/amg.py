@@ -17,6 +17,7 @@ import numpy as np
 
 from sam_onnx.errors import InvalidInputError
 from sam_onnx.images import ImageSource, load_image
+from sam_onnx.progress import bar, plural
 
 from .crops import crop_boxes, layer_point_grids
 from .masks import (
@@ -33,6 +34,16 @@ from .predictor import MASK_THRESHOLD, SamPredictor
 from .rle import coco_encode, masks_to_rle, rle_area, rle_to_mask
 
 OUTPUT_MODES = ("binary_mask", "uncompressed_rle", "coco_rle")
+# The filters in the order they apply, as named in AmgOptions (crop_edge: masks touching a crop's
+# inner edge; min_mask_region_area: the box NMS after hole/island removal).
+FILTERS = (
+    "pred_iou_thresh",
+    "stability_score_thresh",
+    "crop_edge",
+    "box_nms_thresh",
+    "crop_nms_thresh",
+    "min_mask_region_area",
+)
 
 
 @dataclass(frozen=True)
@@ -169,6 +180,8 @@ class AutomaticMaskGenerator:
         self.grids = self.options.grids()
         # seconds spent in the last generate(): encoder, decoder, postprocess; and prompts decoded
         self.timings: dict[str, float] = {}
+        # masks of the last generate(): "candidates" decoded, then how many each filter removed
+        self.filter_counts: dict[str, int] = {}
 
     def generate(self, image: ImageSource, *, bgr: bool = False) -> list[dict]:
         """Masks for everything in ``image`` (``H x W x 3`` uint8 RGB, or any source
@@ -184,20 +197,29 @@ class AutomaticMaskGenerator:
     def generate_masks(self, rgb: np.ndarray) -> _Masks:
         opts = self.options
         self.timings = dict.fromkeys(("encoder", "decoder", "postprocess", "prompts"), 0)
+        self.filter_counts = dict.fromkeys(("candidates", *FILTERS), 0)
         orig_hw = rgb.shape[:2]
         boxes, layers = crop_boxes(orig_hw, opts.crop_n_layers, opts.crop_overlap_ratio)
         data = _Masks()
-        for box, layer in zip(boxes, layers, strict=True):
-            data.add(self._process_crop(rgb, box, layer))
+        clicks = sum(len(self.grids[layer]) for layer in layers)
+        with bar(total=clicks, desc="segmenting", unit="click", progress=self.predictor.progress) as done:
+            for i, (box, layer) in enumerate(zip(boxes, layers, strict=True)):
+                done.set_description(f"crop {i + 1}/{len(boxes)}" if len(boxes) > 1 else "segmenting")
+                data.add(self._process_crop(rgb, box, layer, done))
         if len(boxes) > 1 and len(data):
             crops = np.asarray(data.crop_boxes, np.float64)
             scores = 1 / ((crops[:, 2] - crops[:, 0]) * (crops[:, 3] - crops[:, 1]))
-            data.keep(nms(np.asarray(data.boxes), scores, opts.crop_nms_thresh))
+            self._keep(data, nms(np.asarray(data.boxes), scores, opts.crop_nms_thresh), "crop_nms_thresh")
         if opts.min_mask_region_area > 0 and len(data):
             self._remove_small_regions(data, max(opts.box_nms_thresh, opts.crop_nms_thresh))
         return data
 
-    def _process_crop(self, rgb: np.ndarray, crop_box: list[int], layer: int) -> _Masks:
+    def _keep(self, data: _Masks, index: np.ndarray, stage: str) -> None:
+        """``data.keep(index)``, counting the masks left out against ``stage``."""
+        self.filter_counts[stage] += len(data) - len(index)
+        data.keep(index)
+
+    def _process_crop(self, rgb: np.ndarray, crop_box: list[int], layer: int, progress) -> _Masks:
         x0, y0, x1, y1 = crop_box
         crop = np.ascontiguousarray(rgb[y0:y1, x0:x1])
         clock = self.timings
@@ -218,30 +240,37 @@ class AutomaticMaskGenerator:
             batch_points = points[done : done + len(iou)]
             done += len(iou)
             data.add(self._process_batch(logits, iou, batch_points, crop_box, rgb.shape[:2]))
+            progress.update(len(iou))
         clock["prompts"] += done
         if not len(data):
             return data
-        data.keep(nms(np.asarray(data.boxes), np.asarray(data.iou), self.options.box_nms_thresh))
+        keep = nms(np.asarray(data.boxes), np.asarray(data.iou), self.options.box_nms_thresh)
+        self._keep(data, keep, "box_nms_thresh")
         data.boxes = list(uncrop_boxes(np.asarray(data.boxes), crop_box))
         data.points = list(uncrop_points(np.asarray(data.points), crop_box))
         return data
 
     def _process_batch(self, logits, iou, points, crop_box, orig_hw) -> _Masks:
         """``b x 3 x h x w`` logits and ``b x 3`` IoU of b clicks -> the masks that pass."""
-        opts = self.options
+        opts, counts = self.options, self.filter_counts
         iou = iou.reshape(-1)
         points = np.repeat(points, 3, axis=0)
         index = (
             np.arange(len(iou)) if opts.pred_iou_thresh <= 0 else np.flatnonzero(iou > opts.pred_iou_thresh)
         )
+        counts["candidates"] += len(iou)
+        counts["pred_iou_thresh"] += len(iou) - len(index)
         stability = np.zeros(len(iou), np.float32)
         stability[index] = stability_score(_rows(logits, index), MASK_THRESHOLD, opts.stability_score_offset)
         if opts.stability_score_thresh > 0:
-            index = index[stability[index] >= opts.stability_score_thresh]
+            passed = index[stability[index] >= opts.stability_score_thresh]
+            counts["stability_score_thresh"] += len(index) - len(passed)
+            index = passed
         masks = _rows(logits, index) > MASK_THRESHOLD
         boxes = masks_to_boxes(masks)
         h, w = orig_hw
         inside = ~is_box_near_crop_edge(boxes, crop_box, [0, 0, w, h])
+        counts["crop_edge"] += int((~inside).sum())
         if not inside.all():
             masks, boxes, index = masks[inside], boxes[inside], index[inside]
         return _Masks(
@@ -268,7 +297,7 @@ class AutomaticMaskGenerator:
         for i in keep:
             if not unchanged[i]:
                 data.rles[i], data.boxes[i] = new_rles[i], boxes[i]
-        data.keep(keep)
+        self._keep(data, keep, "min_mask_region_area")
 
     def annotations(self, data: _Masks, orig_hw: tuple[int, int]) -> list[dict]:
         mode = self.options.output_mode
@@ -294,3 +323,15 @@ class AutomaticMaskGenerator:
                 }
             )
         return anns
+
+
+def describe_filters(counts: dict[str, int], options: AmgOptions) -> str:
+    """Where the masks went, from :attr:`AutomaticMaskGenerator.filter_counts`: e.g.
+    ``"of 3072 candidate masks, pred_iou_thresh 0.88 removed 3060, stability_score_thresh 0.95
+    removed 12"`` (filters that removed none are left out)."""
+    parts = [f"of {plural(counts.get('candidates', 0), 'candidate mask')}"]
+    for name in FILTERS:
+        if counts.get(name):
+            setting = "" if name == "crop_edge" else f" {getattr(options, name):g}"
+            parts.append(f"{name}{setting} removed {counts[name]}")
+    return ", ".join(parts)

@@ -89,10 +89,11 @@ def write_bundle(
 
     out_dir = Path(out_dir)
     if image.shape[:2] != embedding.orig_hw:
+        (h, w), (emb_h, emb_w) = image.shape[:2], embedding.orig_hw
         raise InvalidInputError(
             "embedding",
-            f"one of the image's size {image.shape[:2]} (H, W)",
-            f"one of size {embedding.orig_hw}",
+            f"the embedding of this image ({h} x {w} pixels, H x W)",
+            f"the embedding of an image of {emb_h} x {emb_w} pixels",
         )
     check_decoders_belong(decoders, embedding.checkpoint_sha256, "the embedding")
     _check_target(out_dir)

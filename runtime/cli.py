@@ -28,8 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
+from sam_onnx import __version__
 from sam_onnx.errors import InvalidInputError, SamOnnxError
 from sam_onnx.images import DEFAULT_MAX_PIXELS
+from sam_onnx.progress import bar as progress_bar
+from sam_onnx.progress import plural
+from sam_onnx.progress import write as write_progress
 
 from .jobs import IMAGE_SUFFIXES, AmgJob, EmbedJob, JobSpec, find_images, plan_items
 
@@ -41,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="sam-onnx", description="Segment Anything on onnxruntime: embed images and predict masks."
     )
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = p.add_subparsers(dest="command", required=True)
     embed = commands.add_parser("embed", help="run the image encoder and save embeddings (.npy + .json)")
     predict = commands.add_parser("predict", help="masks for point and box prompts: PNGs and JSON")
@@ -107,9 +112,6 @@ def _web_commands(commands) -> None:
     serve.add_argument(
         "--max-pending", type=int, default=4, help="uploads waiting for the encoder before 429"
     )
-    from .webcli import add_demo_parser
-
-    add_demo_parser(commands)
 
 
 # Generator options on the command line; None (not given) keeps AmgOptions' default.
@@ -159,7 +161,7 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strict", action="store_true", help="fail if a requested provider is not in use")
     p.add_argument("--threads", type=int, default=0, help="intra-op threads (default: one per core)")
     p.add_argument("--max-pixels", type=int, help="refuse larger images (default: Pillow's limit)")
-    p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only errors, no progress bars")
 
 
 def _numbers(text: str, counts: tuple[int, ...], what: str) -> list[float]:
@@ -189,25 +191,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "predict" and not (args.point or args.box):
         parser.error("predict needs at least one --point or a --box")
-    log = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
-    if args.command in ("serve", "bundle", "demo"):
+    log = (lambda msg: None) if args.quiet else write_progress  # lines above any progress bar
+    if args.command in ("serve", "bundle"):
         from .webcli import run_web_command
 
         return run_web_command(args, _open_predictor, log)
     if getattr(args, "engine", "local") == "ray":
         return _run_on_ray(args, log)
+    for flag in ("address", "workers", "threads_per_worker"):  # silently ignored, they would mislead
+        if getattr(args, flag, None) is not None:
+            parser.error(f"--{flag.replace('_', '-')} needs --engine ray (local runs here, in turn)")
     try:
         images = find_images(args.images)
         if args.command == "predict" and args.embedding and len(images) != 1:
             raise InvalidInputError("--embedding", "one image to go with it", f"{len(images)} images")
         predictor = _open_predictor(args)
-        log(f"model {predictor.variant} on {predictor.providers[0]}, {len(images)} image(s)")
+        log(f"model {predictor.variant} on {predictor.providers[0]}, {plural(len(images), 'image')}")
         make_task = {"embed": _embed_task, "predict": _predict_task, "amg": _amg_task}[args.command]
         task = make_task(args, predictor, images)
     except SamOnnxError as exc:
         print(f"sam-onnx: error: {exc}", file=sys.stderr)
         return 2
-    return run_batch(images, task, log)
+    return run_batch(images, task, log, progress=_progress(args))
 
 
 def _run_on_ray(args, log: Callable[[str], None]) -> int:
@@ -223,7 +228,9 @@ def _run_on_ray(args, log: Callable[[str], None]) -> int:
         return 2
     for record in summary.failures:
         print(f"sam-onnx: error: {record.path}: {record.error}", file=sys.stderr)
-    print(f"sam-onnx: {summary.line()}", file=sys.stderr)
+    log(summary.line())
+    if summary.failed:
+        print(f"sam-onnx: {summary.failed} of {summary.total} image(s) failed", file=sys.stderr)
     return 1 if summary.failed else 0
 
 
@@ -246,22 +253,40 @@ def job_spec(args, num_images: int = 0) -> JobSpec:
     )
 
 
-def run_batch(images: list[Path], task: Callable[[Path], str], log: Callable[[str], None]) -> int:
-    """Run ``task`` on each image; report each failure and go on. Returns the exit status."""
+def run_batch(
+    images: list[Path],
+    task: Callable[[Path], str],
+    log: Callable[[str], None],
+    *,
+    progress: bool | None = False,
+) -> int:
+    """Run ``task`` on each image; report each failure and go on. Returns the exit status.
+    ``progress``: a bar over the images (see :mod:`sam_onnx.progress`), for folders."""
     failed = 0
-    for i, path in enumerate(images, 1):
-        start = time.perf_counter()
-        try:
-            summary = task(path)
-        except (SamOnnxError, OSError) as exc:
-            failed += 1
-            print(f"sam-onnx: error: [{i}/{len(images)}] {path}: {exc}", file=sys.stderr)
-            continue
-        log(f"[{i}/{len(images)}] {path.name}: {summary} ({time.perf_counter() - start:.2f} s)")
+    several = len(images) > 1
+    with progress_bar(
+        total=len(images), desc="images", unit="image", progress=progress if several else False
+    ) as bar:
+        for i, path in enumerate(images, 1):
+            start = time.perf_counter()
+            try:
+                summary = task(path)
+            except (SamOnnxError, OSError) as exc:
+                failed += 1
+                write_progress(f"sam-onnx: error: [{i}/{len(images)}] {path}: {exc}")
+                continue
+            finally:
+                bar.update()
+            log(f"[{i}/{len(images)}] {path.name}: {summary} ({time.perf_counter() - start:.2f} s)")
     if failed:
-        print(f"sam-onnx: {failed} of {len(images)} image(s) failed", file=sys.stderr)
+        print(f"sam-onnx: {failed} of {plural(len(images), 'image')} failed", file=sys.stderr)
         return 2 if len(images) == 1 else 1
     return 0
+
+
+def _progress(args) -> bool | None:
+    """Bars when stderr is a terminal, none with ``-q``."""
+    return False if args.quiet else None
 
 
 def _open_predictor(args):
@@ -275,7 +300,11 @@ def _open_predictor(args):
         intra_op_threads=args.threads,
     )
     kwargs = {} if args.max_pixels is None else {"max_pixels": args.max_pixels}
-    return SamPredictor.from_export(model, precision=args.precision, config=config, **kwargs)
+    # a saved embedding needs no encoder: a --decoder-only export will do
+    encoder = getattr(args, "embedding", None) is None
+    return SamPredictor.from_export(
+        model, precision=args.precision, config=config, encoder=encoder, progress=_progress(args), **kwargs
+    )
 
 
 def model_dir(args) -> Path:
@@ -317,23 +346,29 @@ def _predict_task(args, predictor, images: list[Path]) -> Callable[[Path], str]:
 
     from .embedding import ImageEmbedding
     from .outputs import save_prediction
+    from .prompts import check_prompt
 
     _make_dir(args.output)
     names = _output_names(images)
     points = np.array([p[:2] for p in args.point], np.float64) if args.point else None
     labels = np.array([p[2] for p in args.point], np.int64) if args.point else None
     box = np.array(args.box, np.float64) if args.box else None
+    # once, before any image is encoded: a swapped box fails at once, not after each encoder run
+    check_prompt(points, labels, box, None, None, max_points=predictor.max_points)
     saved = ImageEmbedding.load(args.embedding) if args.embedding else None
 
     def predict(path: Path) -> str:
         t0 = time.perf_counter()
         image = load_image(path, max_pixels=predictor.max_pixels)
         if saved is not None and saved.orig_hw != image.shape[:2]:
+            (h, w), (saved_h, saved_w) = image.shape[:2], saved.orig_hw
             raise InvalidInputError(
                 f"embedding {str(args.embedding)!r}",
-                f"one of the image's size {image.shape[:2]} (H, W)",
-                f"one of size {saved.orig_hw}",
+                f"the embedding of this image ({h} x {w} pixels, H x W)",
+                f"the embedding of an image of {saved_h} x {saved_w} pixels",
             )
+        # the range check needs the image's size; it too comes before the encoder
+        check_prompt(points, labels, box, None, image.shape[:2], max_points=predictor.max_points)
         emb = saved if saved is not None else predictor.embed(image)
         t1 = time.perf_counter()
         pred = predictor.predict(points, labels, box, multimask_output=args.multimask, embedding=emb)
@@ -342,7 +377,9 @@ def _predict_task(args, predictor, images: list[Path]) -> Callable[[Path], str]:
         info = {"image": str(path), "model": _model_info(args, predictor), "seconds": timings}
         summary = save_prediction(args.output, names[path], image, pred, prompt, info)
         best = summary["masks"][summary["best"]]
-        return f"{len(summary['masks'])} mask(s), best score {best['score']:.3f}, area {best['area']} px"
+        return (
+            f"{plural(len(summary['masks']), 'mask')}, best score {best['score']:.3f}, area {best['area']} px"
+        )
 
     return predict
 

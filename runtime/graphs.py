@@ -29,6 +29,10 @@ DECODER_KEYS = {
 }
 GRAPH_KEYS = ("encoder", "encoder_fp16", "encoder_int8", "decoder", "decoder_batched", "decoder_int8")
 GRAPH_KEYS += ("decoder_batched_int8",)
+ENCODER_HINT = (
+    "an image must be encoded: export the encoder with sam-export (without --decoder-only, with --fp16 "
+    "or --int8 for those precisions); a saved embedding (--embedding) needs no encoder"
+)
 # File names sam-export gives each graph key (used when a directory has no export.json).
 DEFAULT_FILES = {key: key.replace("_fp16", ".fp16").replace("_int8", ".int8") + ".onnx" for key in GRAPH_KEYS}
 
@@ -66,11 +70,14 @@ class Graph:
         return self.session.get_providers()
 
 
-def export_graph_paths(model_dir: str | os.PathLike[str], precision: str = "fp32") -> tuple[Path, Path]:
+def export_graph_paths(
+    model_dir: str | os.PathLike[str], precision: str = "fp32", *, encoder: bool = True
+) -> tuple[Path | None, Path]:
     """(encoder, decoder) files of a ``sam-export`` directory for ``precision`` (fp32/fp16/int8).
 
     The decoder is ``decoder_batched.onnx`` when present (4 mask tokens and a prompt-batch axis),
-    else ``decoder.onnx``, which must then have been exported with ``--multimask``.
+    else ``decoder.onnx``, which must then have been exported with ``--multimask``. With
+    ``encoder=False`` the encoder is not looked for (``None``): a decoder-only export will do.
     """
     model_dir = Path(model_dir)
     if precision not in PRECISIONS:
@@ -78,13 +85,13 @@ def export_graph_paths(model_dir: str | os.PathLike[str], precision: str = "fp32
     if not model_dir.is_dir():
         raise ModelLoadError(model_dir, "not a directory (expected the output directory of sam-export)")
     files = _manifest_files(model_dir)
-    return _pick(model_dir, files, ENCODER_KEYS[precision]), _pick(model_dir, files, DECODER_KEYS[precision])
+    encoder_path = _pick(model_dir, files, ENCODER_KEYS[precision], ENCODER_HINT) if encoder else None
+    return encoder_path, _pick(model_dir, files, DECODER_KEYS[precision])
 
 
 def _manifest_files(model_dir: Path) -> dict[str, str]:
     manifest = model_dir / MANIFEST
     if not manifest.is_file():
-        _check_holds_graphs(model_dir)
         return DEFAULT_FILES
     try:
         graphs = json.loads(manifest.read_text())["graphs"]
@@ -93,28 +100,13 @@ def _manifest_files(model_dir: Path) -> dict[str, str]:
         raise ModelLoadError(manifest, f"not a readable sam-export manifest ({exc})") from None
 
 
-def _check_holds_graphs(model_dir: Path) -> None:
-    """A folder without export.json must hold graphs; a folder of exports (``-m onnx/`` where
-    sam-export wrote ``onnx/vit_b``) is refused naming the exports inside it."""
-    if any(model_dir.glob("*.onnx")):
-        return
-    inner = sorted(p.parent for p in model_dir.glob(f"*/{MANIFEST}"))
-    where = (
-        f"it holds the export(s) {', '.join(p.name for p in inner)}: give one, e.g. -m {inner[0]}"
-        if inner
-        else "give the folder that sam-export CHECKPOINT -o FOLDER wrote"
-    )
-    raise ModelLoadError(model_dir, f"is not a sam-export output folder (no {MANIFEST}, no .onnx); {where}")
-
-
-def _pick(model_dir: Path, files: dict[str, str], keys: tuple[str, ...]) -> Path:
+def _pick(model_dir: Path, files: dict[str, str], keys: tuple[str, ...], hint: str = "") -> Path:
     for key in keys:
         if key in files and (model_dir / files[key]).is_file():
             return model_dir / files[key]
     wanted = " or ".join(DEFAULT_FILES[k] for k in keys)
-    raise ModelLoadError(
-        model_dir, f"has no {wanted} (export it with sam-export, e.g. with --fp16 or --int8)"
-    )
+    hint = hint or "export it with sam-export, e.g. with --fp16 or --int8"
+    raise ModelLoadError(model_dir, f"has no {wanted} ({hint})")
 
 
 def check_pair(encoder: Graph | None, decoder: Graph) -> None:

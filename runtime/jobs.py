@@ -174,6 +174,9 @@ class AmgJob:
 
     def run(self, item: ImageItem, data: bytes) -> Written:
         """Decode ``data``, generate the masks and write them; raises typed errors."""
+        from sam_onnx.progress import plural
+
+        from .amg import describe_filters
         from .outputs import amg_overlay_image, save_amg_folder, save_amg_json, write_png
 
         image = decode(item, data, self.predictor.max_pixels)
@@ -187,7 +190,11 @@ class AmgJob:
             remove_previous_folder(result)
             save_amg_folder(result, anns)
         write_png(amg_overlay_image(image, [a["segmentation"] for a in anns]), overlay)
-        return Written(len(anns), f"{len(anns)} masks -> {result}")
+        summary = f"{plural(len(anns), 'mask')} -> {result}"
+        if not anns:  # say which filters took them all, with their thresholds
+            counts, options = self.generator.filter_counts, self.generator.options
+            summary += f" (none kept: {describe_filters(counts, options)})"
+        return Written(len(anns), summary)
 
 
 def decode(item: ImageItem, data: bytes, max_pixels: int | None):

@@ -25,17 +25,17 @@ import numpy as np
 
 from sam_onnx.errors import InferenceError, InvalidInputError, NoImageError
 from sam_onnx.images import DEFAULT_MAX_PIXELS, ImageSource, load_image
-from sam_onnx.preprocess import normalize_and_pad, resize_longest_side
+from sam_onnx.preprocess import normalize_and_pad, resize_longest_side, resized_hw
+from sam_onnx.progress import stage
 
 from .embedding import ImageEmbedding
 from .graphs import Graph, check_pair, export_graph_paths
 from .prompts import (
     MAX_POINTS,
-    check_box,
     check_boxes,
     check_coords_xy,
-    check_mask_input,
     check_points,
+    check_prompt,
     decoder_feeds,
     stack_feeds,
 )
@@ -43,7 +43,10 @@ from .session import SessionConfig
 
 MASK_THRESHOLD = 0.0
 MAX_DECODER_BATCH = 16  # prompts per batched-decoder run
-DECODER_BYTES = 256 << 20  # and at most this much of B x 4 x H x W float32 logits at once
+# ... and at most this much of the decoder's estimated working memory per run (decoder_bytes).
+DECODER_BYTES = 256 << 20
+# Per prompt, besides the logits: the upscaled features, 32 channels of 256 x 256 float32.
+UPSCALE_BYTES = 32 * 256 * 256 * 4
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,8 @@ class SamPredictor:
       max_points: most clicks per prompt (decoder memory grows with the number of points).
       max_pixels: images larger than this are refused before decoding (``None``: no limit of ours;
         files stay bound by Pillow's limit, see :mod:`sam_onnx.images`).
+      progress: a line with a running clock on stderr during each encoder run, and bars in the
+        automatic mask generator (``None``: when stderr is a terminal; see :mod:`sam_onnx.progress`).
 
     Raises :class:`~sam_onnx.errors.ModelLoadError` for a missing or corrupt graph and
     :class:`~sam_onnx.errors.ModelMismatchError` for graphs that do not belong together.
@@ -91,6 +96,7 @@ class SamPredictor:
         io_binding: bool | None = None,
         max_points: int = MAX_POINTS,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        progress: bool | None = False,
     ) -> None:
         config = config or SessionConfig()
         self.encoder = None if encoder is None else Graph.open(encoder, config, role="encoder")
@@ -101,17 +107,21 @@ class SamPredictor:
         self.batched = self.decoder.metadata.get("batched") == "true"
         self.max_points = max_points
         self.max_pixels = max_pixels
+        self.progress = progress
         self._device = _binding_device(self.encoder or self.decoder)
         self.io_binding = self._device[0] == "cuda" if io_binding is None else io_binding
         self._local = threading.local()
 
     @classmethod
     def from_export(
-        cls, model_dir: str | os.PathLike[str], *, precision: str = "fp32", **kwargs
+        cls, model_dir: str | os.PathLike[str], *, precision: str = "fp32", encoder: bool = True, **kwargs
     ) -> SamPredictor:
-        """Open the graphs of a ``sam-export`` directory (``precision``: fp32, fp16 or int8 encoder)."""
-        encoder, decoder = export_graph_paths(model_dir, precision)
-        return cls(encoder, decoder, **kwargs)
+        """Open the graphs of a ``sam-export`` directory (``precision``: fp32, fp16 or int8 encoder).
+
+        ``encoder=False`` opens only the decoder, for saved embeddings: a ``--decoder-only``
+        export will do, and a full export's encoder is not loaded."""
+        encoder_path, decoder = export_graph_paths(model_dir, precision, encoder=encoder)
+        return cls(encoder_path, decoder, **kwargs)
 
     @property
     def providers(self) -> list[str]:
@@ -124,12 +134,18 @@ class SamPredictor:
         """Run the encoder on ``image``: ``H x W x 3`` uint8 array (RGB, or BGR with ``bgr``),
         ``H x W`` grey, RGBA, 16-bit, a PIL image or a file path (see :mod:`sam_onnx.images`)."""
         if self.encoder is None:
-            raise InvalidInputError("image", "a predictor opened with an encoder graph", "encoder=None")
+            raise InvalidInputError(
+                "image",
+                "a predictor with an encoder graph (encoder.onnx) to embed it",
+                "one that decodes saved embeddings only (opened with encoder=None or encoder=False)",
+            )
         rgb = load_image(image, bgr=bgr, max_pixels=self.max_pixels)
         resized = resize_longest_side(rgb)
         uint8_input = self.encoder.metadata.get("encoder_input") == "uint8"
         feed = resized if uint8_input else normalize_and_pad(resized)
-        host, device = self._run_encoder(feed)
+        h, w = rgb.shape[:2]
+        with stage(f"encoder on {w}x{h}", progress=self.progress):
+            host, device = self._run_encoder(feed)
         return ImageEmbedding(
             host,
             rgb.shape[:2],
@@ -186,12 +202,10 @@ class SamPredictor:
         :mod:`sam_onnx.runtime.prompts`.
         """
         emb = self._embedding(embedding)
-        points = labels = None
-        if point_coords is not None or point_labels is not None:
-            points, labels = check_points(point_coords, point_labels, emb.orig_hw, max_points=self.max_points)
-        box_xyxy = None if box is None else check_box(box, emb.orig_hw)
-        refine = None if mask_input is None else check_mask_input(mask_input)
-        feeds = decoder_feeds(emb.orig_hw, points, labels, box_xyxy, refine)
+        checked = check_prompt(
+            point_coords, point_labels, box, mask_input, emb.orig_hw, max_points=self.max_points
+        )
+        feeds = decoder_feeds(emb.orig_hw, *checked)
         (masks, iou, low_res), *_ = self._decode(emb, [feeds])
         return _select(masks[0], iou[0], low_res[0], multimask_output, return_logits)
 
@@ -299,8 +313,7 @@ class SamPredictor:
     ):
         """Yield all 4 mask tokens for runs of prompts: ``b x 4 x H x W`` logits, ``b x 4`` IoU,
         ``b x 4 x 256 x 256`` low-res logits. Runs hold at most :data:`DECODER_BYTES` of logits."""
-        h, w = emb.orig_hw
-        step = max(1, min(max_batch, DECODER_BYTES // (4 * 4 * h * w))) if self.batched else 1
+        step = max(1, min(max_batch, DECODER_BYTES // decoder_bytes(emb.orig_hw))) if self.batched else 1
         for start in range(0, len(feeds), step):
             chunk = feeds[start : start + step]
             if len({f["point_coords"].shape[1] for f in chunk}) == 1:
@@ -326,6 +339,14 @@ class SamPredictor:
         except Exception as exc:  # onnxruntime's own exception types
             raise _inference_error(self.decoder, feeds, exc) from None
         return outputs
+
+
+def decoder_bytes(orig_hw: tuple[int, int]) -> int:
+    """Estimated working memory of one prompt in a decoder run, in bytes: 4 mask tokens of float32
+    logits at the original size (H x W) and at the resized size the first resize makes (long side
+    1024), and the upscaled features (measured: 25 MB per prompt at 480 x 640, this gives 26)."""
+    resized_h, resized_w = resized_hw(orig_hw)
+    return 4 * 4 * (orig_hw[0] * orig_hw[1] + resized_h * resized_w) + UPSCALE_BYTES
 
 
 def _select(masks, iou, low_res, multimask_output: bool, return_logits: bool) -> Prediction:

@@ -33,8 +33,39 @@ NO_MASK_INPUT = np.zeros(MASK_INPUT_SHAPE, np.float32)
 NO_MASK_INPUT.flags.writeable = False
 
 
+def check_prompt(
+    point_coords: object,
+    point_labels: object,
+    box: object,
+    mask_input: object,
+    orig_hw: tuple[int, int] | None,
+    *,
+    max_points: int = MAX_POINTS,
+) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """All checks of one prompt, before any graph runs; returns (points, labels, box, mask_input)
+    as the ``check_*`` functions do (``None`` where not given).
+
+    ``orig_hw`` ``None``: the checks that need no image (values, shapes, labels, corner order),
+    e.g. once before a folder of images is encoded; the image-size range check then waits.
+    """
+    points = labels = None
+    if point_coords is not None or point_labels is not None:
+        points, labels = check_points(point_coords, point_labels, orig_hw, max_points=max_points)
+    box_xyxy = None if box is None else check_box(box, orig_hw)
+    refine = None if mask_input is None else check_mask_input(mask_input)
+    if points is None and box_xyxy is None:
+        raise InvalidInputError(
+            "prompt", "at least one point or a box (mask_input alone is not a prompt)", "neither"
+        )
+    return points, labels, box_xyxy, refine
+
+
 def check_points(
-    point_coords: object, point_labels: object, orig_hw: tuple[int, int], *, max_points: int = MAX_POINTS
+    point_coords: object,
+    point_labels: object,
+    orig_hw: tuple[int, int] | None,
+    *,
+    max_points: int = MAX_POINTS,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Validate clicks. Returns ``N x 2`` float64 (x, y) and ``N`` int64 labels.
 
@@ -76,7 +107,7 @@ def check_labels(labels: np.ndarray) -> np.ndarray:
     return labels.astype(np.int64)
 
 
-def check_box(box: object, orig_hw: tuple[int, int]) -> np.ndarray:
+def check_box(box: object, orig_hw: tuple[int, int] | None) -> np.ndarray:
     """Validate one box: 4 values (x0, y0, x1, y1), x0 <= x1 and y0 <= y1. Returns ``4`` float64."""
     arr = _numeric("box", box)
     if arr.shape not in ((4,), (1, 4)):
@@ -84,7 +115,7 @@ def check_box(box: object, orig_hw: tuple[int, int]) -> np.ndarray:
     return check_boxes(arr.reshape(1, 4), orig_hw, name="box")[0]
 
 
-def check_boxes(boxes: object, orig_hw: tuple[int, int], *, name: str = "boxes") -> np.ndarray:
+def check_boxes(boxes: object, orig_hw: tuple[int, int] | None, *, name: str = "boxes") -> np.ndarray:
     """Validate ``B x 4`` boxes (x0, y0, x1, y1) in original pixels. Returns float64."""
     arr = _numeric(name, boxes)
     if arr.ndim != 2 or arr.shape[1] != 4 or arr.shape[0] == 0:
@@ -99,10 +130,13 @@ def check_boxes(boxes: object, orig_hw: tuple[int, int], *, name: str = "boxes")
     return arr
 
 
-def check_coords_xy(name: str, coords: np.ndarray, orig_hw: tuple[int, int]) -> None:
-    """Refuse non-finite values and points more than one image size beyond an edge."""
+def check_coords_xy(name: str, coords: np.ndarray, orig_hw: tuple[int, int] | None) -> None:
+    """Refuse non-finite values and points more than one image size beyond an edge (that
+    check waits for the image when ``orig_hw`` is ``None``)."""
     if not np.isfinite(coords).all():
         raise InvalidInputError(name, "finite coordinates", "NaN or infinity")
+    if orig_hw is None:
+        return
     h, w = orig_hw
     x, y = coords[..., 0], coords[..., 1]
     far = (x < -w) | (x > 2 * w) | (y < -h) | (y > 2 * h)

@@ -161,7 +161,23 @@ class DemoHandler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         self.timeout = self.server.options.timeout_s  # socket timeout: slow clients are dropped
+        self.requests_served = 0
         super().setup()
+
+    def handle_one_request(self) -> None:
+        """As http.server's, but a keep-alive connection that stays idle after its requests is
+        closed quietly: the browser keeps it open after an upload, and timing out there is not
+        an error (http.server logs every timeout as "Request timed out"). Silence before the
+        first request, or within a request, is still logged."""
+        try:
+            waiting = self.rfile.peek(1) if self.requests_served else b"?"
+        except (TimeoutError, ConnectionError):
+            waiting = b""
+        if not waiting:
+            self.close_connection = True
+            return
+        self.requests_served += 1
+        super().handle_one_request()
 
     # --- routing -----------------------------------------------------------------------------
     def do_GET(self) -> None:

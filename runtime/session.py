@@ -10,6 +10,7 @@ per provider and process says which provider runs instead.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import warnings
 from dataclasses import dataclass
@@ -38,12 +39,19 @@ class SessionConfig:
       strict: raise instead of warning when a requested provider is not in use.
       intra_op_threads: threads per operator (0: onnxruntime's default, one per core).
       spinning: let idle threads spin (lower latency, busy CPU) — onnxruntime's default is on.
+      memory_arena: onnxruntime's CPU memory arena (its default is on). Off here: with the arena a
+        session keeps its largest run's activations reserved after the run, and the reserve grows
+        with runs of changing shapes, so the encoder's ~1.5 GB of ViT-B activations stayed held
+        while the decoder's batches piled their own on top (automatic mask generation on a
+        640 x 480 image peaked at 11.6 GB resident; without the arena, memory goes back after
+        each run: see bench/amg_memory.py and docs/BENCHMARKS.md).
     """
 
     providers: tuple[str, ...] = ("cpu",)
     strict: bool = False
     intra_op_threads: int = 0
     spinning: bool = True
+    memory_arena: bool = False
 
     def provider_names(self) -> list[str]:
         names = [PROVIDER_ALIASES.get(p.lower(), p) for p in self.providers]
@@ -69,6 +77,7 @@ def open_session(path: str | os.PathLike[str], config: SessionConfig, *, role: s
         )
     options = ort.SessionOptions()
     options.intra_op_num_threads = config.intra_op_threads
+    options.enable_cpu_mem_arena = config.memory_arena
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if config.spinning else "0")
     try:
         session = ort.InferenceSession(str(path), options, providers=[p for p in requested if p in available])
@@ -84,8 +93,17 @@ def open_session(path: str | os.PathLike[str], config: SessionConfig, *, role: s
             fresh = not set(not_used) <= _warned
             _warned.update(not_used)
         if fresh:
-            warnings.warn(reason, RuntimeWarning, stacklevel=3)
+            warnings.warn(reason, RuntimeWarning, stacklevel=_caller_stacklevel())
     return session
+
+
+def _caller_stacklevel() -> int:
+    """``stacklevel`` that points a warning raised by the caller of this function at the first
+    frame outside sam_onnx: the user's line, however many of our calls lie between."""
+    level, frame = 1, sys._getframe(1)
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith("sam_onnx."):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _load_problem(exc: Exception) -> str:

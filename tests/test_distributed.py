@@ -186,3 +186,12 @@ def test_engine_ray_without_ray_names_the_extra(tiny_model_dir, folder, tmp_path
     assert result.returncode == 2, result.stderr
     assert "--engine ray needs Ray Data" in result.stderr and "pip install 'sam-onnx[ray]'" in result.stderr
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("flag", [["--workers", "2"], ["--threads-per-worker", "1"], ["--address", "auto"]])
+def test_ray_flags_without_the_ray_engine_are_refused(tiny_model_dir, folder, tmp_path, capsys, flag):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["amg", str(folder), "-m", tiny_model_dir, "-o", str(tmp_path / "o"), *flag])
+    assert exit_info.value.code == 2
+    assert f"{flag[0]} needs --engine ray" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -112,7 +112,7 @@ def test_folder_goes_on_after_a_bad_image(tiny_model_dir, images, tmp_path, caps
     err = capsys.readouterr().err
     assert status == 1
     assert "[1/3] broken.png" in err or "broken.png" in err.split("error:")[1]
-    assert "1 of 3 image(s) failed" in err
+    assert "1 of 3 images failed" in err
     assert "[2/3] tall.png" in err and "[3/3] wide.png" in err  # progress lines
     assert sorted(p.name for p in out.glob("*.json")) == ["tall.json", "wide.json"]
     assert not list(out.glob("broken*")) and not list(out.glob(".*.tmp"))
@@ -162,7 +162,7 @@ def test_embedding_of_another_image_is_refused(tiny_model_dir, images, tmp_path,
         ]
     )
     assert status == 2
-    assert "(80, 50)" in capsys.readouterr().err
+    assert "an image of 80 x 50 pixels" in capsys.readouterr().err
 
 
 def test_embed_folder(tiny_model_dir, images, tmp_path):
