@@ -312,3 +312,52 @@ def test_idle_keep_alive_connection_is_closed_without_a_timeout_log(
         conn.close()
     err = capsys.readouterr().err
     assert "POST /api/embed" in err and "timed out" not in err
+
+
+# -- memory of automatic mask generation ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("chunks", [2, 3, 4])
+def test_chunked_global_attention_equals_the_whole(chunks):
+    """Query-row chunks (exported for the global blocks) give the official attention: softmax
+    runs along the keys, so each query row is the same computation; 3 does not divide 8 rows."""
+    import torch
+
+    from sam_onnx.modeling.image_encoder import Attention
+
+    torch.manual_seed(0)
+    attn = Attention(dim=64, num_heads=4, grid_size=8)
+    with torch.no_grad():
+        for param in (attn.rel_pos_h, attn.rel_pos_w):
+            param.normal_()
+        x = torch.randn(1, 8, 8, 64)
+        whole = attn(x)
+        attn.query_chunks = chunks
+        chunked = attn(x)
+    torch.testing.assert_close(chunked, whole, rtol=0, atol=1e-6)
+    assert not torch.equal(whole, attn.proj.bias.expand_as(whole))  # attention did something
+
+
+def test_export_chunks_only_while_tracing(tiny_model):
+    from sam_onnx.export.encoder_graph import GLOBAL_QUERY_CHUNKS, EncoderGraph, chunked_global_attention
+
+    encoder = tiny_model.image_encoder
+    global_blocks = [b for b in encoder.blocks if b.window_size == 0]
+    assert global_blocks and GLOBAL_QUERY_CHUNKS == 4
+    with chunked_global_attention(encoder, 4):
+        assert [b.attn.query_chunks for b in encoder.blocks] == [
+            4 if b.window_size == 0 else 1 for b in encoder.blocks
+        ]
+    assert all(b.attn.query_chunks == 1 for b in encoder.blocks)  # the reference stays official
+    assert EncoderGraph(tiny_model).query_chunks == GLOBAL_QUERY_CHUNKS
+
+
+@pytest.mark.slow
+def test_amg_with_defaults_peaks_under_3_gb(vit_b_export, reference_dir):
+    """Issue 15: AMG with the defaults on a 640 x 480 image, fp32 ViT-B on onnxruntime CPU, peaked
+    at 9-12 GB resident (the encoder's arena held while the decoder's runs grew their own)."""
+    image = reference_dir / "images" / "landscape_480x640.png"
+    script = REPO / "bench" / "amg_memory.py"
+    cmd = [sys.executable, str(script), str(vit_b_export.output_dir), "--image", str(image)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=1800)
+    assert "target <= 3 GB: met" in done.stdout, done.stdout

@@ -67,6 +67,10 @@ class Attention(nn.Module):
         self.rel_pos_h = nn.Parameter(torch.zeros(2 * grid_size - 1, head_dim))
         self.rel_pos_w = nn.Parameter(torch.zeros(2 * grid_size - 1, head_dim))
         self.register_buffer("rel_index", relative_position_index(grid_size, grid_size), persistent=False)
+        # > 1: attend in this many chunks of query rows. Softmax runs along the keys, so each
+        # query row is computed alone either way; chunks bound the (B*heads) x queries x keys
+        # logits held at once (805 MB per global ViT-B block unchunked). The export sets it.
+        self.query_chunks = 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``B x S x S x C`` tokens -> ``B x S x S x C``: ``proj(attend(qkv(x)))``."""
@@ -78,10 +82,25 @@ class Attention(nn.Module):
         # 3 x (B*heads) x (H*W) x head_dim
         qkv = qkv.reshape(b, h * w, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.reshape(3, b * self.num_heads, h * w, -1).unbind(0)
+        table_h, table_w = self.rel_pos_h[self.rel_index], self.rel_pos_w[self.rel_index]
+        if self.query_chunks <= 1:
+            out = self._attend_rows(q, k, v, table_h, table_w)
+        else:
+            rows = -(-h // self.query_chunks)
+            out = torch.cat(
+                [
+                    self._attend_rows(q[:, r * w : (r + rows) * w], k, v, table_h[r : r + rows], table_w)
+                    for r in range(0, h, rows)
+                ],
+                dim=1,
+            )
+        return out.view(b, self.num_heads, h, w, -1).permute(0, 2, 3, 1, 4).reshape(b, h, w, -1)
+
+    def _attend_rows(self, q, k, v, table_h, table_w) -> torch.Tensor:
+        """Queries of whole grid rows (``table_h``: those rows' biases) -> ``(B*heads) x n x head_dim``."""
         attn = (q * self.scale) @ k.transpose(-2, -1)
-        attn = add_decomposed_rel_pos(attn, q, self.rel_pos_h[self.rel_index], self.rel_pos_w[self.rel_index])
-        attn = attn.softmax(dim=-1)
-        return (attn @ v).view(b, self.num_heads, h, w, -1).permute(0, 2, 3, 1, 4).reshape(b, h, w, -1)
+        attn = add_decomposed_rel_pos(attn, q, table_h, table_w)
+        return attn.softmax(dim=-1) @ v
 
 
 def window_partition(x: torch.Tensor, window: int) -> tuple[torch.Tensor, tuple[int, int]]:
