@@ -11,6 +11,8 @@ does not import tqdm.
 from __future__ import annotations
 
 import contextlib
+import io
+import os
 import sys
 import threading
 from collections.abc import Iterator
@@ -67,7 +69,7 @@ def bar(
         return _NoBar()
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit=unit, file=stream, leave=leave, dynamic_ncols=True)
+    return tqdm(total=total, desc=desc, unit=unit, file=stream, leave=leave, **_width(stream))
 
 
 @contextlib.contextmanager
@@ -80,7 +82,9 @@ def stage(desc: str, *, progress: bool | None, file: IO[str] | None = None) -> I
         return
     from tqdm import tqdm
 
-    line = tqdm(total=None, desc=desc, bar_format="{desc}: {elapsed}", file=stream, leave=False)
+    line = tqdm(
+        total=None, desc=desc, bar_format="{desc}: {elapsed}", file=stream, leave=False, **_width(stream)
+    )
     done = threading.Event()
 
     def tick() -> None:  # the call inside holds no Python lock (onnxruntime releases the GIL)
@@ -95,6 +99,16 @@ def stage(desc: str, *, progress: bool | None, file: IO[str] | None = None) -> I
         done.set()
         ticker.join()
         line.close()
+
+
+def _width(stream: IO[str]) -> dict:
+    """Follow the terminal's size; where it reports none (0 x 0: a pty nobody sized, e.g. under
+    ``script`` or some CI runners) tqdm would draw nothing, so 80 x 24 then."""
+    try:
+        size = os.get_terminal_size(stream.fileno())
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        size = os.terminal_size((0, 0))
+    return {"dynamic_ncols": True} if min(size) > 0 else {"ncols": 80, "nrows": 24}
 
 
 def write(message: str, file: IO[str] | None = None) -> None:
