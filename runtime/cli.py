@@ -112,6 +112,9 @@ def _web_commands(commands) -> None:
     serve.add_argument(
         "--max-pending", type=int, default=4, help="uploads waiting for the encoder before 429"
     )
+    from .webcli import add_demo_parser
+
+    add_demo_parser(commands)
 
 
 # Generator options on the command line; None (not given) keeps AmgOptions' default.
@@ -192,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "predict" and not (args.point or args.box):
         parser.error("predict needs at least one --point or a --box")
     log = (lambda msg: None) if args.quiet else write_progress  # lines above any progress bar
-    if args.command in ("serve", "bundle"):
+    if args.command in ("serve", "bundle", "demo"):
         from .webcli import run_web_command
 
         return run_web_command(args, _open_predictor, log)

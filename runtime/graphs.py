@@ -92,12 +92,27 @@ def export_graph_paths(
 def _manifest_files(model_dir: Path) -> dict[str, str]:
     manifest = model_dir / MANIFEST
     if not manifest.is_file():
+        _check_holds_graphs(model_dir)
         return DEFAULT_FILES
     try:
         graphs = json.loads(manifest.read_text())["graphs"]
         return {key: str(graph["file"]) for key, graph in graphs.items()}
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelLoadError(manifest, f"not a readable sam-export manifest ({exc})") from None
+
+
+def _check_holds_graphs(model_dir: Path) -> None:
+    """A folder without export.json must hold graphs; a folder of exports (``-m onnx/`` where
+    sam-export wrote ``onnx/vit_b``) is refused naming the exports inside it."""
+    if any(model_dir.glob("*.onnx")):
+        return
+    inner = sorted(p.parent for p in model_dir.glob(f"*/{MANIFEST}"))
+    where = (
+        f"it holds the export(s) {', '.join(p.name for p in inner)}: give one, e.g. -m {inner[0]}"
+        if inner
+        else "give the folder that sam-export CHECKPOINT -o FOLDER wrote"
+    )
+    raise ModelLoadError(model_dir, f"is not a sam-export output folder (no {MANIFEST}, no .onnx); {where}")
 
 
 def _pick(model_dir: Path, files: dict[str, str], keys: tuple[str, ...], hint: str = "") -> Path:
