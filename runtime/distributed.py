@@ -38,6 +38,7 @@ from pathlib import Path
 
 from sam_onnx.errors import InvalidInputError, MissingDependencyError
 
+from .graphs import export_graph_paths
 from .jobs import (
     IMAGE_SUFFIXES,
     ImageItem,
@@ -142,9 +143,12 @@ def list_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[str]:
 def _list_uri(uri: str) -> list[str]:
     from pyarrow import fs
 
-    filesystem, inner = fs.FileSystem.from_uri(uri)
+    try:
+        filesystem, inner = fs.FileSystem.from_uri(uri)
+        info = filesystem.get_file_info(inner)
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise InvalidInputError(f"image {uri!r}", "a URI pyarrow can open", str(exc)) from None
     scheme = uri.split("://", 1)[0]
-    info = filesystem.get_file_info(inner)
     if info.type == fs.FileType.File:
         return [uri]
     if info.type != fs.FileType.Directory:
@@ -220,6 +224,7 @@ def run_job(
     with Ray Data; returns the counts. Raises typed errors for bad options or a missing ray."""
     options = options or RayOptions()
     ray = import_ray()
+    export_graph_paths(spec.model_dir, spec.precision)  # a missing model fails here, typed, not in a worker
     items = plan_items(paths)
     todo = [item for item in items if not spec.is_done(item)]
     if not spec.single_file:

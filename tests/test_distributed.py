@@ -195,3 +195,12 @@ def test_ray_flags_without_the_ray_engine_are_refused(tiny_model_dir, folder, tm
     assert exit_info.value.code == 2
     assert f"{flag[0]} needs --engine ray" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+@needs_ray
+def test_a_missing_model_fails_in_the_driver_before_any_worker_starts(folder, tmp_path):
+    from sam_onnx.errors import ModelLoadError
+
+    with pytest.raises(ModelLoadError, match="not a directory"):
+        run(amg_spec(tmp_path / "no_model", tmp_path / "out"), folder)
+    assert not (tmp_path / "out").exists()
