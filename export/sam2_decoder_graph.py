@@ -36,7 +36,6 @@ it). Row b equals a one-prompt call on row b.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from sam_onnx.modeling.sam2 import Sam2, select_masks
@@ -66,11 +65,40 @@ def append_padding_point(point_coords: torch.Tensor, point_labels: torch.Tensor)
 
 
 def upscale_to_original(low_res: torch.Tensor, orig_im_size: torch.Tensor) -> torch.Tensor:
-    """``B x M x 256 x 256`` -> ``B x M x H x W`` for ``orig_im_size`` = (H, W): SAM 2's
-    postprocessing, one bilinear resize (``align_corners=False``, no antialias, also when
-    shrinking); the size is read from the tensor, so it stays symbolic."""
+    """``B x M x h x w`` -> ``B x M x H x W`` for ``orig_im_size`` = (H, W): SAM 2's postprocessing,
+    ``F.interpolate(bilinear, align_corners=False)`` straight to (H, W), no antialias (also when
+    shrinking). H and W are read from the tensor, so they stay symbolic.
+
+    Written as two gathers and weighted sums with torch's own source-coordinate arithmetic
+    (:func:`linear_taps`) rather than ONNX Resize: onnxruntime's Resize derives the coordinates
+    from ``out / in`` instead of ``in / out``, which moves the interpolation weights by up to ~1e-5
+    and logits of magnitude 30 by several 1e-4, more than the contract's tolerance.
+    """
     orig_hw = orig_im_size.to(torch.int64)
-    return F.interpolate(low_res, size=(orig_hw[0], orig_hw[1]), mode="bilinear", align_corners=False)
+    y0, y1, wy0, wy1 = linear_taps(low_res.shape[-2], orig_hw[0])
+    x0, x1, wx0, wx1 = linear_taps(low_res.shape[-1], orig_hw[1])
+    top, bottom = low_res.index_select(-2, y0), low_res.index_select(-2, y1)
+    top = top.index_select(-1, x0) * wx0 + top.index_select(-1, x1) * wx1
+    bottom = bottom.index_select(-1, x0) * wx0 + bottom.index_select(-1, x1) * wx1
+    return top * wy0[:, None] + bottom * wy1[:, None]
+
+
+def linear_taps(
+    in_size: int, out_size: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The two input indexes (int64) and weights (float32) of each of ``out_size`` output samples
+    of torch's linear resize with ``align_corners=False``: source ``(in / out) * (i + 0.5) - 0.5``
+    clamped at 0, its floor and the next index (the last one repeats), weights ``1 - f`` and ``f``.
+    ``out_size``: a 0-d int64 tensor."""
+    out = torch.arange(out_size, dtype=torch.float64)
+    scale = in_size / out_size.to(torch.float32)  # float32, as torch computes it
+    # One rounding of scale * (i + 0.5) - 0.5 (exact in float64, then float32), as torch's fused
+    # multiply-add gives: two float32 roundings move a source near 256 by 3e-5, its logit by 1e-3.
+    src = torch.clamp((scale.to(torch.float64) * (out + 0.5) - 0.5).to(torch.float32), min=0.0)
+    i0 = torch.clamp(src.floor(), max=in_size - 1)
+    w1 = torch.clamp(src - i0, 0.0, 1.0)
+    i1 = torch.clamp(i0 + 1, max=in_size - 1)
+    return i0.to(torch.int64), i1.to(torch.int64), 1.0 - w1, w1
 
 
 class Sam2DecoderGraph(nn.Module):

@@ -141,6 +141,8 @@ class Sam2Validator(Validator):
         ]
         self._features: dict[str, list[np.ndarray]] = {}
         self._cases: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+        # The fp32 encoder's outputs and masks, shared by the fp16 and int8 measurements.
+        self._fp32_masks: dict[tuple[str, str], tuple[list[np.ndarray], list[np.ndarray]]] = {}
         self.report = ValidationReport()
 
     def features(self, img: Sam2Image) -> list[np.ndarray]:
@@ -247,15 +249,28 @@ class Sam2Validator(Validator):
         got = self._run(name, img.name, low, feed)
         if got is None:
             return
-        want = ref.run(None, feed)
+        want, want_masks = self._fp32_encoder_masks(ref, kind, img)
         stats["finite"] &= all(bool(np.isfinite(g).all()) for g in got)
         stats["emb"].append(max(float(np.abs(g - w).max()) for g, w in zip(got, want, strict=True)))
         stats["cos"].append(min(_cosine(g, w) for g, w in zip(got, want, strict=True)))
-        decoder = Sam2DecoderGraph(self.sam)  # the single-mask graph's computation, in PyTorch
-        for case in self.cases(img).values():
-            m_low = _torch_outputs(decoder, {**case, **dict(zip(FEATURE_NAMES, got, strict=True))})[0]
-            m_ref = _torch_outputs(decoder, {**case, **dict(zip(FEATURE_NAMES, want, strict=True))})[0]
-            stats["iou"].append(_iou(m_low > 0, m_ref > 0))
+        for mask, case in zip(want_masks, self.cases(img).values(), strict=True):
+            stats["iou"].append(_iou(self._single_mask(case, got) > 0, mask > 0))
+
+    def _fp32_encoder_masks(
+        self, ref, kind: str, img: Sam2Image
+    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The fp32 encoder graph's outputs for ``img`` and the single masks decoded from them."""
+        key = (kind, img.name)
+        if key not in self._fp32_masks:
+            features = ref.run(None, self._encoder_feed(kind, img))
+            masks = [self._single_mask(case, features) for case in self.cases(img).values()]
+            self._fp32_masks[key] = (features, masks)
+        return self._fp32_masks[key]
+
+    def _single_mask(self, case: Mapping[str, np.ndarray], features: list[np.ndarray]) -> np.ndarray:
+        """The single-mask graph's computation in PyTorch on ``case`` with other ``features``."""
+        feed = {**case, **dict(zip(FEATURE_NAMES, features, strict=True))}
+        return _torch_outputs(Sam2DecoderGraph(self.sam), feed)[0]
 
     def _decoder_quality(self, name, img, low, ref, stats) -> None:
         for case_name, case in self.cases(img).items():
