@@ -229,6 +229,9 @@ def run_job(
     todo = [item for item in items if not spec.is_done(item)]
     if not spec.single_file:
         Path(spec.output).mkdir(parents=True, exist_ok=True)
+    if not todo:  # a finished job re-run: nothing to start Ray for
+        log(f"ray: all {len(items)} image(s) done before")
+        return JobSummary(total=len(items), skipped=len(items))
     started = not ray.is_initialized()
     if started:
         address = options.address or os.environ.get("RAY_ADDRESS")
@@ -241,10 +244,9 @@ def run_job(
             f"{summary.workers} worker(s) x {summary.threads_per_worker} thread(s)"
         )
         start = time.perf_counter()
-        if todo:
-            with _lost_blocks_allowed():  # the dataset keeps the context it was made in
-                ds = _dataset(ray, spec, todo, options, summary)
-                _collect(ds, todo, summary, runs=options.block_retries + 1)
+        with _lost_blocks_allowed():  # the dataset keeps the context it was made in
+            ds = _dataset(ray, spec, todo, options, summary)
+            _collect(ds, todo, summary, runs=options.block_retries + 1)
         summary.seconds = time.perf_counter() - start
     finally:
         if started:

@@ -105,6 +105,10 @@ def test_corrupt_image_fails_alone_and_a_rerun_writes_nothing_new(
     second = run(amg_spec(tiny_model_dir, out), folder, workers=1, threads_per_worker=1)
     assert (second.done, second.failed, second.skipped) == (0, 1, 4)  # the broken image is tried again
     assert snapshot(out) == before
+    (folder / "broken.png").unlink()
+    third = run(amg_spec(tiny_model_dir, out), folder, workers=1, threads_per_worker=1)
+    assert (third.total, third.skipped, third.done, third.workers) == (4, 4, 0, 0)  # no worker started
+    assert snapshot(out) == before
 
 
 @needs_ray
