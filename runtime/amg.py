@@ -6,12 +6,19 @@ multimask outputs each), and per batch keep masks whose predicted IoU and stabil
 that are not cut by the crop's edge; encode them as RLE at once, so no more than one decoder run
 of full-size masks is ever held. Then box NMS within the crop, NMS across crops (smaller crops
 win), and optionally hole/island removal. Annotations have the official fields and order.
+
+SAM 2 / 2.1 exports run the same algorithm with the official ``SAM2AutomaticMaskGenerator``'s
+differences, which are data (:data:`FAMILY_AMG`) and one step (:meth:`AutomaticMaskGenerator.
+_refine`): the default ``pred_iou_thresh`` (0.8, not 0.88); clicks kept in float32 (their
+``point_coords`` are float32 values); ``multimask_output=False`` (SAM 2's single-mask rule per
+click) and ``use_m2m`` (each mask decoded once more with its own low-res logits as
+``mask_input``, single-mask output; filters and scores then apply to the refined masks).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
@@ -34,6 +41,28 @@ from .predictor import MASK_THRESHOLD, SamPredictor
 from .rle import coco_encode, masks_to_rle, rle_area, rle_to_mask
 
 OUTPUT_MODES = ("binary_mask", "uncompressed_rle", "coco_rle")
+
+
+@dataclass(frozen=True)
+class FamilyAmg:
+    """What the official generator of a model family does differently (SAM v1 / SAM 2).
+
+    Attributes:
+      pred_iou_thresh: the default of ``pred_iou_thresh``.
+      points_dtype: the clicks' dtype (the official SAM 2 generator casts them to float32 before
+        scaling them, and reports those values; SAM v1 keeps numpy's float64).
+      refinement: ``use_m2m`` and ``multimask_output=False`` exist (SAM 2 only).
+    """
+
+    pred_iou_thresh: float
+    points_dtype: type
+    refinement: bool
+
+
+FAMILY_AMG = {
+    "sam": FamilyAmg(pred_iou_thresh=0.88, points_dtype=np.float64, refinement=False),
+    "sam2": FamilyAmg(pred_iou_thresh=0.8, points_dtype=np.float32, refinement=True),
+}
 # The filters in the order they apply, as named in AmgOptions (crop_edge: masks touching a crop's
 # inner edge; min_mask_region_area: the box NMS after hole/island removal).
 FILTERS = (
@@ -54,7 +83,8 @@ class AmgOptions:
       points_per_side: grid of n x n clicks on the whole image (``None`` with ``point_grids``).
       points_per_batch: clicks decoded per onnxruntime run (fewer for very large crops, so that
         one run's full-size logits stay within the predictor's memory bound).
-      pred_iou_thresh, stability_score_thresh: keep masks above these (0 keeps all).
+      pred_iou_thresh, stability_score_thresh: keep masks above these (0 keeps all);
+        ``pred_iou_thresh`` ``None``: the model family's default (0.88 SAM v1, 0.8 SAM 2).
       stability_score_offset: logit offset of the stability score.
       box_nms_thresh: box IoU above which the lower-scored mask of a crop is dropped.
       crop_n_layers: extra layers of crops; layer i has 2^i x 2^i crops.
@@ -64,11 +94,13 @@ class AmgOptions:
       point_grids: explicit per-layer grids of (x, y) in [0, 1], instead of points_per_side.
       min_mask_region_area: fill holes and drop islands under this many pixels (0: off).
       output_mode: ``binary_mask`` (H x W bool), ``uncompressed_rle`` or ``coco_rle``.
+      use_m2m: SAM 2 only: refine each mask once with its own low-res logits (official ``use_m2m``).
+      multimask_output: three masks per click; ``False``: one (SAM 2 only, its single-mask rule).
     """
 
     points_per_side: int | None = 32
     points_per_batch: int = 64
-    pred_iou_thresh: float = 0.88
+    pred_iou_thresh: float | None = None
     stability_score_thresh: float = 0.95
     stability_score_offset: float = 1.0
     box_nms_thresh: float = 0.7
@@ -79,6 +111,8 @@ class AmgOptions:
     point_grids: tuple[np.ndarray, ...] | None = field(default=None, compare=False)
     min_mask_region_area: int = 0
     output_mode: str = "binary_mask"
+    use_m2m: bool = False
+    multimask_output: bool = True
 
     def __post_init__(self) -> None:
         if (self.points_per_side is None) == (self.point_grids is None):
@@ -95,7 +129,7 @@ class AmgOptions:
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise InvalidInputError(name, "an integer >= 0", repr(getattr(self, name)))
         for name in ("pred_iou_thresh", "stability_score_thresh", "box_nms_thresh", "crop_nms_thresh"):
-            if not 0.0 <= float(getattr(self, name)) <= 1.0:
+            if getattr(self, name) is not None and not 0.0 <= float(getattr(self, name)) <= 1.0:
                 raise InvalidInputError(name, "a number from 0 to 1", repr(getattr(self, name)))
         if not 0.0 <= self.crop_overlap_ratio < 1.0:
             raise InvalidInputError("crop_overlap_ratio", "a number in [0, 1)", repr(self.crop_overlap_ratio))
@@ -122,6 +156,30 @@ class AmgOptions:
             ):
                 raise InvalidInputError("point_grids", "N x 2 (x, y) arrays in [0, 1]", f"shape {grid.shape}")
 
+    def for_family(self, family: str) -> AmgOptions:
+        """These options for a model of ``family`` (``"sam"`` / ``"sam2"``): the family's default
+        ``pred_iou_thresh`` filled in; the SAM 2-only options refused for SAM v1."""
+        rules = FAMILY_AMG[family]
+        if not rules.refinement:
+            for name, default in (("use_m2m", False), ("multimask_output", True)):
+                if getattr(self, name) != default:
+                    why = "the official SamAutomaticMaskGenerator has no such option"
+                    raise InvalidInputError(
+                        name, f"{default} for a SAM v1 model ({why})", repr(getattr(self, name))
+                    )
+        if family == "sam2" and self.min_mask_region_area > 0:
+            # The official SAM 2 generator fills holes and removes islands in the decoder's
+            # unclamped low-res logits before they are upscaled, which the exported graph does inside.
+            raise InvalidInputError(
+                "min_mask_region_area",
+                "0 for a SAM 2 model (its hole filling works on the decoder's unclamped low-res logits, "
+                "inside the exported graph; not supported)",
+                repr(self.min_mask_region_area),
+            )
+        if self.pred_iou_thresh is not None:
+            return self
+        return replace(self, pred_iou_thresh=rules.pred_iou_thresh)
+
     def grids(self) -> list[np.ndarray]:
         if self.point_grids is not None:
             return [np.asarray(g, np.float64) for g in self.point_grids]
@@ -131,11 +189,12 @@ class AmgOptions:
 
 
 def _rows(logits: np.ndarray, index: np.ndarray) -> np.ndarray:
-    """Masks ``index`` (click-major, 3 per click) of ``b x 3 x h x w`` logits as ``n x h x w``,
+    """Masks ``index`` (click-major, M per click) of ``b x M x h x w`` logits as ``n x h x w``,
     copying only the selected ones (full-size logits are large)."""
-    if len(index) == logits.shape[0] * logits.shape[1]:
+    per_click = logits.shape[1]
+    if len(index) == logits.shape[0] * per_click:
         return logits.reshape(-1, *logits.shape[2:])
-    return logits[index // 3, index % 3]
+    return logits[index // per_click, index % per_click]
 
 
 @dataclass
@@ -176,7 +235,8 @@ class AutomaticMaskGenerator:
         if options is not None and kwargs:
             raise InvalidInputError("options", "an AmgOptions or keywords", "both")
         self.predictor = predictor
-        self.options = options or AmgOptions(**kwargs)
+        self.family = getattr(predictor, "family", "sam")
+        self.options = (options or AmgOptions(**kwargs)).for_family(self.family)
         self.grids = self.options.grids()
         # seconds spent in the last generate(): encoder, decoder, postprocess; and prompts decoded
         self.timings: dict[str, float] = {}
@@ -228,18 +288,21 @@ class AutomaticMaskGenerator:
         clock["encoder"] += time.perf_counter() - start
         h, w = crop.shape[:2]
         points = self.grids[layer] * np.array([w, h], np.float64)
+        points = points.astype(FAMILY_AMG[self.family].points_dtype)
         data = _Masks()
         done = 0
-        batches = self.predictor.iter_point_masks(points, emb, batch=self.options.points_per_batch)
-        while True:
-            start = time.perf_counter()
-            logits, iou = next(batches, (None, None))
-            clock["decoder"] += time.perf_counter() - start
-            if logits is None:
-                break
+        opts = self.options
+        runs = self.predictor.decode_points(
+            points, emb, batch=opts.points_per_batch, multimask_output=opts.multimask_output
+        )
+        for logits, iou, low_res in self._timed(runs):
             batch_points = points[done : done + len(iou)]
             done += len(iou)
-            data.add(self._process_batch(logits, iou, batch_points, crop_box, rgb.shape[:2]))
+            if opts.use_m2m:
+                for run, run_points in self._refine(batch_points, low_res, emb):
+                    data.add(self._process_batch(*run, run_points, crop_box, rgb.shape[:2]))
+            else:
+                data.add(self._process_batch(logits, iou, batch_points, crop_box, rgb.shape[:2]))
             progress.update(len(iou))
         clock["prompts"] += done
         if not len(data):
@@ -250,11 +313,37 @@ class AutomaticMaskGenerator:
         data.points = list(uncrop_points(np.asarray(data.points), crop_box))
         return data
 
+    def _timed(self, runs):
+        """The decoder's runs, their time added to ``timings["decoder"]``."""
+        while True:
+            start = time.perf_counter()
+            run = next(runs, None)
+            self.timings["decoder"] += time.perf_counter() - start
+            if run is None:
+                return
+            yield run
+
+    def _refine(self, points: np.ndarray, low_res: np.ndarray, emb):
+        """SAM 2's ``use_m2m``: every mask of ``b`` clicks (``b x M x 256 x 256`` low-res logits,
+        clamped as the official predictor returns them) decoded again from its click with those
+        logits as ``mask_input``, one mask each (the single-mask rule). Yields ((logits ``n x 1 x H
+        x W``, IoU ``n x 1``), the ``n`` clicks) per decoder run, in order."""
+        per_click = low_res.shape[1]
+        clicks = np.repeat(points, per_click, axis=0)
+        masks_in = low_res.reshape(-1, 1, *low_res.shape[2:])
+        runs = self.predictor.decode_points(
+            clicks, emb, batch=self.options.points_per_batch, multimask_output=False, mask_input=masks_in
+        )
+        done = 0
+        for logits, iou, _ in self._timed(runs):
+            yield (logits, iou), clicks[done : done + len(iou)]
+            done += len(iou)
+
     def _process_batch(self, logits, iou, points, crop_box, orig_hw) -> _Masks:
-        """``b x 3 x h x w`` logits and ``b x 3`` IoU of b clicks -> the masks that pass."""
+        """``b x M x h x w`` logits and ``b x M`` IoU of b clicks -> the masks that pass."""
         opts, counts = self.options, self.filter_counts
         iou = iou.reshape(-1)
-        points = np.repeat(points, 3, axis=0)
+        points = np.repeat(points, logits.shape[1], axis=0)
         index = (
             np.arange(len(iou)) if opts.pred_iou_thresh <= 0 else np.flatnonzero(iou > opts.pred_iou_thresh)
         )

@@ -39,6 +39,7 @@ from .jobs import IMAGE_SUFFIXES, AmgJob, EmbedJob, JobSpec, find_images, plan_i
 
 __all__ = ["IMAGE_SUFFIXES", "build_parser", "find_images", "main", "run_batch"]
 MODEL_ENV = "SAM_ONNX_MODEL"
+FAMILY_LABELS = {"sam": "SAM v1", "sam2": "SAM 2"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,6 +81,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for name, kind, text in AMG_FLAGS:
         amg.add_argument(f"--{name.replace('_', '-')}", type=kind, help=text)
+    amg.add_argument(
+        "--use-m2m",
+        action="store_const",
+        const=True,
+        help="SAM 2: refine each mask once with its own low-res logits (official use_m2m)",
+    )
+    amg.add_argument(
+        "--single-mask",
+        dest="multimask_output",
+        action="store_const",
+        const=False,
+        help="SAM 2: one mask per click (SAM 2's single-mask rule) instead of three",
+    )
     for sub in (embed, amg):
         sub.add_argument("--overwrite", action="store_true", help="redo images whose outputs exist")
         _engine_options(sub)
@@ -121,7 +135,7 @@ def _web_commands(commands) -> None:
 AMG_FLAGS = (
     ("points_per_side", int, "grid of n x n clicks (default 32)"),
     ("points_per_batch", int, "clicks per decoder run (default 64)"),
-    ("pred_iou_thresh", float, "keep masks with predicted IoU above (default 0.88)"),
+    ("pred_iou_thresh", float, "keep masks with predicted IoU above (default 0.88; SAM 2: 0.8)"),
     ("stability_score_thresh", float, "keep masks with stability at least (default 0.95)"),
     ("stability_score_offset", float, "logit offset of the stability score (default 1.0)"),
     ("box_nms_thresh", float, "box IoU for NMS within a crop (default 0.7)"),
@@ -209,7 +223,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "predict" and args.embedding and len(images) != 1:
             raise InvalidInputError("--embedding", "one image to go with it", f"{len(images)} images")
         predictor = _open_predictor(args)
-        log(f"model {predictor.variant} on {predictor.providers[0]}, {plural(len(images), 'image')}")
+        model = f"{predictor.variant} ({FAMILY_LABELS.get(predictor.family, predictor.family)})"
+        log(f"model {model} on {predictor.providers[0]}, {plural(len(images), 'image')}")
         make_task = {"embed": _embed_task, "predict": _predict_task, "amg": _amg_task}[args.command]
         task = make_task(args, predictor, images)
     except SamOnnxError as exc:
@@ -239,7 +254,8 @@ def _run_on_ray(args, log: Callable[[str], None]) -> int:
 
 def job_spec(args, num_images: int = 0) -> JobSpec:
     """The :class:`JobSpec` of an ``amg`` or ``embed`` command line (of ``num_images`` images)."""
-    given = {name: getattr(args, name) for name, _, _ in AMG_FLAGS if getattr(args, name, None) is not None}
+    names = [name for name, _, _ in AMG_FLAGS] + ["use_m2m", "multimask_output"]
+    given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
     return JobSpec(
         args.command,
         str(model_dir(args)),
@@ -358,7 +374,7 @@ def _predict_task(args, predictor, images: list[Path]) -> Callable[[Path], str]:
     box = np.array(args.box, np.float64) if args.box else None
     # once, before any image is encoded: a swapped box fails at once, not after each encoder run
     check_prompt(points, labels, box, None, None, max_points=predictor.max_points)
-    saved = ImageEmbedding.load(args.embedding) if args.embedding else None
+    saved = ImageEmbedding.load(args.embedding, family=predictor.family) if args.embedding else None
 
     def predict(path: Path) -> str:
         t0 = time.perf_counter()
@@ -394,6 +410,7 @@ def _amg_task(args, predictor, images: list[Path]) -> Callable[[Path], str]:
 
 def _model_info(args, predictor) -> dict:
     return {
+        "family": predictor.family,
         "variant": predictor.variant,
         "checkpoint_sha256": predictor.checkpoint_sha256,
         "precision": args.precision,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sam_onnx.contract import DECODER_INPUTS
-from sam_onnx.errors import ModelLoadError, ModelMismatchError
+from sam_onnx.errors import InvalidInputError, ModelLoadError, ModelMismatchError
 
 from .session import SessionConfig, open_session
 
@@ -131,10 +131,14 @@ def check_pair(encoder: Graph | None, decoder: Graph) -> None:
     _check_role(decoder, "decoder")
     meta = decoder.metadata
     if meta.get("num_masks") != "4":
+        how = (
+            "use decoder_batched.onnx: SAM 2's single-mask rule needs all four"
+            if graph_family(decoder) == "sam2"
+            else "use decoder_batched.onnx, or export decoder.onnx with --multimask"
+        )
         raise ModelMismatchError(
             decoder.path,
-            f"returns {meta.get('num_masks')} mask(s); the predictor needs all 4 mask tokens "
-            "(use decoder_batched.onnx, or export decoder.onnx with --multimask)",
+            f"returns {meta.get('num_masks')} mask(s); the predictor needs all 4 mask tokens ({how})",
         )
     if meta.get("use_stability_score") == "true":
         raise ModelMismatchError(
@@ -142,6 +146,15 @@ def check_pair(encoder: Graph | None, decoder: Graph) -> None:
         )
     if encoder is None:
         return
+    encoder_family, decoder_family = graph_family(encoder), graph_family(decoder)
+    if encoder_family != decoder_family:
+        names = {"sam": "SAM v1", "sam2": "SAM 2"}
+        raise ModelMismatchError(
+            decoder.path,
+            f"is a {names.get(decoder_family, decoder_family)} decoder (family {decoder_family!r}) but "
+            f"encoder {str(encoder.path)!r} is {names.get(encoder_family, encoder_family)} "
+            f"(family {encoder_family!r}): export both graphs from one checkpoint",
+        )
     for key in ("checkpoint_sha256", "variant", "input_size"):
         if encoder.metadata.get(key) != meta.get(key):
             raise ModelMismatchError(
@@ -149,6 +162,24 @@ def check_pair(encoder: Graph | None, decoder: Graph) -> None:
                 f"does not belong with encoder {str(encoder.path)!r}: {key} "
                 f"{meta.get(key)!r} here, {encoder.metadata.get(key)!r} in the encoder",
             )
+
+
+def graph_family(graph: Graph) -> str:
+    """``"sam"`` (SAM v1) or ``"sam2"`` from a graph's metadata (graphs exported before the
+    ``family`` key existed are SAM v1)."""
+    return graph.metadata.get("family", "sam")
+
+
+def check_feeds(graph: Graph, feeds: dict[str, object]) -> None:
+    """Raise :class:`InvalidInputError` naming the inputs ``graph`` needs that ``feeds`` lacks
+    (e.g. SAM v1 feeds, without the high-res features, given to a SAM 2 decoder)."""
+    missing = [name for name in graph.input_names if name not in feeds]
+    if missing:
+        raise InvalidInputError(
+            f"inputs of {graph.path.name} ({graph_family(graph)})",
+            f"all of {', '.join(graph.input_names)}",
+            f"none for {', '.join(missing)}",
+        )
 
 
 def _check_role(graph: Graph, role: str) -> None:

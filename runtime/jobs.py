@@ -184,7 +184,8 @@ class AmgJob:
         result, overlay = self.spec.targets(item)
         if self.spec.output_format == "json":
             info = {"image_id": item.image_id, "width": image.shape[1], "height": image.shape[0]}
-            save_amg_json(result, anns, {**info, "file_name": item.file_name})
+            model = {"family": self.predictor.family, "variant": self.predictor.variant}
+            save_amg_json(result, anns, {**info, "file_name": item.file_name}, model)
         else:
             result = result.parent
             remove_previous_folder(result)

@@ -143,14 +143,16 @@ AMG_CSV_HEADER = (
 )
 
 
-def save_amg_json(path: Path, annotations: list[dict], image_info: dict) -> None:
+def save_amg_json(path: Path, annotations: list[dict], image_info: dict, model: dict | None = None) -> None:
     """SA-1B style: ``{"image": image_info, "annotations": [...]}``, each annotation with an
-    ``id`` and its segmentation (uncompressed RLE in ``annotations``) as COCO RLE."""
+    ``id`` and its segmentation (uncompressed RLE in ``annotations``) as COCO RLE; ``model``
+    (e.g. ``{"family": "sam2", "variant": "hiera_t"}``) goes under ``"model"`` when given."""
     anns = [
         {"id": i, **ann, "segmentation": coco_encode(ann["segmentation"])}
         for i, ann in enumerate(annotations)
     ]
-    write_json({"image": image_info, "annotations": anns}, path)
+    head = {"image": image_info} if model is None else {"image": image_info, "model": model}
+    write_json({**head, "annotations": anns}, path)
 
 
 def save_amg_folder(folder: Path, annotations: list[dict]) -> None:

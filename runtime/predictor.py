@@ -3,6 +3,12 @@
 image --(load_image, resize_longest_side, normalize_and_pad)--> encoder --> ImageEmbedding
 prompt --(prompts.check_*, prompts.decoder_feeds)--> decoder (all 4 mask tokens) --> Prediction
 
+SAM 2 / 2.1 exports (``family`` ``sam2`` in the graphs' metadata) go the same way with the official
+``SAM2ImagePredictor``'s semantics: ``sam2_preprocess`` (square resize, no padding), an encoder with
+three outputs (the embedding carries them all), prompts in the square frame with the box first,
+and the decoder's four tokens picked by SAM 2's rule (:func:`pick_tokens`: multimask tokens 1..3,
+else token 0 unless its stability is under the threshold, then the best of 1..3).
+
 Thread safety, by design: the predictor holds only the two onnxruntime sessions (whose ``run``
 is thread-safe) and read-only settings. The embedding is a value: pass it to ``predict(...,
 embedding=emb)``, or call ``set_image`` first, which remembers the embedding *per thread* — so
@@ -25,11 +31,11 @@ import numpy as np
 
 from sam_onnx.errors import InferenceError, InvalidInputError, NoImageError
 from sam_onnx.images import DEFAULT_MAX_PIXELS, ImageSource, load_image
-from sam_onnx.preprocess import normalize_and_pad, resize_longest_side, resized_hw
+from sam_onnx.preprocess import normalize_and_pad, resize_longest_side, resized_hw, sam2_preprocess
 from sam_onnx.progress import stage
 
-from .embedding import ImageEmbedding
-from .graphs import Graph, check_pair, export_graph_paths
+from .embedding import FAMILY_NAMES, HIGH_RES_NAMES, ImageEmbedding
+from .graphs import Graph, check_feeds, check_pair, export_graph_paths, graph_family
 from .prompts import (
     MAX_POINTS,
     check_boxes,
@@ -47,13 +53,17 @@ MAX_DECODER_BATCH = 16  # prompts per batched-decoder run
 DECODER_BYTES = 256 << 20
 # Per prompt, besides the logits: the upscaled features, 32 channels of 256 x 256 float32.
 UPSCALE_BYTES = 32 * 256 * 256 * 4
+DECODER_OUTPUTS = ["masks", "iou_predictions", "low_res_masks"]
+# SAM 2's single-mask rule when a graph's metadata does not say (the SAM 2.1 configs' values)
+SAM2_STABILITY_DELTA, SAM2_STABILITY_THRESH = 0.05, 0.98
 
 
 @dataclass(frozen=True)
 class Prediction:
     """Masks for one prompt (or, from ``predict_boxes``, with a leading axis B of prompts).
 
-    M = 3 with ``multimask_output``, else 1 (mask token 0), as the official predictor.
+    M = 3 with ``multimask_output``, else 1 (mask token 0; SAM 2: token 0 or its stability
+    fallback), as the official predictor.
 
     Attributes:
       masks: ``M x H x W`` bool at the original size, or float32 logits with ``return_logits``.
@@ -73,7 +83,9 @@ class SamPredictor:
     Arguments:
       encoder: encoder ``.onnx`` path, or ``None`` for a predictor that only decodes saved
         embeddings.
-      decoder: ``decoder_batched.onnx`` or a ``--multimask`` ``decoder.onnx``.
+      decoder: ``decoder_batched.onnx`` or a ``--multimask`` ``decoder.onnx`` (SAM v1); SAM 2
+        needs ``decoder_batched.onnx`` (all four tokens). The family (SAM v1 or SAM 2, attribute
+        ``family``) is read from the graphs' metadata.
       config: providers, strict provider check, threads (see :class:`SessionConfig`).
       io_binding: keep the embedding on the device between graphs; ``None`` turns it on when
         the encoder runs on CUDA.
@@ -103,6 +115,10 @@ class SamPredictor:
         self.decoder = Graph.open(decoder, config, role="decoder")
         check_pair(self.encoder, self.decoder)
         self.variant = self.decoder.metadata["variant"]
+        self.family = graph_family(self.decoder)
+        meta = self.decoder.metadata
+        self.stability_delta = float(meta.get("stability_delta", SAM2_STABILITY_DELTA))
+        self.stability_thresh = float(meta.get("stability_thresh", SAM2_STABILITY_THRESH))
         self.checkpoint_sha256 = self.decoder.metadata["checkpoint_sha256"]
         self.batched = self.decoder.metadata.get("batched") == "true"
         self.max_points = max_points
@@ -140,19 +156,36 @@ class SamPredictor:
                 "one that decodes saved embeddings only (opened with encoder=None or encoder=False)",
             )
         rgb = load_image(image, bgr=bgr, max_pixels=self.max_pixels)
-        resized = resize_longest_side(rgb)
-        uint8_input = self.encoder.metadata.get("encoder_input") == "uint8"
-        feed = resized if uint8_input else normalize_and_pad(resized)
         h, w = rgb.shape[:2]
         with stage(f"encoder on {w}x{h}", progress=self.progress):
-            host, device = self._run_encoder(feed)
+            host, device = self._run_encoder(self._encoder_feed(rgb))
+        if self.family == "sam2":
+            return ImageEmbedding(
+                None if host is None else host[0],
+                rgb.shape[:2],
+                variant=self.variant,
+                checkpoint_sha256=self.checkpoint_sha256,
+                device_value=device,
+                family="sam2",
+                high_res_feats=None if host is None else tuple(host[1:]),
+            )
         return ImageEmbedding(
-            host,
+            None if host is None else host[0],
             rgb.shape[:2],
             variant=self.variant,
             checkpoint_sha256=self.checkpoint_sha256,
-            device_value=device,
+            device_value=None if device is None else device[0],
         )
+
+    def _encoder_feed(self, rgb: np.ndarray) -> np.ndarray:
+        """The encoder's input for an ``H x W x 3`` uint8 RGB image: normalised (and, SAM v1,
+        padded) ``1 x 3 x 1024 x 1024`` float32, or for a ``--encoder-input uint8`` graph the
+        resized image (SAM v1) or the original image (SAM 2, which resizes inside the graph)."""
+        uint8_input = self.encoder.metadata.get("encoder_input") == "uint8"
+        if self.family == "sam2":
+            return rgb if uint8_input else sam2_preprocess(rgb)
+        resized = resize_longest_side(rgb)
+        return resized if uint8_input else normalize_and_pad(resized)
 
     def set_image(self, image: ImageSource, *, bgr: bool = False) -> ImageEmbedding:
         """Embed ``image`` and make it this thread's current image for :meth:`predict`."""
@@ -186,28 +219,52 @@ class SamPredictor:
         multimask_output: bool = True,
         return_logits: bool = False,
         *,
+        normalize_coords: bool = True,
         embedding: ImageEmbedding | None = None,
     ) -> Prediction:
-        """Official ``SamPredictor.predict``: masks for one prompt on the current image.
+        """Official ``SamPredictor.predict`` (SAM 2: ``SAM2ImagePredictor.predict``): masks for one
+        prompt on the current image.
 
         Arguments:
           point_coords: ``N x 2`` (x, y) in original-image pixels, with ``point_labels`` ``N``
             (1 positive, 0 negative; -1, 2, 3 as in the ONNX contract).
           box: ``4`` values (x0, y0, x1, y1) in original-image pixels.
           mask_input: ``1 x 256 x 256`` low-res logits of an earlier prediction, to refine.
-          multimask_output: 3 masks (mask tokens 1..3) instead of 1 (token 0).
+          multimask_output: 3 masks (mask tokens 1..3) instead of 1 (token 0; SAM 2: token 0
+            unless its stability is under the threshold, then the best of tokens 1..3).
           return_logits: float32 logits instead of masks thresholded at 0.
+          normalize_coords: SAM 2 only, as officially: ``False`` when points and box are already
+            divided by (W, H) (in 0..1).
           embedding: use this embedding instead of the thread's current image.
         At least one point or a box is needed. Coordinates outside the image: see
         :mod:`sam_onnx.runtime.prompts`.
         """
         emb = self._embedding(embedding)
+        frame_hw = self._coords_frame(emb, normalize_coords)
         checked = check_prompt(
-            point_coords, point_labels, box, mask_input, emb.orig_hw, max_points=self.max_points
+            point_coords, point_labels, box, mask_input, frame_hw, max_points=self.max_points
         )
-        feeds = decoder_feeds(emb.orig_hw, *checked)
+        feeds = self._feeds(emb, *checked, normalized=not normalize_coords)
         (masks, iou, low_res), *_ = self._decode(emb, [feeds])
-        return _select(masks[0], iou[0], low_res[0], multimask_output, return_logits)
+        return self._select(masks[0], iou[0], low_res[0], multimask_output, return_logits)
+
+    def _coords_frame(self, emb: ImageEmbedding, normalize_coords: bool) -> tuple[int, int]:
+        """(H, W) that the range check of prompt coordinates uses: the image's, or (1, 1) for
+        SAM 2's coordinates already divided by (W, H)."""
+        if normalize_coords:
+            return emb.orig_hw
+        if self.family != "sam2":
+            raise InvalidInputError(
+                "normalize_coords",
+                "True for a SAM v1 model (the official SamPredictor takes pixel coordinates only)",
+                "False",
+            )
+        return (1, 1)
+
+    def _feeds(self, emb, coords, labels, box, mask_input, *, normalized: bool = False):
+        return decoder_feeds(
+            emb.orig_hw, coords, labels, box, mask_input, family=self.family, normalized=normalized
+        )
 
     def predict_boxes(
         self,
@@ -233,11 +290,10 @@ class SamPredictor:
         if point_coords is not None or point_labels is not None:
             per_box = self._points_per_box(point_coords, point_labels, len(boxes_xyxy), emb.orig_hw)
         feeds = [
-            decoder_feeds(emb.orig_hw, pts, lbl, box, None)
-            for (pts, lbl), box in zip(per_box, boxes_xyxy, strict=True)
+            self._feeds(emb, pts, lbl, box, None) for (pts, lbl), box in zip(per_box, boxes_xyxy, strict=True)
         ]
         picked = [
-            _select(m, s, r, multimask_output, return_logits)
+            self._select(m, s, r, multimask_output, return_logits)
             for chunk in self._decode(emb, feeds)
             for m, s, r in zip(*chunk, strict=True)
         ]
@@ -255,13 +311,44 @@ class SamPredictor:
         IoU. Each run holds at most :data:`DECODER_BYTES` of logits, so memory stays bounded
         for large images.
         """
+        for masks, iou, _ in self.decode_points(points_xy, embedding, batch=batch):
+            yield masks, iou
+
+    def decode_points(
+        self,
+        points_xy: np.ndarray,
+        embedding: ImageEmbedding,
+        *,
+        batch: int = 64,
+        multimask_output: bool = True,
+        mask_input: np.ndarray | None = None,
+    ):
+        """One positive click per prompt (optionally each with its own ``mask_input``), decoded in
+        batches: the automatic generator's step, also its SAM 2 mask-to-mask refinement.
+
+        ``points_xy``: ``B x 2`` (x, y) in the embedded image's pixels; ``mask_input``: ``B x 1 x
+        256 x 256`` low-res logits or ``None``. Yields, in order, runs of ``b <= batch`` prompts:
+        ``b x M x H x W`` float32 logits, ``b x M`` IoU and ``b x M x 256 x 256`` low-res logits,
+        M = 3 with ``multimask_output``, else 1 (the single-mask rule of the model's family).
+        Each run holds at most :data:`DECODER_BYTES` of logits.
+        """
         emb = self._check_embedding(embedding)
-        points = np.asarray(points_xy, np.float64).reshape(-1, 1, 2)
+        points = np.asarray(points_xy).reshape(-1, 1, 2)
         check_coords_xy("points_xy", points, emb.orig_hw)
+        masks_in = [None] * len(points) if mask_input is None else self._grid_masks(mask_input, len(points))
         labels = np.ones(1, np.int64)
-        feeds = [decoder_feeds(emb.orig_hw, p, labels, None, None) for p in points]
-        for masks, iou, _ in self._decode(emb, feeds, batch):
-            yield masks[:, 1:], iou[:, 1:]
+        feeds = [self._feeds(emb, p, labels, None, m) for p, m in zip(points, masks_in, strict=True)]
+        for masks, iou, low_res in self._decode(emb, feeds, batch):
+            yield self.pick_tokens(masks, iou, low_res, multimask_output)
+
+    @staticmethod
+    def _grid_masks(mask_input: np.ndarray, count: int) -> np.ndarray:
+        arr = np.asarray(mask_input, np.float32)
+        if arr.shape != (count, 1, 256, 256) or not np.isfinite(arr).all():
+            raise InvalidInputError(
+                "mask_input", f"finite float {count} x 1 x 256 x 256", f"shape {arr.shape}"
+            )
+        return arr[:, None]
 
     def _points_per_box(self, point_coords, point_labels, num_boxes, orig_hw):
         coords = np.asarray(point_coords, dtype=np.float64) if point_coords is not None else None
@@ -286,6 +373,14 @@ class SamPredictor:
     def _check_embedding(self, embedding: ImageEmbedding) -> ImageEmbedding:
         if not isinstance(embedding, ImageEmbedding):
             raise InvalidInputError("embedding", "an ImageEmbedding", type(embedding).__name__)
+        if embedding.family != self.family:
+            raise InvalidInputError(
+                "embedding",
+                f"a {FAMILY_NAMES[self.family]} embedding (this model is {self.variant}, family "
+                f"{self.family!r})",
+                f"a {FAMILY_NAMES[embedding.family]} embedding of {embedding.variant} "
+                f"(family {embedding.family!r})",
+            )
         if embedding.checkpoint_sha256 != self.checkpoint_sha256:
             raise InvalidInputError(
                 "embedding",
@@ -294,17 +389,20 @@ class SamPredictor:
             )
         return embedding
 
-    def _run_encoder(self, feed: np.ndarray) -> tuple[np.ndarray | None, object | None]:
-        """Returns (host array, None), or (None, device OrtValue) with IO binding."""
+    def _run_encoder(self, feed: np.ndarray) -> tuple[list | None, list | None]:
+        """Returns (host arrays, None), or (None, device OrtValues) with IO binding: the
+        embedding, and for SAM 2 the two high-res maps after it."""
         session, name = self.encoder.session, self.encoder.input_names[0]
+        outputs = ["image_embeddings", *(HIGH_RES_NAMES if self.family == "sam2" else ())]
         try:
             if not self.io_binding:
-                return session.run(["image_embeddings"], {name: feed})[0], None
+                return session.run(outputs, {name: feed}), None
             binding = session.io_binding()
             binding.bind_cpu_input(name, feed)
-            binding.bind_output("image_embeddings", *self._device)
+            for output in outputs:
+                binding.bind_output(output, *self._device)
             session.run_with_iobinding(binding)
-            return None, binding.get_outputs()[0]
+            return None, list(binding.get_outputs())
         except Exception as exc:  # onnxruntime's own exception types
             raise _inference_error(self.encoder, {name: feed}, exc) from None
 
@@ -313,7 +411,8 @@ class SamPredictor:
     ):
         """Yield all 4 mask tokens for runs of prompts: ``b x 4 x H x W`` logits, ``b x 4`` IoU,
         ``b x 4 x 256 x 256`` low-res logits. Runs hold at most :data:`DECODER_BYTES` of logits."""
-        step = max(1, min(max_batch, DECODER_BYTES // decoder_bytes(emb.orig_hw))) if self.batched else 1
+        per_prompt = decoder_bytes(emb.orig_hw, self.family)
+        step = max(1, min(max_batch, DECODER_BYTES // per_prompt)) if self.batched else 1
         for start in range(0, len(feeds), step):
             chunk = feeds[start : start + step]
             if len({f["point_coords"].shape[1] for f in chunk}) == 1:
@@ -322,12 +421,14 @@ class SamPredictor:
                 yield from (self._run_decoder(emb, f) for f in chunk)
 
     def _run_decoder(self, emb: ImageEmbedding, feeds: dict[str, np.ndarray]):
-        session = self.decoder.session
-        names = ["masks", "iou_predictions", "low_res_masks"]
+        session, names = self.decoder.session, DECODER_OUTPUTS
+        device = emb.device_inputs() if self.io_binding else {}
+        check_feeds(self.decoder, {**(device or emb.decoder_inputs()), **feeds})
         try:
-            if self.io_binding and emb.device_value is not None:
+            if device:
                 binding = session.io_binding()
-                binding.bind_ortvalue_input("image_embeddings", emb.device_value)
+                for name, value in device.items():
+                    binding.bind_ortvalue_input(name, value)
                 for name, array in feeds.items():
                     binding.bind_cpu_input(name, array)
                 for name in names:
@@ -335,29 +436,60 @@ class SamPredictor:
                 session.run_with_iobinding(binding)
                 outputs = binding.copy_outputs_to_cpu()
             else:
-                outputs = session.run(names, {"image_embeddings": emb.embedding, **feeds})
+                outputs = session.run(names, {**emb.decoder_inputs(), **feeds})
         except Exception as exc:  # onnxruntime's own exception types
             raise _inference_error(self.decoder, feeds, exc) from None
         return outputs
 
+    def pick_tokens(self, masks, iou, low_res, multimask_output: bool):
+        """The official outputs among all four mask tokens of ``b`` prompts (``b x 4 x ...``):
+        tokens 1..3 with ``multimask_output``; else token 0 (SAM v1), or SAM 2's rule per prompt
+        (token 0 unless the stability of its low-res logits, ``count(> delta) / count(> -delta)``,
+        is under the threshold; then the token of 1..3 with the highest IoU, the first on ties).
+        Returns ``(masks, iou, low_res)`` with M = 3 or 1 tokens."""
+        if multimask_output:
+            return masks[:, 1:], iou[:, 1:], low_res[:, 1:]
+        if self.family != "sam2":
+            return masks[:, :1], iou[:, :1], low_res[:, :1]
+        token = sam2_single_tokens(low_res, iou, self.stability_delta, self.stability_thresh)
+        rows = np.arange(len(token))
+        return masks[rows, token][:, None], iou[rows, token][:, None], low_res[rows, token][:, None]
 
-def decoder_bytes(orig_hw: tuple[int, int]) -> int:
+    def _select(self, masks, iou, low_res, multimask_output: bool, return_logits: bool) -> Prediction:
+        """One prompt's official outputs from its 4 tokens (:meth:`pick_tokens`)."""
+        logits, scores, low = (
+            a[0] for a in self.pick_tokens(masks[None], iou[None], low_res[None], multimask_output)
+        )
+        return Prediction(
+            logits if return_logits else logits > MASK_THRESHOLD,
+            np.ascontiguousarray(scores),
+            np.ascontiguousarray(low),
+        )
+
+
+def decoder_bytes(orig_hw: tuple[int, int], family: str = "sam") -> int:
     """Estimated working memory of one prompt in a decoder run, in bytes: 4 mask tokens of float32
     logits at the original size (H x W) and at the resized size the first resize makes (long side
-    1024), and the upscaled features (measured: 25 MB per prompt at 480 x 640, this gives 26)."""
+    1024), and the upscaled features (measured: 25 MB per prompt at 480 x 640, this gives 26).
+    SAM 2 resizes straight to H x W by two gathers and weighted sums: counted as three H x W
+    arrays per token (an estimate, not measured)."""
+    if family == "sam2":
+        return 4 * 4 * 3 * orig_hw[0] * orig_hw[1] + UPSCALE_BYTES
     resized_h, resized_w = resized_hw(orig_hw)
     return 4 * 4 * (orig_hw[0] * orig_hw[1] + resized_h * resized_w) + UPSCALE_BYTES
 
 
-def _select(masks, iou, low_res, multimask_output: bool, return_logits: bool) -> Prediction:
-    """Official token choice from the 4 tokens: 1..3 with multimask, else token 0."""
-    tokens = slice(1, None) if multimask_output else slice(0, 1)
-    logits = masks[tokens]
-    return Prediction(
-        logits if return_logits else logits > MASK_THRESHOLD,
-        np.ascontiguousarray(iou[tokens]),
-        np.ascontiguousarray(low_res[tokens]),
-    )
+def sam2_single_tokens(low_res: np.ndarray, iou: np.ndarray, delta: float, thresh: float) -> np.ndarray:
+    """SAM 2's single-mask token of each of ``b`` prompts (``b x 4 x 256 x 256`` low-res logits,
+    ``b x 4`` IoU): 0 when token 0's stability (float32 ``count(> delta) / count(> -delta)``, 1 when
+    nothing passes ``-delta``) is at least ``thresh``, else ``1 + argmax(iou[:, 1:])``. The low-res
+    logits may be the clamped ones: clamping to +-32 moves no logit across +-delta."""
+    token0 = low_res[:, 0].reshape(len(low_res), -1)
+    inter = np.count_nonzero(token0 > np.float32(delta), axis=1).astype(np.float32)
+    union = np.count_nonzero(token0 > np.float32(-delta), axis=1).astype(np.float32)
+    stability = np.where(union > 0, inter / np.maximum(union, 1), np.float32(1.0))
+    stable = stability >= np.float32(thresh)
+    return np.where(stable, 0, 1 + np.argmax(iou[:, 1:], axis=1))
 
 
 def _binding_device(graph: Graph) -> tuple[str, int]:

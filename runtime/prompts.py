@@ -8,6 +8,10 @@ as the official ``SamPredictor`` + ``SamOnnxModel`` pair does:
 * without a box, one padding point (0, 0) labelled -1 is appended;
 * ``mask_input`` (low-res logits of an earlier prediction) sets ``has_mask_input`` to 1.
 
+SAM 2 (``family="sam2"``) differs: coordinates go to the square 1024 frame (``x * 1024 / W``,
+``y * 1024 / H``), a box's corners come before the clicks, and no padding point is added (its
+decoder graph appends one itself).
+
 Policy for coordinates outside the image: like the official predictor, they are used as given
 (SAM's positional encoding is defined beyond the image); but a coordinate more than one image
 size beyond an edge (x outside [-W, 2W] or y outside [-H, 2H]) is refused as a likely unit or
@@ -19,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from sam_onnx.errors import InvalidInputError
-from sam_onnx.preprocess import scale_coords_xy
+from sam_onnx.preprocess import sam2_coords_1024, scale_coords_xy
 from sam_onnx.variants import LOW_RES_MASK_SIZE
 
 MAX_POINTS = 1024  # default bound: decoder memory grows with tokens x 4096 image positions
@@ -172,17 +176,25 @@ def decoder_feeds(
     labels: np.ndarray | None,
     box: np.ndarray | None,
     mask_input: np.ndarray | None,
+    *,
+    family: str = "sam",
+    normalized: bool = False,
 ) -> dict[str, np.ndarray]:
-    """The contract inputs (all but ``image_embeddings``) for one checked prompt.
+    """The contract inputs (all but the image's features) for one checked prompt.
 
     Arguments are the outputs of the ``check_*`` functions. Returns ``point_coords`` ``1 x N x 2``
     (x, y in the 1024 frame), ``point_labels`` ``1 x N``, ``mask_input`` ``1 x 1 x 256 x 256``,
     ``has_mask_input`` ``1``, ``orig_im_size`` ``2`` (H, W), all float32.
+    ``family="sam2"``: SAM 2's contract (:func:`sam2_prompt`); ``normalized``: the coordinates are
+    already divided by (W, H) (the official ``normalize_coords=False``; SAM 2 only).
     """
     if coords_xy is None and box is None:
         raise InvalidInputError(
             "prompt", "at least one point or a box (mask_input alone is not a prompt)", "neither"
         )
+    if family == "sam2":
+        point_coords, point_labels = sam2_prompt(orig_hw, coords_xy, labels, box, normalized=normalized)
+        return _feeds(point_coords, point_labels, mask_input, orig_hw)
     coords = np.zeros((0, 2)) if coords_xy is None else coords_xy
     point_labels = np.zeros(0) if labels is None else labels
     if box is None:
@@ -192,9 +204,36 @@ def decoder_feeds(
         coords = np.concatenate([coords, box.reshape(2, 2)])
         point_labels = np.concatenate([point_labels, BOX_LABELS])
     # the padding point is (0, 0) in the 1024 frame; scaling leaves it there
+    return _feeds(scale_coords_xy(coords, orig_hw), point_labels, mask_input, orig_hw)
+
+
+def sam2_prompt(
+    orig_hw: tuple[int, int],
+    coords_xy: np.ndarray | None,
+    labels: np.ndarray | None,
+    box: np.ndarray | None,
+    *,
+    normalized: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """SAM 2's prompt: ``N x 2`` float32 (x, y) in the square 1024 frame and ``N`` labels.
+
+    As the official ``SAM2ImagePredictor``: a box's two corners (labels 2, 3) come *before* the
+    points; no padding point (the SAM 2 decoder graph appends it); coordinates to float32, divided
+    by (W, H) unless ``normalized``, times 1024 (:func:`~sam_onnx.preprocess.sam2_coords_1024`).
+    """
+    coords = [] if box is None else [np.asarray(box, np.float64).reshape(2, 2)]
+    point_labels = [] if box is None else [np.asarray(BOX_LABELS, np.float64)]
+    if coords_xy is not None:
+        coords.append(np.asarray(coords_xy, np.float64).reshape(-1, 2))
+        point_labels.append(np.asarray(labels, np.float64))
+    xy = sam2_coords_1024(np.concatenate(coords), orig_hw, normalized=normalized)
+    return xy, np.concatenate(point_labels)
+
+
+def _feeds(coords_1024, labels, mask_input, orig_hw) -> dict[str, np.ndarray]:
     return {
-        "point_coords": scale_coords_xy(coords, orig_hw)[None],
-        "point_labels": point_labels.astype(np.float32)[None],
+        "point_coords": np.asarray(coords_1024, np.float32)[None],
+        "point_labels": np.asarray(labels).astype(np.float32)[None],
         "mask_input": NO_MASK_INPUT if mask_input is None else mask_input,
         "has_mask_input": np.array([0.0 if mask_input is None else 1.0], np.float32),
         "orig_im_size": np.array(orig_hw, np.float32),

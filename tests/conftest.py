@@ -170,3 +170,55 @@ def case_meta(golden, image: str, case: str) -> dict:
 def unpack_masks(packed: np.ndarray, width: int) -> np.ndarray:
     """``... x ceil(W/8)`` packed bits -> ``... x W`` bool."""
     return np.unpackbits(packed, axis=-1)[..., :width].astype(bool)
+
+
+# --- SAM 2.1 exports shared by the export and runtime tests ---------------------------------------
+
+
+@pytest.fixture(scope="session")
+def sam2_tiny_model():
+    """The tiny SAM 2 variant with deterministic random weights (PyTorch's init plus noise); the
+    hypernetworks' last layers x16 (the kit scales them x4), so that low-res logits pass the +-32
+    clamp and the stability fallback is not decided by logits that all sit near 0."""
+    import torch
+
+    from sam_onnx.modeling.build import build_sam2
+
+    torch.manual_seed(0)
+    model = build_sam2("hiera_tiny")
+    with torch.no_grad():
+        for tensor in model.state_dict().values():
+            tensor.add_(0.02 * torch.randn_like(tensor))
+        for mlp in model.sam_mask_decoder.output_hypernetworks_mlps:
+            mlp.layers[-1].weight.mul_(16.0)
+    return model
+
+
+@pytest.fixture(scope="session")
+def sam2_tiny_checkpoint(sam2_tiny_model, tmp_path_factory):
+    import torch
+
+    path = tmp_path_factory.mktemp("sam2_tiny") / "sam2.1_hiera_tiny_random.pt"
+    torch.save({"model": sam2_tiny_model.state_dict()}, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def sam2_tiny_export(sam2_tiny_checkpoint, tmp_path_factory):
+    """A default export of the tiny SAM 2 variant (validated)."""
+    from sam_onnx.export import ExportOptions, export_sam
+
+    out = tmp_path_factory.mktemp("sam2_tiny_export") / "onnx"
+    return export_sam(sam2_tiny_checkpoint, out, ExportOptions())
+
+
+@pytest.fixture(scope="session")
+def hiera_t_fp32_export(make_sam2_checkpoint, tmp_path_factory):
+    """The SAM 2.1 kit's hiera_t checkpoint exported in float32 (encoder.onnx, decoder.onnx,
+    decoder_batched.onnx), for the runtime's golden tests. Not validated against PyTorch here: the
+    tests that use it compare it with the kit's goldens, more strictly (tests/test_sam2_export.py
+    validates its own export)."""
+    from sam_onnx.export import ExportOptions, export_sam
+
+    out = tmp_path_factory.mktemp("hiera_t_fp32_export") / "onnx"
+    return export_sam(make_sam2_checkpoint("hiera_t"), out, ExportOptions(validate=False))

@@ -2,7 +2,7 @@
 by a crop edge are dropped, and every mask lies in its crop box.
 
 Random-weight SAM masks are textures that touch every crop edge, so this test drives the
-generator with a stand-in for the predictor's two calls (``embed``, ``iter_point_masks``) that
+generator with a stand-in for the predictor's two calls (``embed``, ``decode_points``) that
 "segments" three rectangles of a 480 x 640 image: a click inside a rectangle gets that rectangle
 (confident), any other click an empty mask (not confident). Each pixel's colour encodes its (x, y),
 so the stand-in knows where each crop lies from the crop's pixels alone, as a real encoder would.
@@ -39,6 +39,8 @@ class RectanglePredictor:
     """Stand-in for SamPredictor's two calls the generator uses."""
 
     max_pixels = None
+    progress = False
+    family = "sam"
 
     def __init__(self) -> None:
         self.embedded: list[tuple[int, int, int, int]] = []
@@ -49,7 +51,7 @@ class RectanglePredictor:
         self.embedded.append((x0, y0, x0 + w, y0 + h))
         return self.embedded[-1]
 
-    def iter_point_masks(self, points_xy, crop, *, batch):
+    def decode_points(self, points_xy, crop, *, batch, multimask_output=True):
         x0, y0, x1, y1 = crop
         yy, xx = np.mgrid[y0:y1, x0:x1]
         for start in range(0, len(points_xy), batch):
@@ -62,7 +64,7 @@ class RectanglePredictor:
                         inside = (xx >= ox0) & (xx < ox1) & (yy >= oy0) & (yy < oy1)
                         logits[i, :, inside] = 8.0
                         iou[i] = (0.95, 0.97, 0.96)
-            yield logits, iou
+            yield logits, iou, None  # no low-res logits: SAM v1's generator does not refine
 
 
 def rectangle_mask(box) -> np.ndarray:

@@ -91,3 +91,39 @@ def test_distributed_module_imports_without_torch_and_without_ray():
     result = run_python(code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "0"]
+
+
+SAM2_PATHS = (
+    BLOCK_TORCH
+    + """
+import json
+import numpy as np
+from sam_onnx.runtime import SamPredictor
+from sam_onnx.runtime.amg import AutomaticMaskGenerator
+from sam_onnx.runtime.embedding import ImageEmbedding
+
+predictor = SamPredictor.from_export(sys.argv[1])
+emb = predictor.set_image(sys.argv[2])
+point, box = np.array([[20, 10]]), np.array([2, 3, 30, 25])
+single = predictor.predict(point_coords=point, point_labels=np.array([1]), multimask_output=False)
+multi = predictor.predict(box=box, mask_input=single.low_res_logits)
+emb.save(sys.argv[3])
+again = predictor.predict(box=box, embedding=ImageEmbedding.load(sys.argv[3], family="sam2"))
+generator = AutomaticMaskGenerator(predictor, points_per_side=2, pred_iou_thresh=0.0, use_m2m=True)
+anns = generator.generate(sys.argv[2])
+loaded = sorted(m for m, mod in sys.modules.items() if m.split(".")[0] == "torch" and mod is not None)
+assert not loaded and sys.modules["torch"] is None, loaded  # the block stayed, nothing got past it
+shapes = [list(p.masks.shape) for p in (single, multi, again)]
+print(json.dumps([predictor.family, *shapes]))
+"""
+)
+
+
+def test_sam2_predictor_and_generator_import_no_torch(sam2_tiny_export, tmp_path):
+    """SAM 2: from_export, set_image, predict (single-mask rule, refinement), embedding save/load
+    and the generator's m2m step, with torch unimportable."""
+    image = tmp_path / "image.png"
+    Image.fromarray(np.random.default_rng(2).integers(0, 256, (40, 60, 3), np.uint8)).save(image)
+    result = run_python(SAM2_PATHS, sam2_tiny_export.output_dir, image, tmp_path / "emb")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == ["sam2", [1, 40, 60], [3, 40, 60], [3, 40, 60]]
