@@ -4,10 +4,20 @@
 
     OUT/bundle.json        {"format": "sam-onnx-bundle", "version": 1, "name", "image", "embedding",
                             "orig_hw": [H, W], "input_hw": [h, w], "variant", "checkpoint_sha256",
+                            "family": "sam" | "sam2", "resize": "long_side" | "square",
+                            "features": {"image_embeddings": "embedding.npy"[, "high_res_feats_0":
+                                         "embedding.high_res_feats_0.npy", "high_res_feats_1": ...]},
                             "decoders": {"fp32": "decoder.onnx"[, "int8": "decoder.int8.onnx"]}}
     OUT/image.png          the image as the encoder saw it (EXIF orientation applied)
-    OUT/embedding.npy/.json  the embedding (see :mod:`.embedding`)
-    OUT/decoder*.onnx      the official-contract decoder graphs
+    OUT/embedding*.npy, embedding.json  the embedding (see :mod:`.embedding`); a SAM 2 one has the
+                            two high-res feature maps beside ``embedding.npy``
+    OUT/decoder*.onnx      the official-contract decoder graphs (SAM 2: its extension)
+
+``family`` and ``resize`` are the decoders' metadata: they tell the page which contract to feed
+(SAM 2: three image features, the square 1024 frame, no padding point from the page).
+``features`` names each image-feature input of the decoder and the float32 ``.npy`` file that
+holds it; the page reads exactly these. Bundles written before SAM 2 lack ``family``, ``resize``
+and ``features`` and are SAM v1 with ``embedding`` as ``image_embeddings``.
     OUT/index.html, assets/  the built page (``sam-onnx bundle`` refuses to go on without one unless
                             told ``--no-web``), so OUT is a complete static site
 
@@ -31,7 +41,7 @@ from PIL import Image
 
 from sam_onnx.errors import InvalidInputError, OutputWriteError
 
-from .embedding import ImageEmbedding
+from .embedding import ImageEmbedding, high_res_paths
 
 FORMAT = "sam-onnx-bundle"
 FORMAT_VERSION = 1
@@ -88,6 +98,7 @@ def write_bundle(
     from .graphs import check_decoders_belong
 
     out_dir = Path(out_dir)
+    family = decoders_family(decoders)
     if image.shape[:2] != embedding.orig_hw:
         (h, w), (emb_h, emb_w) = image.shape[:2], embedding.orig_hw
         raise InvalidInputError(
@@ -96,6 +107,9 @@ def write_bundle(
             f"the embedding of an image of {emb_h} x {emb_w} pixels",
         )
     check_decoders_belong(decoders, embedding.checkpoint_sha256, "the embedding")
+    if embedding.family != family["family"]:
+        wanted = f"an embedding of the decoders' family {family['family']!r}"
+        raise InvalidInputError("embedding", wanted, repr(embedding.family))
     _check_target(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
@@ -103,7 +117,7 @@ def write_bundle(
         if web_dir is not None:
             shutil.copytree(check_web_dir(web_dir), staging, dirs_exist_ok=True)
         Image.fromarray(image).save(staging / "image.png")
-        embedding.save(staging / "embedding.npy", image=name)
+        npy, _ = embedding.save(staging / "embedding.npy", image=name)
         files = {}
         for precision, path in decoders.items():
             files[precision] = path.name
@@ -115,6 +129,8 @@ def write_bundle(
             "image": "image.png",
             "embedding": "embedding.npy",
             **{k: v for k, v in embedding.metadata().items() if k not in ("format", "version")},
+            **family,
+            "features": feature_files(embedding, npy),
             "decoders": files,
         }
         (staging / "bundle.json").write_text(json.dumps(meta, indent=1))
@@ -130,6 +146,21 @@ def write_bundle(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out_dir / "bundle.json"
+
+
+def decoders_family(decoders: dict[str, Path]) -> dict[str, str]:
+    """``{"family", "resize"}`` of the web decoders (from the fp32 graph's metadata; graphs
+    exported before SAM 2 say neither and are SAM v1, resized to the long side)."""
+    from .graphs import decoder_identity
+
+    meta = decoder_identity(decoders["fp32"])
+    return {"family": meta.get("family", "sam"), "resize": meta.get("resize", "long_side")}
+
+
+def feature_files(embedding: ImageEmbedding, npy: Path) -> dict[str, str]:
+    """Decoder input name -> file name of each image feature, as ``embedding.save(npy)`` wrote them."""
+    files = [npy, *(high_res_paths(npy) if embedding.family == "sam2" else ())]
+    return {name: path.name for name, path in zip(embedding.decoder_inputs(), files, strict=True)}
 
 
 def _check_target(out_dir: Path) -> None:

@@ -3,11 +3,14 @@
 Routes (every response carries the cross-origin isolation headers the page's wasm threads need:
 ``Cross-Origin-Opener-Policy: same-origin``, ``Cross-Origin-Embedder-Policy: require-corp``)::
 
-    GET  /api/config           JSON: variant, checkpoint_sha256, decoder URLs, upload limits, bundle
+    GET  /api/config           JSON: family, resize, variant, checkpoint_sha256, decoder URLs,
+                               upload limits, bundle
     GET  /api/decoder/<prec>   the official-contract decoder graph (fp32, and int8 if exported)
     POST /api/embed            body: the image file, Content-Type image/*; answer: JSON with
-                               orig_hw [H, W], input_hw, variant, checkpoint_sha256, shape,
-                               dtype "float32" and data_b64 (little-endian float32, base64)
+                               orig_hw [H, W], input_hw, variant, checkpoint_sha256, family and
+                               features: {decoder input name: {shape, dtype "float32", data_b64
+                               (little-endian float32, base64)}}: image_embeddings (SAM 2 also
+                               high_res_feats_0 and high_res_feats_1)
     GET  /bundles/<name>/<file>  files of the ``sam-onnx bundle`` folders given with ``--bundle``
                                (``name``: the folder's name; the first one opens first)
     GET  /<file>               the built page
@@ -40,6 +43,8 @@ import numpy as np
 
 from sam_onnx.errors import ImageTooLargeError, InvalidInputError, SamOnnxError
 from sam_onnx.images import read_image_bytes
+
+from .bundle import decoders_family
 
 ISOLATION_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
@@ -101,6 +106,7 @@ class DemoServer(ThreadingHTTPServer):
     def __init__(self, predictor, decoders: dict[str, Path], options: ServeOptions) -> None:
         self.predictor = predictor
         self.decoders = decoders
+        self.family = decoders_family(decoders)  # {"family", "resize"}: the page feeds by these
         self.options = options
         self.web_root = options.web_dir.resolve()
         self.bundles = {p.resolve().name: p.resolve() for p in options.bundle_dirs}
@@ -117,6 +123,7 @@ class DemoServer(ThreadingHTTPServer):
         return {
             "format": "sam-onnx-serve",
             "version": 1,
+            **self.family,
             "variant": self.predictor.variant,
             "checkpoint_sha256": self.predictor.checkpoint_sha256,
             "decoders": {p: f"api/decoder/{p}" for p in self.decoders},
@@ -141,13 +148,8 @@ class DemoServer(ThreadingHTTPServer):
                 emb = self.predictor.embed(image)
         finally:
             self.pending.release()
-        data = np.ascontiguousarray(emb.embedding, dtype="<f4")
-        return {
-            **emb.metadata(),
-            "shape": list(data.shape),
-            "dtype": "float32",
-            "data_b64": base64.b64encode(data.tobytes()).decode("ascii"),
-        }
+        features = {name: _tensor_json(array) for name, array in emb.decoder_inputs().items()}
+        return {**emb.metadata(), "features": features}
 
 
 class DemoHandler(BaseHTTPRequestHandler):
@@ -329,6 +331,13 @@ def _file(path: Path) -> tuple[int, dict, bytes]:
 def _json(data: dict, status: HTTPStatus = HTTPStatus.OK) -> tuple[int, dict, bytes]:
     headers = {"Content-Type": "application/json", "Cache-Control": "no-store"}
     return status, headers, json.dumps(data).encode()
+
+
+def _tensor_json(array: np.ndarray) -> dict:
+    """A float32 array as ``{shape, dtype, data_b64}`` (little-endian bytes, C order, base64)."""
+    data = np.ascontiguousarray(array, dtype="<f4")
+    encoded = base64.b64encode(data.tobytes()).decode("ascii")
+    return {"shape": list(data.shape), "dtype": "float32", "data_b64": encoded}
 
 
 def _json_error(status: HTTPStatus, kind: str, message: str) -> tuple[int, dict, bytes]:

@@ -113,10 +113,16 @@ class QuietStaticHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def e2e(site, golden, reference_dir, tmp_path_factory):
+def artifacts(tmp_path_factory) -> Path:
+    """Where screenshots, masks and figures.json go: ``$SAM_E2E_ARTIFACTS`` (CI keeps it)."""
+    folder = Path(os.environ.get("SAM_E2E_ARTIFACTS") or tmp_path_factory.mktemp("e2e_artifacts"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def e2e(site, golden, reference_dir, artifacts):
     """Run the browser once over every case; returns (result JSON, artifacts folder)."""
-    artifacts = Path(os.environ.get("SAM_E2E_ARTIFACTS") or tmp_path_factory.mktemp("e2e_artifacts"))
-    artifacts.mkdir(parents=True, exist_ok=True)
     bad = site["root"] / "notes.png"
     bad.write_text("these are notes, not a picture")
 
@@ -231,9 +237,8 @@ def test_a_refused_upload_is_shown_on_the_page(e2e):
 
 
 @pytest.fixture(scope="module")
-def artifacts_note(e2e):
+def artifacts_note(artifacts):
     """Collect figures into figures.json next to the screenshots (printed with -s)."""
-    _, artifacts = e2e
     path = artifacts / "figures.json"
 
     def note(case: str, **figures) -> None:
@@ -292,3 +297,104 @@ def test_readme_serve_segments_a_dropped_image(readme_server, tiny_model_dir, re
     agreement = float((page_mask == want).mean())
     print(f"readme-serve-upload: {agreement:.5f} of pixels agree, mask area {want.mean():.3f}")
     assert agreement >= MIN_AGREEMENT, f"{agreement:.5f} of pixels agree"
+
+
+# --- SAM 2.1: the same page on the kit's hiera_t export ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sam2_site(hiera_t_fp32_export, sam2_golden, tmp_path_factory):
+    """``sam-onnx serve`` on the kit's hiera_t export, with bundles of the SAM 2.1 golden features
+    (``image_embed`` and the two high-res maps) of the landscape and portrait images."""
+    require_web()
+    model_dir = hiera_t_fp32_export.output_dir
+    decoders = web_decoder_paths(model_dir)
+    meta = decoder_identity(decoders["fp32"])
+    root = tmp_path_factory.mktemp("web_sam2")
+    bundles = []
+    for image in IMAGE_FILES:
+        pixels = sam2_golden[f"{image}/image"]
+        high_res = tuple(sam2_golden[f"{image}/high_res_feats_{i}"] for i in (0, 1))
+        emb = ImageEmbedding(
+            sam2_golden[f"{image}/image_embed"],
+            pixels.shape[:2],
+            variant=meta["variant"],
+            checkpoint_sha256=meta["checkpoint_sha256"],
+            family="sam2",
+            high_res_feats=high_res,
+        )
+        write_bundle(root / f"sam2_{image}", pixels, emb, decoders, name=IMAGE_FILES[image])
+        bundles.append(root / f"sam2_{image}")
+    predictor = SamPredictor.from_export(model_dir)
+    options = ServeOptions(web_dir=DEMO / "dist", bundle_dirs=tuple(bundles), port=0)
+    server = make_server(predictor, decoders, options)
+    server.quiet = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.url
+    server.shutdown()
+    server.server_close()
+
+
+SAM2_CASES = {  # browser case -> (image, golden case); the page's decoder is the single-mask graph
+    "sam2-landscape": ("landscape", "one_point_single"),
+    "sam2-portrait": ("portrait", "one_point_single"),
+    "sam2-landscape-box": ("landscape", "box"),
+    "sam2-portrait-box": ("portrait", "box"),
+    # the server's own encoder on the uploaded PNG (features within 1e-3 of the golden ones)
+    "sam2-upload-portrait": ("portrait", "one_point_single"),
+}
+
+
+@pytest.fixture(scope="module")
+def sam2_e2e(sam2_site, sam2_golden, sam2_reference_dir, artifacts):
+    """The browser over the SAM 2.1 cases (clicks at the golden points, drags along the golden boxes)."""
+    cases = []
+    for name, (image, golden_case) in SAM2_CASES.items():
+        prompt = case_meta(sam2_golden, image, golden_case)
+        c = {"name": name, "url": f"{sam2_site}?bundle=bundles/sam2_{image}/bundle.json"}
+        if prompt["box"] is not None:
+            c["drag"] = prompt["box"]
+        else:
+            c["click"] = prompt["points"][0]
+        if name.startswith("sam2-upload"):
+            c["url"] = sam2_site  # the first bundle opens, then the upload replaces it
+            c["upload"] = str(sam2_reference_dir.parent / "images" / IMAGE_FILES[image])
+        c["mask"] = str(artifacts / f"{name}.mask.bin")
+        c["repeats"] = REPEATS if name in ("sam2-landscape", "sam2-portrait") else 0
+        if name in ("sam2-landscape", "sam2-upload-portrait"):
+            c["screenshot"] = str(artifacts / f"{name}.png")
+        cases.append(c)
+    return run_browser(cases, artifacts, "result-sam2")
+
+
+@pytest.mark.parametrize("case", list(SAM2_CASES))
+def test_sam2_page_mask_matches_the_golden_output(sam2_e2e, sam2_golden, artifacts, artifacts_note, case):
+    """The page's SAM 2.1 masks (three features fed, square-frame coordinates, the graph's padding
+    point and stability rule) against the official predictor's single-mask output."""
+    image, golden_case = SAM2_CASES[case]
+    r = sam2_e2e[case]
+    h, w = sam2_golden[f"{image}/image"].shape[:2]
+    assert r["hw"] == [h, w] and r["kind"] == "committed"
+    assert "wasm threads" in r["status"] and r["crossOriginIsolated"] is True and r["threads"] > 1
+    mask = np.fromfile(artifacts / f"{case}.mask.bin", np.uint8).reshape(h, w).astype(bool)
+    want = unpack_masks(sam2_golden[f"{image}/{golden_case}/masks_packed"], w)[0]
+    assert 0.01 < want.mean() < 0.99, "the golden mask is trivial; the comparison would prove nothing"
+    agreement = float((mask == want).mean())
+    artifacts_note(
+        case, agreement=agreement, differing=int((mask != want).sum()), clicked=r["clicked"], box=r["box"]
+    )
+    assert agreement >= MIN_AGREEMENT, f"{case}: {agreement:.5f} of pixels agree"
+
+
+def test_sam2_decode_time_is_recorded(sam2_e2e, artifacts_note):
+    """Median time in ``session.run`` of the SAM 2.1 single-mask decoder per click, in wasm."""
+    for case in ("sam2-landscape", "sam2-portrait"):
+        ms = sam2_e2e[case]["runMs"]
+        assert len(ms) == REPEATS and all(v > 0 for v in ms)
+        artifacts_note(
+            case,
+            decode_ms_median=float(np.median(ms)),
+            decode_ms_range=[min(ms), max(ms)],
+            round_trip_ms_median=float(np.median(sam2_e2e[case]["roundTripMs"])),
+            threads=sam2_e2e[case]["threads"],
+        )

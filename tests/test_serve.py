@@ -124,6 +124,7 @@ def test_config_and_isolation_headers_on_every_answer(server, tiny_predictor):
     config = json.loads(body)
     assert status == 200
     assert config["checkpoint_sha256"] == tiny_predictor.checkpoint_sha256
+    assert (config["family"], config["resize"]) == ("sam", "long_side")
     assert set(config["decoders"]) == {"fp32", "int8"}
     assert config["bundle"] == "bundles/first/bundle.json"
 
@@ -166,10 +167,16 @@ def test_embed_upload_matches_the_runtime(server, tiny_predictor):
     status, _, body = request(server, "POST", "/api/embed", data, {"Content-Type": "image/png"})
     assert status == 200
     answer = json.loads(body)
-    assert answer["orig_hw"] == [30, 50] and answer["shape"] == [1, 256, 64, 64]
-    got = np.frombuffer(base64.b64decode(answer["data_b64"]), "<f4").reshape(answer["shape"])
+    assert answer["orig_hw"] == [30, 50] and answer["family"] == "sam"
+    assert list(answer["features"]) == ["image_embeddings"]
     want = tiny_predictor.embed(Image.open(io.BytesIO(data))).embedding
-    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(decode_tensor(answer["features"]["image_embeddings"]), want)
+
+
+def decode_tensor(tensor: dict) -> np.ndarray:
+    """An ``api/embed`` tensor ({shape, dtype, data_b64}) as a numpy array."""
+    assert tensor["dtype"] == "float32"
+    return np.frombuffer(base64.b64decode(tensor["data_b64"]), "<f4").reshape(tensor["shape"])
 
 
 @pytest.mark.parametrize(
@@ -235,6 +242,8 @@ def test_busy_encoder_answers_429(server):
 def test_bundle_contents(bundle_dir, tiny_predictor):
     meta = json.loads((bundle_dir / "bundle.json").read_text())
     assert meta["format"] == "sam-onnx-bundle" and meta["version"] == 1
+    assert (meta["family"], meta["resize"]) == ("sam", "long_side")
+    assert meta["features"] == {"image_embeddings": "embedding.npy"}
     assert meta["orig_hw"] == [40, 70] and meta["decoders"] == {
         "fp32": "decoder.onnx",
         "int8": "decoder.int8.onnx",
@@ -343,3 +352,64 @@ def test_a_folder_of_exports_is_refused_naming_the_export(tiny_model_dir, web_di
     assert cli_main(["serve", "-m", parent, "--web", str(web_dir), "--port", "0"]) == 2
     err = capsys.readouterr().err
     assert "not a sam-export output folder" in err and f"-m {tiny_model_dir}" in err and "--fp16" not in err
+
+
+# --- SAM 2: three image features through the embed endpoint and the bundle -----------------------
+
+
+@pytest.fixture(scope="module")
+def sam2_model_dir(sam2_tiny_export) -> Path:
+    """The tiny SAM 2 export the SAM 2 export and runtime tests share (conftest)."""
+    return sam2_tiny_export.output_dir
+
+
+@pytest.fixture(scope="module")
+def sam2_predictor(sam2_model_dir):
+    from sam_onnx.runtime import SamPredictor
+
+    return SamPredictor.from_export(sam2_model_dir)
+
+
+@pytest.mark.slow
+def test_sam2_embed_answers_the_three_features(sam2_predictor, sam2_model_dir, web_dir):
+    """The page builds SAM 2's feeds from what api/embed sends: the three decoder inputs, by name,
+    equal to the runtime's embedding; api/config names the family and its square frame."""
+    options = ServeOptions(web_dir=web_dir, port=0)
+    with serving(sam2_predictor, sam2_model_dir, options) as srv:
+        config = json.loads(request(srv, "GET", "/api/config")[2])
+        data = png_bytes(30, 50)
+        status, _, body = request(srv, "POST", "/api/embed", data, {"Content-Type": "image/png"})
+    assert (config["family"], config["resize"]) == ("sam2", "square")
+    assert status == 200
+    answer = json.loads(body)
+    assert answer["family"] == "sam2" and answer["orig_hw"] == [30, 50]
+    want = sam2_predictor.embed(Image.open(io.BytesIO(data))).decoder_inputs()
+    assert list(answer["features"]) == ["image_embeddings", "high_res_feats_0", "high_res_feats_1"]
+    for name, array in want.items():
+        np.testing.assert_array_equal(decode_tensor(answer["features"][name]), array, err_msg=name)
+
+
+@pytest.mark.slow
+def test_sam2_bundle_names_its_three_feature_files(sam2_predictor, sam2_model_dir, tmp_path):
+    image = np.random.default_rng(2).integers(0, 256, (33, 21, 3), dtype=np.uint8)
+    emb = sam2_predictor.embed(image)
+    write_bundle(tmp_path / "b", image, emb, web_decoder_paths(sam2_model_dir), name="p.png")
+    meta = json.loads((tmp_path / "b" / "bundle.json").read_text())
+    assert (meta["family"], meta["resize"], meta["input_hw"]) == ("sam2", "square", [1024, 1024])
+    assert list(meta["features"]) == ["image_embeddings", "high_res_feats_0", "high_res_feats_1"]
+    for name, array in emb.decoder_inputs().items():
+        np.testing.assert_array_equal(np.load(tmp_path / "b" / meta["features"][name]), array, err_msg=name)
+    # the runtime reads the bundle's embedding back, features included
+    loaded = ImageEmbedding.load(tmp_path / "b" / meta["embedding"])
+    np.testing.assert_array_equal(loaded.high_res_feats[1], emb.high_res_feats[1])
+
+
+@pytest.mark.slow
+def test_bundle_refuses_an_embedding_of_the_other_family(sam2_predictor, sam2_model_dir, tmp_path):
+    image = np.zeros((10, 12, 3), np.uint8)
+    emb = sam2_predictor.embed(image)
+    sha = emb.checkpoint_sha256
+    v1 = ImageEmbedding(emb.embedding, emb.orig_hw, variant=emb.variant, checkpoint_sha256=sha)
+    with pytest.raises(InvalidInputError, match="family 'sam2'"):
+        write_bundle(tmp_path / "b", image, v1, web_decoder_paths(sam2_model_dir))
+    assert not (tmp_path / "b").exists()

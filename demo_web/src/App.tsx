@@ -7,6 +7,7 @@
 import { useCallback, useEffect, useRef, useState } from "react";
 
 import { DecoderClient, type Decoded, type DecoderReady } from "./client";
+import { type Family, FAMILIES } from "./family";
 import { type HW, type XY, fitInside, screenToImage } from "./geometry";
 import { cutout, maskArea, maskToRGBA } from "./masks";
 import type { Box, Click, Prompt } from "./prompt";
@@ -34,6 +35,7 @@ export function App() {
   const [server, setServer] = useState<ServerConfig | null>(null);
   const [decoders, setDecoders] = useState<Decoders>({});
   const [precision, setPrecision] = useState("fp32");
+  const [family, setFamily] = useState<Family>(FAMILIES.sam);
   const [ready, setReady] = useState<DecoderReady | null>(null);
   const [image, setImage] = useState<LoadedImage | null>(null);
   const [pixels, setPixels] = useState<ImageData | null>(null);
@@ -51,13 +53,16 @@ export function App() {
     setErrors((all) => [...all.slice(-4), message]);
   }, []);
 
-  const showImage = useCallback(async (loaded: LoadedImage, expectedSha: string | null) => {
+  const showImage = useCallback(async (loaded: LoadedImage, expectedSha: string | null, decoderFamily: Family) => {
+    if (loaded.family !== decoderFamily) {
+      throw new Error(`${loaded.name}: its features are for family ${loaded.family.name}, the decoder is ${decoderFamily.name}`);
+    }
     if (expectedSha && loaded.checkpointSha256 !== expectedSha) {
       throw new Error(
         `${loaded.name}: its embedding comes from checkpoint ${loaded.checkpointSha256.slice(0, 12)}…, the decoder from ${expectedSha.slice(0, 12)}…`,
       );
     }
-    await client.current!.setEmbedding(loaded.embedding, loaded.orig);
+    await client.current!.setEmbedding(loaded.features, loaded.orig);
     const img = new Image();
     img.src = loaded.url;
     await img.decode().catch(() => {
@@ -87,10 +92,12 @@ export function App() {
       const bundleUrl = new URLSearchParams(location.search).get("bundle") ?? config?.bundle ?? (config ? null : "bundle.json");
       const bundle = bundleUrl ? await loadBundle(bundleUrl) : null;
       const found = bundle?.decoders ?? config?.decoders;
-      if (!found || !found.fp32) throw new Error("no decoder: open this page through `sam-onnx serve` or a `sam-onnx bundle` folder");
+      const fam = bundle?.family ?? config?.family;
+      if (!found || !found.fp32 || !fam) throw new Error("no decoder: open this page through `sam-onnx serve` or a `sam-onnx bundle` folder");
       setDecoders(found);
-      setReady(await c.loadDecoder(found.fp32, WANTED_THREADS));
-      if (bundle) await showImage(bundle.image, config?.checkpoint_sha256 ?? null);
+      setFamily(fam);
+      setReady(await c.loadDecoder(found.fp32, WANTED_THREADS, fam.name));
+      if (bundle) await showImage(bundle.image, config?.checkpoint_sha256 ?? null, fam);
     })()
       .catch(report)
       .finally(() => setBusy(null));
@@ -100,7 +107,7 @@ export function App() {
   const switchPrecision = async (next: string) => {
     setBusy("loading decoder");
     try {
-      setReady(await client.current!.loadDecoder(decoders[next], WANTED_THREADS));
+      setReady(await client.current!.loadDecoder(decoders[next], WANTED_THREADS, family.name));
       setPrecision(next);
       setSteps([]);
       setPreview(null);
@@ -119,7 +126,8 @@ export function App() {
     }
     setBusy(`embedding ${file.name}`);
     try {
-      await showImage(await embedUpload(file, server), server.checkpoint_sha256);
+      // the server's family, not the page's state: an upload can come before the decoder is loaded
+      await showImage(await embedUpload(file, server), server.checkpoint_sha256, server.family);
     } catch (error) {
       report(error);
     } finally {

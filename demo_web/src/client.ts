@@ -3,8 +3,9 @@
  * order, and a "latest wins" slot for hover previews so the page never queues stale ones.
  */
 
+import type { FamilyName } from "./family";
 import type { HW } from "./geometry";
-import type { Prompt } from "./prompt";
+import type { ImageFeatures, Prompt } from "./prompt";
 import type { FromWorker, ToWorker } from "./protocol";
 
 export type Decoded = Extract<FromWorker, { type: "decoded" }> & { roundTripMs: number };
@@ -70,15 +71,18 @@ export class DecoderClient {
   }
 
   /** Open the decoder at `url`; a relative one is taken relative to the page, never the worker's script. */
-  loadDecoder(url: string, threads: number): Promise<DecoderReady> {
+  loadDecoder(url: string, threads: number, family: FamilyName): Promise<DecoderReady> {
     const absolute = new URL(url, location.href).href;
-    return this.serial(() => this.request("load-decoder", { type: "load-decoder", url: absolute, threads })) as Promise<DecoderReady>;
+    const message: ToWorker = { type: "load-decoder", url: absolute, threads, family };
+    return this.serial(() => this.request("load-decoder", message)) as Promise<DecoderReady>;
   }
 
-  /** Hand the embedding to the worker (its buffer is copied, the page keeps its own). */
-  setEmbedding(embedding: Float32Array, orig: HW): Promise<unknown> {
-    const copy = embedding.slice();
-    return this.serial(() => this.request("set-embedding", { type: "set-embedding", embedding: copy, orig }, [copy.buffer]));
+  /** Hand the image's features to the worker (their buffers are copied, the page keeps its own). */
+  setEmbedding(features: ImageFeatures, orig: HW): Promise<unknown> {
+    const copies: ImageFeatures = {};
+    for (const [name, data] of Object.entries(features)) copies[name] = data.slice();
+    const transfer = Object.values(copies).map((c) => c.buffer);
+    return this.serial(() => this.request("set-embedding", { type: "set-embedding", features: copies, orig }, transfer));
   }
 
   decode(prompt: Prompt, maskInput: Float32Array | null): Promise<Decoded> {

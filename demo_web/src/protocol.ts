@@ -4,17 +4,19 @@
  * into the void.
  */
 
+import type { FamilyName } from "./family";
 import type { HW } from "./geometry";
-import type { Prompt } from "./prompt";
+import type { ImageFeatures, Prompt } from "./prompt";
 
 export type ToWorker =
   /**
    * Open the decoder at `url` (absolute: a worker resolves relative URLs against its own script).
-   * `threads`: wasm threads wanted (honoured only when cross-origin isolated).
+   * `threads`: wasm threads wanted (honoured only when cross-origin isolated). `family`: the
+   * decoder's contract (its metadata `family`), which sets the feeds it gets.
    */
-  | { type: "load-decoder"; url: string; threads: number }
-  /** The image's embedding (1x256x64x64 float32, transferred) and its original size. */
-  | { type: "set-embedding"; embedding: Float32Array; orig: HW }
+  | { type: "load-decoder"; url: string; threads: number; family: FamilyName }
+  /** The image's features (float32, transferred; see `family.ts`) and its original size. */
+  | { type: "set-embedding"; features: ImageFeatures; orig: HW }
   /** Decode one prompt; `maskInput`: previous low-res logits (256x256) to refine, or null. */
   | { type: "decode"; id: number; prompt: Prompt; maskInput: Float32Array | null };
 

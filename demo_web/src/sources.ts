@@ -1,17 +1,21 @@
 /**
  * Where the page gets its model and images: a `sam-onnx serve` server (`api/config`, uploads
  * embedded by the Python runtime) or a static bundle written by `sam-onnx bundle` (`bundle.json`).
+ * Both name the decoders' family (`family`, `resize`), which says which image features come.
  */
 
+import { type Family, familyOf } from "./family";
 import type { HW } from "./geometry";
 import { parseNpy } from "./npy";
-import { EMBEDDING_SIZE } from "./prompt";
+import { type ImageFeatures, checkFeatures } from "./prompt";
 
 /** Decoder graph URLs by precision, e.g. {fp32: "decoder.onnx", int8: "decoder.int8.onnx"}. */
 export type Decoders = Record<string, string>;
 
 export interface ServerConfig {
   format: "sam-onnx-serve";
+  /** The decoders' contract, from `family` and `resize` of the config (absent: SAM v1). */
+  family: Family;
   variant: string;
   checkpoint_sha256: string;
   decoders: Decoders;
@@ -26,13 +30,16 @@ export interface LoadedImage {
   /** A URL the page can draw (object URL or bundle file). */
   url: string;
   orig: HW;
-  embedding: Float32Array;
+  /** The image's features by decoder input name (see `family.ts`). */
+  features: ImageFeatures;
+  family: Family;
   checkpointSha256: string;
 }
 
 export interface Bundle {
   image: LoadedImage;
   decoders: Decoders;
+  family: Family;
 }
 
 /** An error the page shows as it is: the message already names what was wrong. */
@@ -56,11 +63,30 @@ function checkHW(value: unknown, what: string): HW {
   return [value[0], value[1]];
 }
 
-function checkEmbedding(data: Float32Array, shape: number[], what: string): Float32Array {
-  if (shape.join("x") !== "1x256x64x64" || data.length !== EMBEDDING_SIZE) {
-    throw new SourceError(`${what}: expected an embedding of shape 1x256x64x64, got ${shape.join("x")}`);
+/** The family a config or bundle names, as a SourceError when it is not one the page knows. */
+function family(meta: { family?: unknown; resize?: unknown }, what: string): Family {
+  try {
+    return familyOf(meta.family, meta.resize, what);
+  } catch (error) {
+    throw new SourceError((error as Error).message);
   }
-  return data;
+}
+
+/** The family's features from float32 arrays with their shapes, checked; a SourceError names what is wrong. */
+function checkedFeatures(arrays: Record<string, { data: Float32Array; shape: number[] }>, fam: Family, what: string): ImageFeatures {
+  const features: ImageFeatures = {};
+  for (const spec of fam.features) {
+    const array = arrays[spec.name];
+    if (array && array.shape.join("x") !== spec.dims.join("x")) {
+      throw new SourceError(`${what}: ${spec.name}: expected shape ${spec.dims.join("x")}, got ${array.shape.join("x")}`);
+    }
+    if (array) features[spec.name] = array.data;
+  }
+  try {
+    return checkFeatures(features, fam, what);
+  } catch (error) {
+    throw new SourceError((error as Error).message);
+  }
 }
 
 /**
@@ -81,7 +107,9 @@ export async function fetchServerConfig(base = ""): Promise<ServerConfig | null>
   if (config?.format !== "sam-onnx-serve") return null;
   const decoders: Decoders = {};
   for (const [precision, path] of Object.entries(config.decoders ?? {})) decoders[precision] = near(path, base);
-  return { ...config, decoders, bundle: config.bundle ? near(config.bundle, base) : null };
+  const raw = config as unknown as { family?: unknown; resize?: unknown };
+  const fam = family(raw, "server config");
+  return { ...config, family: fam, decoders, bundle: config.bundle ? near(config.bundle, base) : null };
 }
 
 /** Resolve `path` against the URL of the file that named it (itself relative to the page). */
@@ -89,7 +117,10 @@ function near(path: string, fileUrl: string): string {
   return new URL(path, new URL(fileUrl, location.href)).href;
 }
 
-/** Load a static bundle: `bundle.json` naming the image, its embedding (.npy) and the decoders. */
+/**
+ * Load a static bundle: `bundle.json` naming the image, its features (.npy files by decoder input
+ * name in `features`; bundles that predate SAM 2 name only `embedding`) and the decoders.
+ */
 export async function loadBundle(url: string): Promise<Bundle> {
   const meta = await (await fetchOk(url, "bundle")).json().catch(() => {
     throw new SourceError(`bundle ${url}: not JSON`);
@@ -98,8 +129,17 @@ export async function loadBundle(url: string): Promise<Bundle> {
     throw new SourceError(`bundle ${url}: expected format sam-onnx-bundle version 1, got ${meta?.format} ${meta?.version}`);
   }
   const orig = checkHW(meta.orig_hw, `bundle ${url}`);
-  const npyUrl = near(meta.embedding, url);
-  const npy = parseNpy(await (await fetchOk(npyUrl, "embedding")).arrayBuffer(), `embedding ${npyUrl}`);
+  const fam = family(meta, `bundle ${url}`);
+  const files: Record<string, string> = meta.features ?? { image_embeddings: meta.embedding };
+  const arrays = Object.fromEntries(
+    await Promise.all(
+      fam.features.filter((f) => files[f.name]).map(async (f) => {
+        const npyUrl = near(files[f.name], url);
+        const buffer = await (await fetchOk(npyUrl, f.name)).arrayBuffer();
+        return [f.name, parseNpy(buffer, `${f.name} ${npyUrl}`)] as const;
+      }),
+    ),
+  );
   const decoders: Decoders = {};
   for (const [precision, file] of Object.entries(meta.decoders as Record<string, string>)) decoders[precision] = near(file, url);
   return {
@@ -107,10 +147,12 @@ export async function loadBundle(url: string): Promise<Bundle> {
       name: String(meta.name ?? "image"),
       url: near(meta.image, url),
       orig,
-      embedding: checkEmbedding(npy.data, npy.shape, `embedding ${npyUrl}`),
+      features: checkedFeatures(arrays, fam, `bundle ${url}`),
+      family: fam,
       checkpointSha256: String(meta.checkpoint_sha256),
     },
     decoders,
+    family: fam,
   };
 }
 
@@ -139,13 +181,33 @@ export async function embedUpload(file: File, config: ServerConfig, base = ""): 
     const message = body?.error?.message ?? `HTTP ${response.status} ${response.statusText}`;
     throw new SourceError(`${file.name}: ${message}`);
   }
-  const bytes = fromBase64(body.data_b64);
-  const data = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+  const what = `${file.name} embedding`;
+  const arrays: Record<string, { data: Float32Array; shape: number[] }> = {};
+  for (const [name, tensor] of Object.entries((body.features ?? {}) as Record<string, EncodedTensor>)) {
+    arrays[name] = decodeTensor(tensor, `${what}: ${name}`);
+  }
   return {
     name: file.name,
     url: URL.createObjectURL(file),
-    orig: checkHW(body.orig_hw, `${file.name} embedding`),
-    embedding: checkEmbedding(data, body.shape, `${file.name} embedding`),
+    orig: checkHW(body.orig_hw, what),
+    features: checkedFeatures(arrays, config.family, what),
+    family: config.family,
     checkpointSha256: String(body.checkpoint_sha256),
   };
+}
+
+/** A tensor in a JSON answer of `api/embed`: shape, dtype "float32", little-endian bytes in base64. */
+interface EncodedTensor {
+  shape: number[];
+  dtype: string;
+  data_b64: string;
+}
+
+function decodeTensor(tensor: EncodedTensor, what: string): { data: Float32Array; shape: number[] } {
+  if (tensor?.dtype !== "float32" || !Array.isArray(tensor.shape)) {
+    throw new SourceError(`${what}: expected a float32 tensor with a shape, got dtype ${tensor?.dtype}`);
+  }
+  const bytes = fromBase64(tensor.data_b64); // its own buffer, from offset 0: aligned
+  if (bytes.byteLength % 4 !== 0) throw new SourceError(`${what}: ${bytes.byteLength} bytes is not whole float32 values`);
+  return { data: new Float32Array(bytes.buffer), shape: tensor.shape };
 }

@@ -1,42 +1,47 @@
 /// <reference lib="webworker" />
 /**
- * The inference worker: holds the onnxruntime-web session of the single-mask decoder and the
- * current embedding, decodes prompts, answers with the binary mask. See `protocol.ts`.
+ * The inference worker: holds the onnxruntime-web session of the single-mask decoder (SAM v1 or
+ * SAM 2, as the page says), the current image's features, decodes prompts, answers with the binary
+ * mask. See `protocol.ts`.
  */
 
 import * as ort from "onnxruntime-web/wasm";
 
+import { type Family, FAMILIES, type FamilyName } from "./family";
 import { binarize } from "./masks";
-import { decoderFeeds } from "./prompt";
+import { type ImageFeatures, decoderFeeds, decoderInputNames } from "./prompt";
 import type { FromWorker, ToWorker } from "./protocol";
 import type { HW } from "./geometry";
 
-const EXPECTED_INPUTS = ["image_embeddings", "point_coords", "point_labels", "mask_input", "has_mask_input", "orig_im_size"];
-
 let session: ort.InferenceSession | null = null;
-let current: { embedding: Float32Array; orig: HW } | null = null;
+let family: Family = FAMILIES.sam;
+let current: { features: ImageFeatures; orig: HW } | null = null;
 
 function post(message: FromWorker, transfer: Transferable[] = []): void {
   (self as unknown as DedicatedWorkerGlobalScope).postMessage(message, transfer);
 }
 
-async function loadDecoder(url: string, threads: number): Promise<void> {
+async function loadDecoder(url: string, threads: number, familyName: FamilyName): Promise<void> {
+  const wanted = FAMILIES[familyName];
+  if (!wanted) throw new Error(`decoder ${url}: expected family ${Object.keys(FAMILIES).join(" or ")}, got ${familyName}`);
+  const expected = decoderInputNames(wanted);
   const start = performance.now();
   ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.max(1, threads) : 1;
   const response = await fetch(url);
   if (!response.ok) throw new Error(`decoder ${url}: HTTP ${response.status} ${response.statusText}`);
   const bytes = new Uint8Array(await response.arrayBuffer());
   const opened = await ort.InferenceSession.create(bytes, { executionProviders: ["wasm"], graphOptimizationLevel: "all" });
-  const missing = EXPECTED_INPUTS.filter((name) => !opened.inputNames.includes(name));
-  if (missing.length > 0 || !opened.outputNames.includes("masks")) {
+  const missing = expected.filter((name) => !opened.inputNames.includes(name));
+  if (missing.length > 0 || opened.inputNames.length !== expected.length || !opened.outputNames.includes("masks")) {
     await opened.release();
     throw new Error(
-      `decoder ${url}: expected the official SAM decoder contract (inputs ${EXPECTED_INPUTS.join(", ")}; output masks), ` +
+      `decoder ${url}: expected the ${familyName} decoder contract (inputs ${expected.join(", ")}; output masks), ` +
         `got inputs ${opened.inputNames.join(", ")} and outputs ${opened.outputNames.join(", ")}`,
     );
   }
   await session?.release();
   session = opened;
+  family = wanted;
   post({
     type: "decoder-ready",
     threads: ort.env.wasm.numThreads ?? 1,
@@ -49,7 +54,7 @@ async function loadDecoder(url: string, threads: number): Promise<void> {
 async function decode(message: Extract<ToWorker, { type: "decode" }>): Promise<void> {
   if (session === null) throw new Error("no decoder loaded yet");
   if (current === null) throw new Error("no image embedding set yet");
-  const feeds = decoderFeeds(current.embedding, message.prompt, current.orig, message.maskInput);
+  const feeds = decoderFeeds(current.features, message.prompt, current.orig, message.maskInput, family);
   const tensors: Record<string, ort.Tensor> = {};
   for (const [name, t] of Object.entries(feeds)) tensors[name] = new ort.Tensor("float32", t.data, t.dims);
   const start = performance.now();
@@ -81,9 +86,9 @@ const isThreadWorker = self.name.startsWith("em-pthread");
 if (!isThreadWorker) self.onmessage = async (event: MessageEvent<ToWorker>) => {
   const message = event.data;
   try {
-    if (message.type === "load-decoder") await loadDecoder(message.url, message.threads);
+    if (message.type === "load-decoder") await loadDecoder(message.url, message.threads, message.family);
     else if (message.type === "set-embedding") {
-      current = { embedding: message.embedding, orig: message.orig };
+      current = { features: message.features, orig: message.orig };
       post({ type: "embedding-ready" });
     } else if (message.type === "decode") await decode(message);
     else throw new Error(`unknown request ${JSON.stringify((message as { type?: unknown }).type)}`);

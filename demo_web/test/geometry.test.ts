@@ -37,6 +37,20 @@ describe("toModelFrame: x by w/W, y by h/H", () => {
   });
 });
 
+describe("toModelFrame, square (SAM 2): x / W * 1024, y / H * 1024 in float32", () => {
+  it("stretches each axis to 1024 independently", () => {
+    expect(toModelFrame({ x: 320, y: 240 }, [480, 640], "square")).toEqual({ x: 512, y: 512 });
+    expect(toModelFrame({ x: 77, y: 123 }, [123, 77], "square")).toEqual({ x: 1024, y: 1024 });
+  });
+  it("rounds as float32 arithmetic does", () => {
+    const p = toModelFrame({ x: 514.71185960607, y: 326.14929478352434 }, [480, 640], "square");
+    expect(p).toEqual({ x: 823.5389404296875, y: 695.78515625 }); // the kit's float32 values
+  });
+  it("checks the size", () => {
+    expect(() => toModelFrame({ x: 1, y: 1 }, [0, 10], "square")).toThrow(RangeError);
+  });
+});
+
 describe("screen <-> image", () => {
   const rect = { left: 100, top: 50, width: 320, height: 240 }; // a 640x480 image shown at half size
   it("maps a pointer to image pixels and back", () => {

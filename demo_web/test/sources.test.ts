@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 
-import { fetchServerConfig } from "../src/sources";
+import { FAMILIES } from "../src/family";
+import { type ServerConfig, embedUpload, fetchServerConfig } from "../src/sources";
 
 /** The page at `pageUrl`, whose fetches resolve against it and answer `config` for api/config. */
 function servePage(pageUrl: string, config: object): string[] {
@@ -45,5 +46,64 @@ describe("fetchServerConfig", () => {
   it("is null for anything but a sam-onnx server", async () => {
     servePage("http://127.0.0.1:8080/", { format: "something-else" });
     expect(await fetchServerConfig()).toBeNull();
+  });
+});
+
+describe("the family: from the server config, SAM v1 when it says none", () => {
+  afterEach(() => vi.unstubAllGlobals());
+
+  it("reads family and resize", async () => {
+    servePage("http://127.0.0.1:8000/", { ...CONFIG, family: "sam2", resize: "square" });
+    expect((await fetchServerConfig())?.family).toBe(FAMILIES.sam2);
+    servePage("http://127.0.0.1:8000/", CONFIG);
+    expect((await fetchServerConfig())?.family).toBe(FAMILIES.sam);
+  });
+
+  it("refuses an unknown family, or a resize that is not the family's", async () => {
+    servePage("http://127.0.0.1:8000/", { ...CONFIG, family: "sam3" });
+    await expect(fetchServerConfig()).rejects.toThrow(/server config: expected family sam or sam2, got "sam3"/);
+    servePage("http://127.0.0.1:8000/", { ...CONFIG, family: "toString" });
+    await expect(fetchServerConfig()).rejects.toThrow(/expected family/);
+    servePage("http://127.0.0.1:8000/", { ...CONFIG, family: "sam2", resize: "long_side" });
+    await expect(fetchServerConfig()).rejects.toThrow(/family sam2 resizes "square", got resize "long_side"/);
+  });
+});
+
+describe("embedUpload: the features of api/embed's answer", () => {
+  afterEach(() => vi.unstubAllGlobals());
+
+  const tensor = (dims: number[], fill: number) => {
+    const data = new Float32Array(dims.reduce((a, b) => a * b, 1)).fill(fill);
+    return { shape: dims, dtype: "float32", data_b64: Buffer.from(data.buffer).toString("base64") };
+  };
+  const answer = (features: object) => ({ orig_hw: [30, 50], checkpoint_sha256: "0".repeat(64), features });
+  const upload = async (body: object) => {
+    vi.stubGlobal("location", new URL("http://127.0.0.1:8000/"));
+    vi.stubGlobal("fetch", async () => new Response(JSON.stringify(body), { status: 200 }));
+    const config = { family: FAMILIES.sam2, max_upload_bytes: 1e6 } as ServerConfig;
+    return embedUpload(new File([new Uint8Array(4)], "a.png", { type: "image/png" }), config);
+  };
+
+  it("decodes SAM 2's three tensors by name", async () => {
+    const loaded = await upload(
+      answer({
+        image_embeddings: tensor([1, 256, 64, 64], 1),
+        high_res_feats_0: tensor([1, 32, 256, 256], 2),
+        high_res_feats_1: tensor([1, 64, 128, 128], 3),
+      }),
+    );
+    expect(loaded.family).toBe(FAMILIES.sam2);
+    expect(loaded.orig).toEqual([30, 50]);
+    expect(loaded.features.high_res_feats_0.length).toBe(32 * 256 * 256);
+    expect([0, 1, 2].map((i) => Object.values(loaded.features)[i][7])).toEqual([1, 2, 3]);
+  });
+
+  it("names a tensor that is missing or of the wrong shape", async () => {
+    const emb = tensor([1, 256, 64, 64], 1);
+    await expect(upload(answer({ image_embeddings: emb, high_res_feats_0: tensor([1, 32, 256, 256], 2) }))).rejects.toThrow(
+      /a.png embedding: high_res_feats_1: expected 1048576 floats \(1x64x128x128\), got none/,
+    );
+    const swapped = { image_embeddings: emb, high_res_feats_0: tensor([1, 64, 128, 128], 2), high_res_feats_1: tensor([1, 32, 256, 256], 3) };
+    await expect(upload(answer(swapped))).rejects.toThrow(/high_res_feats_0: expected shape 1x32x256x256, got 1x64x128x128/);
   });
 });
