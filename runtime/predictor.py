@@ -333,7 +333,9 @@ class SamPredictor:
         Each run holds at most :data:`DECODER_BYTES` of logits.
         """
         emb = self._check_embedding(embedding)
-        points = np.asarray(points_xy).reshape(-1, 1, 2)
+        points = np.asarray(points_xy)
+        # float32 clicks stay float32: the SAM 2 generator's clicks are, as officially
+        points = (points if points.dtype == np.float32 else points.astype(np.float64)).reshape(-1, 1, 2)
         check_coords_xy("points_xy", points, emb.orig_hw)
         masks_in = [None] * len(points) if mask_input is None else self._grid_masks(mask_input, len(points))
         labels = np.ones(1, np.int64)
