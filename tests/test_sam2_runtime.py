@@ -252,3 +252,24 @@ def test_normalized_coords_are_refused_for_sam_v1(tiny_predictor, image):
     emb = tiny_predictor.embed(image)
     with pytest.raises(InvalidInputError, match=r"normalize_coords: expected True for a SAM v1 model"):
         tiny_predictor.predict([[0.5, 0.5]], [1], normalize_coords=False, embedding=emb)
+
+
+def test_threads_each_see_their_own_image(predictor):
+    """Two threads, each set_image + predict on its own image, as often as sequential calls."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    images = [synthetic_image((40, 60), seed=1), synthetic_image((70, 30), seed=2)]
+    box = np.array([2, 3, 25, 30])
+    want = [
+        predictor.predict(box=box, return_logits=True, embedding=predictor.embed(i)).masks for i in images
+    ]
+
+    def run(image):
+        predictor.set_image(image)
+        return [predictor.predict(box=box, return_logits=True).masks for _ in range(3)]
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(run, images))
+    for got, expected in zip(results, want, strict=True):
+        for masks in got:
+            np.testing.assert_array_equal(masks, expected)
