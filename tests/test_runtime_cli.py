@@ -228,4 +228,5 @@ def test_model_directory_without_graphs(tmp_path, images, capsys):
     folder, _ = images
     status = main(["embed", str(folder), "-m", str(tmp_path), "-o", str(tmp_path / "o")])
     assert status == 2
-    assert "encoder.onnx" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert str(tmp_path) in err and "not a sam-export output folder" in err
