@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import socket
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -213,6 +214,29 @@ class _Worker:
             os._exit(17)
 
 
+CONNECT_TIMEOUT_S = 10.0  # ray.init keeps retrying an unreachable address for minutes
+
+
+def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Refuse a ``host:port`` (or ``ray://host:port``) Ray address that nothing answers on.
+
+    ``ray.init`` retries an unreachable cluster for minutes before it gives up, which looks like a
+    hang; one TCP connection attempt tells at once. ``auto`` / ``local`` and other forms are left
+    to Ray.
+    """
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise InvalidInputError(
+            "--address",
+            "a reachable Ray cluster (`ray start --head` prints its address)",
+            f"{address}: {exc}",
+        ) from None
+
+
 def run_job(
     spec: JobSpec,
     paths: Sequence[str],
@@ -235,6 +259,8 @@ def run_job(
     started = not ray.is_initialized()
     if started:
         address = options.address or os.environ.get("RAY_ADDRESS")
+        if address:
+            check_reachable(address)
         ray.init(**({"address": address} if address else {"include_dashboard": False}))
     try:
         summary = JobSummary(total=len(items), skipped=len(items) - len(todo))

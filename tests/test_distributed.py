@@ -208,3 +208,20 @@ def test_a_missing_model_fails_in_the_driver_before_any_worker_starts(folder, tm
     with pytest.raises(ModelLoadError, match="not a directory"):
         run(amg_spec(tmp_path / "no_model", tmp_path / "out"), folder)
     assert not (tmp_path / "out").exists()
+
+
+def test_an_unreachable_address_is_refused_at_once():
+    """A closed port on this machine: a typed error within the connect timeout, no Ray started."""
+    import socket
+    import time
+
+    from sam_onnx.runtime.distributed import check_reachable
+
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens on it
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    start = time.perf_counter()
+    with pytest.raises(InvalidInputError, match="--address"):
+        check_reachable(f"127.0.0.1:{port}", timeout_s=2.0)
+    assert time.perf_counter() - start < 5.0
+    check_reachable("auto")  # left to Ray
