@@ -92,9 +92,12 @@ def make_sam2_checkpoint(sam2_reference_dir: Path, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def sam2_golden(sam2_reference_dir: Path):
-    """The SAM 2.1 goldens (``sam2.1_hiera_t_seed0.npz``) as a dict, ``meta`` parsed from its JSON."""
+    """The SAM 2.1 goldens (``sam2.1_hiera_t_seed0.npz``, and ``<img>/input_tensor`` from the inputs
+    file) as one dict, ``meta`` parsed from its JSON."""
     with np.load(sam2_reference_dir / "golden" / "sam2.1_hiera_t_seed0.npz") as z:
         data = {k: z[k] for k in z.files}
+    with np.load(sam2_reference_dir / "golden" / "sam2.1_hiera_t_seed0_inputs.npz") as z:
+        data.update({k: z[k] for k in z.files})
     data["meta"] = json.loads(bytes(data.pop("meta_json")))
     return data
 
@@ -213,12 +216,12 @@ def sam2_tiny_export(sam2_tiny_checkpoint, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def hiera_t_fp32_export(make_sam2_checkpoint, tmp_path_factory):
-    """The SAM 2.1 kit's hiera_t checkpoint exported in float32 (encoder.onnx, decoder.onnx,
-    decoder_batched.onnx), for the runtime's golden tests. Not validated against PyTorch here: the
-    tests that use it compare it with the kit's goldens, more strictly (tests/test_sam2_export.py
-    validates its own export)."""
+def hiera_t_export(make_sam2_checkpoint, sam2_golden, tmp_path_factory):
+    """The SAM 2.1 kit's hiera_t checkpoint exported with fp16/int8 copies, validated on the kit's
+    three images (shared by the export, runtime and web golden tests, as ``vit_b_export`` for v1)."""
     from sam_onnx.export import ExportOptions, export_sam
 
-    out = tmp_path_factory.mktemp("hiera_t_fp32_export") / "onnx"
-    return export_sam(make_sam2_checkpoint("hiera_t"), out, ExportOptions(validate=False))
+    images = {name: sam2_golden[f"{name}/image"] for name in IMAGES}
+    out = tmp_path_factory.mktemp("hiera_t_export") / "onnx"
+    options = ExportOptions(fp16=True, int8=True)
+    return export_sam(make_sam2_checkpoint("hiera_t"), out, options, images=images, log=print)

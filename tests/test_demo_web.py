@@ -303,11 +303,11 @@ def test_readme_serve_segments_a_dropped_image(readme_server, tiny_model_dir, re
 
 
 @pytest.fixture(scope="module")
-def sam2_site(hiera_t_fp32_export, sam2_golden, tmp_path_factory):
+def sam2_site(hiera_t_export, sam2_golden, tmp_path_factory):
     """``sam-onnx serve`` on the kit's hiera_t export, with bundles of the SAM 2.1 golden features
     (``image_embed`` and the two high-res maps) of the landscape and portrait images."""
     require_web()
-    model_dir = hiera_t_fp32_export.output_dir
+    model_dir = hiera_t_export.output_dir
     decoders = web_decoder_paths(model_dir)
     meta = decoder_identity(decoders["fp32"])
     root = tmp_path_factory.mktemp("web_sam2")

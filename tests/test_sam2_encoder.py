@@ -16,22 +16,12 @@ from tests.conftest import IMAGES
 
 PREFIX = "image_encoder."
 DECODER = "sam_mask_decoder."
-GOLDEN_KEYS = ("image_embed", "high_res_feats_0", "high_res_feats_1")
 TOLERANCE = 1e-3  # the kit's encoder tolerance (max abs); same code gives 0, 1 vs 2 threads 1.5e-5
 
 
 @pytest.fixture(scope="module")
 def hiera_t_state(make_sam2_checkpoint) -> dict[str, torch.Tensor]:
     return torch.load(make_sam2_checkpoint("hiera_t"), map_location="cpu")["model"]
-
-
-@pytest.fixture(scope="module")
-def sam2_golden(sam2_reference_dir):
-    with np.load(sam2_reference_dir / "golden" / "sam2.1_hiera_t_seed0.npz") as z:
-        golden = {k: z[k] for k in z.files if k.endswith(GOLDEN_KEYS)}
-    with np.load(sam2_reference_dir / "golden" / "sam2.1_hiera_t_seed0_inputs.npz") as z:
-        golden.update({k: z[k] for k in z.files})
-    return golden
 
 
 def load_encoder(state: dict[str, torch.Tensor]) -> Sam2ImageEncoder:

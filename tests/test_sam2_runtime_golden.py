@@ -29,8 +29,8 @@ AMG_CONFIGS = ("amg_grid4_all", "amg_grid4_nms", "amg_grid6_m2m")
 
 
 @pytest.fixture(scope="module")
-def predictor(hiera_t_fp32_export):
-    return SamPredictor.from_export(hiera_t_fp32_export.output_dir)
+def predictor(hiera_t_export):
+    return SamPredictor.from_export(hiera_t_export.output_dir)
 
 
 @pytest.fixture(scope="module")
