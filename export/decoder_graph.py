@@ -112,6 +112,20 @@ def upscale_masks(low_res: torch.Tensor, orig_im_size: torch.Tensor, img_size: i
     return F.interpolate(masks, size=(orig_hw[0], orig_hw[1]), mode="bilinear", align_corners=False)
 
 
+def decoder_dynamic_axes(output_names: tuple[str, ...], *, batched: bool) -> dict[str, dict[int, str]]:
+    """Symbolic axes of a decoder graph (both families): N points always, H x W of the masks, and
+    the prompt batch B on every prompt input and output when ``batched``."""
+    axes: dict[str, dict[int, str]] = {
+        "point_coords": {1: "num_points"},
+        "point_labels": {1: "num_points"},
+        "masks": {2: "orig_height", 3: "orig_width"},
+    }
+    if batched:
+        for name in ("point_coords", "point_labels", "mask_input", "has_mask_input", *output_names):
+            axes.setdefault(name, {})[0] = "prompt_batch"
+    return axes
+
+
 class DecoderGraph(nn.Module):
     """Export-only wrapper: the decoder contract (see the module docstring) on a :class:`Sam` model.
 
@@ -155,16 +169,7 @@ class DecoderGraph(nn.Module):
 
     @property
     def dynamic_axes(self) -> dict[str, dict[int, str]]:
-        """Symbolic axes: N points always, H x W of the masks, and B when batched."""
-        axes: dict[str, dict[int, str]] = {
-            "point_coords": {1: "num_points"},
-            "point_labels": {1: "num_points"},
-            "masks": {2: "orig_height", 3: "orig_width"},
-        }
-        if self.batched:
-            for name in ("point_coords", "point_labels", "mask_input", "has_mask_input", *self.output_names):
-                axes.setdefault(name, {})[0] = "prompt_batch"
-        return axes
+        return decoder_dynamic_axes(self.output_names, batched=self.batched)
 
     def example_inputs(
         self, num_points: int = 3, batch: int = 2, orig_hw: tuple[int, int] = (1500, 2250)

@@ -41,6 +41,8 @@ from torch import nn
 from sam_onnx.modeling.sam2 import Sam2, select_masks
 from sam_onnx.variants import IMAGE_SIZE
 
+from .decoder_graph import decoder_dynamic_axes
+
 INPUT_NAMES = (
     "image_embeddings",
     "high_res_feats_0",
@@ -139,16 +141,7 @@ class Sam2DecoderGraph(nn.Module):
 
     @property
     def dynamic_axes(self) -> dict[str, dict[int, str]]:
-        """Symbolic axes: N points always, H x W of the masks, and B when batched."""
-        axes: dict[str, dict[int, str]] = {
-            "point_coords": {1: "num_points"},
-            "point_labels": {1: "num_points"},
-            "masks": {2: "orig_height", 3: "orig_width"},
-        }
-        if self.batched:
-            for name in ("point_coords", "point_labels", "mask_input", "has_mask_input", *self.output_names):
-                axes.setdefault(name, {})[0] = "prompt_batch"
-        return axes
+        return decoder_dynamic_axes(self.output_names, batched=self.batched)
 
     def example_inputs(
         self, num_points: int = 3, batch: int = 2, orig_hw: tuple[int, int] = (1500, 2250)
