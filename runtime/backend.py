@@ -11,8 +11,8 @@ from sam_onnx.errors import DependencyConflictError, MissingDependencyError
 ORT_DISTRIBUTIONS = ("onnxruntime", "onnxruntime-gpu")
 
 INSTALL_HINT = (
-    "install exactly one runtime extra: `pip install 'sam-onnx[cpu]'` (onnxruntime) "
-    "or `pip install 'sam-onnx[gpu]'` (onnxruntime-gpu)"
+    "install exactly one runtime extra, from a sam-onnx clone: `pip install '.[cpu]'` "
+    "(onnxruntime) or `pip install '.[gpu]'` (onnxruntime-gpu)"
 )
 
 

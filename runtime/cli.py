@@ -152,7 +152,7 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
         "--engine",
         choices=("local", "ray"),
         default="local",
-        help="local: one image after another here (default); ray: Ray Data workers ('sam-onnx[ray]')",
+        help="local: one image after another here (default); ray: Ray Data workers (the [ray] extra)",
     )
     p.add_argument(
         "--address", help="Ray cluster to join (ray start --head prints it; default: start one here)"

@@ -28,7 +28,7 @@ RANDOM_WEIGHTS_NOTICE = (
     "RANDOM WEIGHTS: this demo's model was never trained, so its masks follow textures and edges, "
     "not objects. For real masks: sam-onnx demo --checkpoint sam_vit_b_01ec64.pth (the official weights)."
 )
-EXPORT_HINT = "pip install 'sam-onnx[export,cpu]'"
+EXPORT_HINT = "pip install '.[export,cpu]' (in a sam-onnx clone)"
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ from .jobs import (
     process_image,
 )
 
-RAY_INSTALL_HINT = "pip install 'sam-onnx[ray]'"
+RAY_INSTALL_HINT = "pip install '.[ray]' (in a sam-onnx clone)"
 DEFAULT_THREADS = 4  # per worker: onnxruntime's encoder scales well to about 4 threads
 MAX_BLOCKS = 100_000  # one image per block (a retry redoes one image) up to this many images
 # Test hook: "NAME:MARKER" makes the worker that meets image NAME exit once (it creates MARKER first

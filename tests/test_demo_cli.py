@@ -98,9 +98,10 @@ def test_sample_image_has_distinct_regions():
 
 def test_demo_without_torch_names_the_extra(tmp_path, page, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now fails as if not installed
-    with pytest.raises(MissingDependencyError, match=r"sam-onnx\[export,cpu\]"):
+    hint = r"pip install '\.\[export,cpu\]' \(in a sam-onnx clone\)"
+    with pytest.raises(MissingDependencyError, match=hint):
         prepare_demo(tmp_path / "work", variant="tiny")
     assert not (tmp_path / "work" / "sam_tiny_random.pth").exists()
     argv = ["demo", "--variant", "tiny", "--dir", str(tmp_path / "cli"), "--web", str(page), "--port", "0"]
     assert cli_main(argv) == 2
-    assert "pip install 'sam-onnx[export,cpu]'" in capsys.readouterr().err
+    assert "pip install '.[export,cpu]' (in a sam-onnx clone)" in capsys.readouterr().err

@@ -21,7 +21,7 @@ from sam_onnx.runtime.jobs import JobSpec
 from tests.conftest import REPO
 
 HAVE_RAY = importlib.util.find_spec("ray") is not None
-needs_ray = pytest.mark.skipif(not HAVE_RAY, reason="ray is not installed (pip install 'sam-onnx[ray]')")
+needs_ray = pytest.mark.skipif(not HAVE_RAY, reason="ray is not installed (pip install '.[ray]')")
 KEEP_ALL = ["--points-per-side", "4", "--pred-iou-thresh", "0", "--stability-score-thresh", "0"]
 KEEP_ALL_OPTIONS = {"points_per_side": 4, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0}
 SIZES_HW = {"a": (40, 64), "b": (70, 30), "c": (50, 50), "d": (33, 90)}
@@ -30,7 +30,7 @@ SIZES_HW = {"a": (40, 64), "b": (70, 30), "c": (50, 50), "d": (33, 90)}
 @pytest.fixture(scope="session")
 def ray_session():
     """A local Ray for the whole session: 2 CPUs, no dashboard; shut down at the end."""
-    ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'sam-onnx[ray]')")
+    ray = pytest.importorskip("ray", reason="ray is not installed (pip install '.[ray]')")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
@@ -188,7 +188,8 @@ def test_engine_ray_without_ray_names_the_extra(tiny_model_dir, folder, tmp_path
         [sys.executable, "-c", code, *args], cwd=REPO, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 2, result.stderr
-    assert "--engine ray needs Ray Data" in result.stderr and "pip install 'sam-onnx[ray]'" in result.stderr
+    assert "--engine ray needs Ray Data" in result.stderr
+    assert "pip install '.[ray]' (in a sam-onnx clone)" in result.stderr
     assert not (tmp_path / "o").exists()
 
 

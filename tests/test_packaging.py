@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import textwrap
 import zipfile
 from importlib import metadata
@@ -79,7 +80,7 @@ def test_runtime_without_onnxruntime_says_which_extra(tmp_path):
         tmp_path,
     )
     assert result.returncode == 0, result.stderr
-    assert "sam-onnx[cpu]" in result.stdout and "sam-onnx[gpu]" in result.stdout
+    assert "'.[cpu]'" in result.stdout and "'.[gpu]'" in result.stdout
 
 
 def test_both_onnxruntime_wheels_are_refused(monkeypatch):
@@ -160,3 +161,27 @@ def test_wheel_without_npm_or_page_is_built_without_it(tmp_path):
 def _not_sources(folder: str, names: list[str]) -> list[str]:
     skip = ("dist", "node_modules", "build", "__pycache__")
     return [n for n in names if n in skip or n.endswith(".egg-info")]
+
+
+def test_checkout_root_shadowing_an_install_still_finds_runtime_and_export():
+    """From the clone's root, ``import sam_onnx`` takes the checkout's sam_onnx/ before a
+    non-editable install; its runtime/ and export/ live beside it and must still be found. Run
+    without site processing (so no editable-install finder can help) and with site-packages only
+    on the path."""
+    site_packages = Path(sysconfig.get_path("purelib", vars={"base": sys.prefix}))
+    code = (
+        "import sys; sys.path[:0] = ['']; sys.path.append(sys.argv[1]); "
+        "import sam_onnx.runtime, sam_onnx.export; "
+        "print(sam_onnx.runtime.__file__); print(sam_onnx.export.__file__)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", code, str(site_packages)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    runtime_file, export_file = result.stdout.split()
+    assert Path(runtime_file) == REPO / "runtime" / "__init__.py"
+    assert Path(export_file) == REPO / "export" / "__init__.py"

@@ -9,7 +9,8 @@ try:
     import torch  # noqa: F401
 except ImportError as exc:  # pragma: no cover - exercised only without torch
     raise MissingDependencyError(
-        "sam_onnx.modeling needs PyTorch: install the export extra, `pip install 'sam-onnx[export,cpu]'` "
+        "sam_onnx.modeling needs PyTorch: install the export extra, "
+        "`pip install '.[export,cpu]'` in a sam-onnx clone "
         "(on a machine without a GPU, install a CPU build of torch first)"
     ) from exc
 
