@@ -311,7 +311,10 @@ def _dataset(ray, spec: JobSpec, todo: list[ImageItem], options: RayOptions, sum
             _Worker,
             fn_constructor_kwargs={"spec": spec, "exit_once": os.environ.get(EXIT_ONCE_ENV)},
             batch_size=1,
-            compute=ray.data.ActorPoolStrategy(size=summary.workers),
+            # One block (one image) in flight per actor: an actor that dies then takes only the
+            # image it was running down with it, not images queued behind it, which would spend
+            # their retries on a death that was not theirs.
+            compute=ray.data.ActorPoolStrategy(size=summary.workers, max_tasks_in_flight_per_actor=1),
             num_cpus=threads,
             max_restarts=-1,
             max_task_retries=options.block_retries,
