@@ -230,9 +230,7 @@ class DecoderGraph(nn.Module):
         """The prompt encoder and the decoder's transformer, before any upscaling."""
         pe = self.sam.prompt_encoder
         sparse = pe.embed_labeled_points(point_coords, point_labels)
-        no_mask = pe.no_mask_embed.weight.reshape(1, -1, 1, 1)
-        use_mask = has_mask_input.reshape(-1, 1, 1, 1)
-        dense = use_mask * pe.embed_mask(mask_input) + (1 - use_mask) * no_mask
+        dense = pe.dense_with_flag(mask_input, has_mask_input)
         return self.sam.mask_decoder.decode_tokens(
             image_embeddings, pe.get_dense_pe(), sparse, dense, factored=self.factored
         )

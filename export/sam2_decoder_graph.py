@@ -202,9 +202,7 @@ class Sam2DecoderGraph(nn.Module):
         pe = self.model.sam_prompt_encoder
         coords, labels = append_padding_point(point_coords, point_labels)
         sparse = pe.embed_labeled_points(coords, labels)
-        no_mask = pe.no_mask_embed.weight.reshape(1, -1, 1, 1)
-        use_mask = has_mask_input.reshape(-1, 1, 1, 1)
-        dense = use_mask * pe.embed_mask(mask_input) + (1 - use_mask) * no_mask
+        dense = pe.dense_with_flag(mask_input, has_mask_input)
         decoder = self.model.sam_mask_decoder
         (rows, hyper_in, iou, (h, w)), object_scores = decoder.decode_tokens_and_scores(
             image_embeddings, pe.get_dense_pe(), sparse, dense, factored=self.factored

@@ -111,6 +111,16 @@ class PromptEncoder(nn.Module):
         """``B x 1 x 256 x 256`` low-res mask logits -> ``B x C x 64 x 64``."""
         return self.mask_downscaling(masks)
 
+    def dense_with_flag(self, masks: torch.Tensor, has_mask: torch.Tensor) -> torch.Tensor:
+        """The ONNX contract's dense embedding, as arithmetic (no branch): ``embed_mask(masks)``
+        where ``has_mask`` (``B``, 1.0 / 0.0) is set, ``no_mask_embed`` elsewhere.
+
+        ``masks``: ``B x 1 x 256 x 256`` logits. Returns ``B x C x 64 x 64``.
+        """
+        no_mask = self.no_mask_embed.weight.reshape(1, -1, 1, 1)
+        use_mask = has_mask.reshape(-1, 1, 1, 1)
+        return use_mask * self.embed_mask(masks) + (1 - use_mask) * no_mask
+
     def no_mask_dense(self, batch: int) -> torch.Tensor:
         """Dense embedding when no mask is given: ``B x C x 64 x 64`` of ``no_mask_embed``."""
         h, w = self.image_embedding_hw
