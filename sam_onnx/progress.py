@@ -19,6 +19,9 @@ from collections.abc import Iterator
 from typing import IO
 
 REFRESH_S = 0.5  # a stage line's clock ticks this often while a single long call runs
+# Seconds between a bar's redraws; None keeps tqdm's default (or $TQDM_MININTERVAL, which tqdm
+# reads once, when it is first imported). Tests set 0 to see every update.
+MIN_INTERVAL_S: float | None = None
 
 
 def enabled(progress: bool | None, file: IO[str] | None = None) -> bool:
@@ -69,7 +72,8 @@ def bar(
         return _NoBar()
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit=unit, file=stream, leave=leave, **_width(stream))
+    interval = {} if MIN_INTERVAL_S is None else {"mininterval": MIN_INTERVAL_S}
+    return tqdm(total=total, desc=desc, unit=unit, file=stream, leave=leave, **interval, **_width(stream))
 
 
 @contextlib.contextmanager

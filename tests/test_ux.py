@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sam_onnx import __version__
+from sam_onnx import __version__, progress
 from sam_onnx.progress import plural
 from sam_onnx.runtime import ImageEmbedding, SamPredictor, SessionConfig
 from sam_onnx.runtime.amg import FILTERS, AutomaticMaskGenerator
@@ -35,7 +35,9 @@ def as_terminal(monkeypatch) -> Terminal:
     of stderr after the fixtures."""
     stream = Terminal()
     monkeypatch.setattr(sys, "stderr", stream)
-    monkeypatch.setenv("TQDM_MININTERVAL", "0")  # draw every update, however quick the tiny model is
+    # Draw every update, however quick the tiny model is. (Not $TQDM_MININTERVAL: tqdm reads it
+    # only when first imported, which in a full run happened in an earlier test.)
+    monkeypatch.setattr(progress, "MIN_INTERVAL_S", 0)
     return stream
 
 
@@ -86,7 +88,6 @@ def test_no_bars_when_stderr_is_not_a_terminal(tiny_model_dir, folder, tmp_path,
 
 def test_encoder_run_shows_a_running_clock(tiny_model_dir, folder, tmp_path, monkeypatch):
     terminal = as_terminal(monkeypatch)
-    from sam_onnx import progress
 
     monkeypatch.setattr(progress, "REFRESH_S", 0.01)
     original = SamPredictor._run_encoder
