@@ -1,6 +1,9 @@
 """Torch-free onnxruntime side of sam-onnx (installed as ``sam_onnx.runtime``).
 
-Needs exactly one of the ``[cpu]`` (onnxruntime) or ``[gpu]`` (onnxruntime-gpu) extras.
+Needs exactly one of the ``[cpu]`` (onnxruntime), ``[gpu]`` (onnxruntime-gpu) or ``[openvino]``
+(onnxruntime-openvino) extras. Sessions run on the fastest engine the environment has unless told
+otherwise (OpenVINO, bf16 on CPUs with native bf16, where onnxruntime-openvino is installed; else
+onnxruntime's CPU provider): ``SamPredictor.engine`` says which.
 Importing this package never imports torch::
 
     from sam_onnx.runtime import SamPredictor

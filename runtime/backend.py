@@ -1,4 +1,4 @@
-"""Finding onnxruntime: exactly one of the CPU or GPU wheels, with a clear error otherwise."""
+"""Finding onnxruntime: exactly one of the CPU, GPU or OpenVINO wheels, with a clear error otherwise."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ from types import ModuleType
 from sam_onnx.errors import DependencyConflictError, MissingDependencyError
 
 # Wheels that all install the same `onnxruntime` import package.
-ORT_DISTRIBUTIONS = ("onnxruntime", "onnxruntime-gpu")
+ORT_DISTRIBUTIONS = ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino")
 
 INSTALL_HINT = (
     "install exactly one runtime extra, from a sam-onnx clone: `pip install '.[cpu]'` "
-    "(onnxruntime) or `pip install '.[gpu]'` (onnxruntime-gpu)"
+    "(onnxruntime), `pip install '.[gpu]'` (onnxruntime-gpu) or `pip install '.[openvino]'` "
+    "(onnxruntime-openvino)"
 )
 
 
@@ -31,13 +32,13 @@ def installed_ort_distributions() -> list[str]:
 def onnxruntime_module() -> ModuleType:
     """Import onnxruntime, or raise a typed error that says which extra to install.
 
-    Raises :class:`DependencyConflictError` when both the CPU and the GPU wheel are installed:
-    they overwrite each other's files and the result depends on installation order.
+    Raises :class:`DependencyConflictError` when more than one of :data:`ORT_DISTRIBUTIONS` is
+    installed: they overwrite each other's files and the result depends on installation order.
     """
     found = installed_ort_distributions()
     if len(found) > 1:
         raise DependencyConflictError(
-            f"both {' and '.join(found)} are installed; they provide the same `onnxruntime` module. "
+            f"{' and '.join(found)} are installed together; they provide the same `onnxruntime` module. "
             f"Uninstall both (`pip uninstall -y {' '.join(found)}`), then {INSTALL_HINT}"
         )
     try:

@@ -173,7 +173,15 @@ def _model_options(p: argparse.ArgumentParser) -> None:
         "--precision", choices=("fp32", "fp16", "int8"), default="fp32", help="encoder graph to use"
     )
     p.add_argument(
-        "--providers", default="cpu", help="comma-separated, best first: cpu, cuda, tensorrt (default cpu)"
+        "--providers",
+        default="auto",
+        help="comma-separated, best first: auto, cpu, openvino, cuda, tensorrt (default auto: openvino "
+        "where onnxruntime-openvino is installed, else cpu; the engine that runs is printed)",
+    )
+    p.add_argument(
+        "--openvino-precision",
+        choices=("auto", "f32", "bf16"),
+        help="OpenVINO's compute precision (default auto: bf16 where the CPU has native bf16)",
     )
     p.add_argument("--strict", action="store_true", help="fail if a requested provider is not in use")
     p.add_argument("--threads", type=int, default=0, help="intra-op threads (default: one per core)")
@@ -224,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise InvalidInputError("--embedding", "one image to go with it", f"{len(images)} images")
         predictor = _open_predictor(args)
         model = f"{predictor.variant} ({FAMILY_LABELS.get(predictor.family, predictor.family)})"
-        log(f"model {model} on {predictor.providers[0]}, {plural(len(images), 'image')}")
+        log(f"model {model} on {predictor.engine}, {plural(len(images), 'image')}")
         make_task = {"embed": _embed_task, "predict": _predict_task, "amg": _amg_task}[args.command]
         task = make_task(args, predictor, images)
     except SamOnnxError as exc:
@@ -317,6 +325,7 @@ def _open_predictor(args):
         providers=tuple(p.strip() for p in args.providers.split(",") if p.strip()),
         strict=args.strict,
         intra_op_threads=args.threads,
+        **({} if args.openvino_precision is None else {"openvino_precision": args.openvino_precision}),
     )
     kwargs = {} if args.max_pixels is None else {"max_pixels": args.max_pixels}
     # a saved embedding needs no encoder: a --decoder-only export will do

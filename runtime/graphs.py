@@ -16,7 +16,7 @@ from pathlib import Path
 from sam_onnx.contract import DECODER_INPUTS
 from sam_onnx.errors import InvalidInputError, ModelLoadError, ModelMismatchError
 
-from .session import SessionConfig, open_session
+from .session import SessionConfig, engine_label, open_session
 
 MANIFEST = "export.json"
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -46,6 +46,7 @@ class Graph:
       session: the ``onnxruntime.InferenceSession``.
       metadata: the graph's ``metadata_props``.
       input_names, output_names: in graph order.
+      engine: the provider that runs it, with OpenVINO's precision and why (``engine_label``).
     """
 
     path: Path
@@ -53,6 +54,7 @@ class Graph:
     metadata: dict[str, str]
     input_names: tuple[str, ...]
     output_names: tuple[str, ...]
+    engine: str = ""
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], config: SessionConfig, *, role: str) -> Graph:
@@ -63,6 +65,7 @@ class Graph:
             dict(session.get_modelmeta().custom_metadata_map),
             tuple(i.name for i in session.get_inputs()),
             tuple(o.name for o in session.get_outputs()),
+            engine_label(session, config),
         )
 
     @property

@@ -98,7 +98,7 @@ class JobSpec:
     model_dir: str
     output: str
     precision: str = "fp32"
-    providers: tuple[str, ...] = ("cpu",)
+    providers: tuple[str, ...] = ("auto",)
     strict: bool = False
     threads: int = 0
     max_pixels: int | None = DEFAULT_MAX_PIXELS

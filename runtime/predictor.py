@@ -144,6 +144,12 @@ class SamPredictor:
         """Execution providers in use, best first (as onnxruntime reports them)."""
         return (self.encoder or self.decoder).providers
 
+    @property
+    def engine(self) -> str:
+        """The engine and compute precision of the encoder (else the decoder), e.g.
+        ``OpenVINOExecutionProvider (CPU, bf16; auto: ...)``: reduced precision is never silent."""
+        return (self.encoder or self.decoder).engine
+
     # -- images ------------------------------------------------------------------------------
 
     def embed(self, image: ImageSource, *, bgr: bool = False) -> ImageEmbedding:

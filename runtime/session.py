@@ -1,7 +1,11 @@
 """onnxruntime sessions: execution providers by name, threads, and a check of what really runs.
 
-Providers are named ``cpu``, ``cuda`` and ``tensorrt`` (or any onnxruntime provider name, passed
-through). onnxruntime silently falls back to CPU when, say, the CUDA libraries are missing; after a
+Providers are named ``cpu``, ``openvino``, ``cuda`` and ``tensorrt`` (or any onnxruntime provider
+name, passed through), or ``auto``: the fastest engine this environment has (:func:`auto_providers`).
+OpenVINO computes in f32 or bf16 (:attr:`SessionConfig.openvino_precision`); which one ran is
+recorded, never silent (:func:`engine_label`).
+
+onnxruntime silently falls back to CPU when, say, the CUDA libraries are missing; after a
 session is created we compare the providers it actually uses with the ones asked for. In strict mode
 a missing one raises :class:`~sam_onnx.errors.ProviderError` with the reason; otherwise one warning
 per provider and process says which provider runs instead.
@@ -9,6 +13,7 @@ per provider and process says which provider runs instead.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
@@ -25,7 +30,12 @@ PROVIDER_ALIASES = {
     "cuda": "CUDAExecutionProvider",
     "tensorrt": "TensorrtExecutionProvider",
     "trt": "TensorrtExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
 }
+OPENVINO = "OpenVINOExecutionProvider"
+OPENVINO_PRECISIONS = ("auto", "f32", "bf16")
+# /proc/cpuinfo flags of CPUs whose cores run bf16 dot products natively (AVX512_BF16, AMX).
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 _warned: set[str] = set()
 _warned_lock = threading.Lock()
 
@@ -36,6 +46,7 @@ class SessionConfig:
 
     Arguments:
       providers: in order of preference, e.g. ``("cuda", "cpu")``; CPU is always appended last.
+        ``("auto",)`` (the default) is OpenVINO where onnxruntime-openvino is installed, else CPU.
       strict: raise instead of warning when a requested provider is not in use.
       intra_op_threads: threads per operator (0: onnxruntime's default, one per core).
       spinning: let idle threads spin (lower latency, busy CPU) — onnxruntime's default is on.
@@ -45,16 +56,24 @@ class SessionConfig:
         while the decoder's batches piled their own on top (automatic mask generation on a
         640 x 480 image peaked at 11.6 GB resident; without the arena, memory goes back after
         each run: see bench/amg_memory.py and docs/BENCHMARKS.md).
+      openvino_precision: OpenVINO's compute precision on the CPU: ``f32``; ``bf16`` (the graph
+        stays float32 at its inputs and outputs; masks within the tolerances in
+        tests/test_openvino.py); ``auto``: bf16 where the CPU has native bf16
+        (:data:`BF16_CPU_FLAGS`), else f32. Ignored by the other providers.
     """
 
-    providers: tuple[str, ...] = ("cpu",)
+    providers: tuple[str, ...] = ("auto",)
     strict: bool = False
     intra_op_threads: int = 0
     spinning: bool = True
     memory_arena: bool = False
+    openvino_precision: str = "auto"
 
     def provider_names(self) -> list[str]:
-        names = [PROVIDER_ALIASES.get(p.lower(), p) for p in self.providers]
+        """onnxruntime provider names, best first, ``auto`` resolved, CPU last."""
+        names = []
+        for p in self.providers:
+            names += auto_providers() if p.lower() == "auto" else [PROVIDER_ALIASES.get(p.lower(), p)]
         if "CPUExecutionProvider" not in names:
             names.append("CPUExecutionProvider")
         return list(dict.fromkeys(names))
@@ -68,6 +87,10 @@ def open_session(path: str | os.PathLike[str], config: SessionConfig, *, role: s
         raise ModelLoadError(path, f"the {role} graph file does not exist")
     if config.intra_op_threads < 0:
         raise ProviderError(f"intra_op_threads must be >= 0, got {config.intra_op_threads}")
+    if config.openvino_precision not in OPENVINO_PRECISIONS:
+        raise ProviderError(
+            f"openvino_precision must be one of {OPENVINO_PRECISIONS}, got {config.openvino_precision!r}"
+        )
     available = set(ort.get_available_providers())
     requested = config.provider_names()
     missing = [p for p in requested if p not in available]
@@ -80,7 +103,8 @@ def open_session(path: str | os.PathLike[str], config: SessionConfig, *, role: s
     options.enable_cpu_mem_arena = config.memory_arena
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if config.spinning else "0")
     try:
-        session = ort.InferenceSession(str(path), options, providers=[p for p in requested if p in available])
+        providers = [_provider_entry(p, config) for p in requested if p in available]
+        session = ort.InferenceSession(str(path), options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own C++ exception types
         raise ModelLoadError(path, _load_problem(exc)) from None
     used = session.get_providers()
@@ -88,13 +112,72 @@ def open_session(path: str | os.PathLike[str], config: SessionConfig, *, role: s
     if not_used:
         reason = f"{', '.join(not_used)} not in use for the {role} graph; running on {used[0]}"
         if config.strict:
-            raise ProviderError(reason + " (check the CUDA/cuDNN/TensorRT libraries onnxruntime-gpu needs)")
+            raise ProviderError(reason + _missing_hint(not_used))
         with _warned_lock:  # once per missing provider and process, not once per graph
             fresh = not set(not_used) <= _warned
             _warned.update(not_used)
         if fresh:
             warnings.warn(reason, RuntimeWarning, stacklevel=_caller_stacklevel())
     return session
+
+
+def auto_providers() -> list[str]:
+    """What ``auto`` stands for: OpenVINO where this onnxruntime build offers it, else CPU.
+
+    CUDA and TensorRT are never picked by ``auto``: onnxruntime-gpu lists them even where the
+    CUDA libraries are missing, so they are asked for by name."""
+    available = onnxruntime_module().get_available_providers()
+    return [OPENVINO, "CPUExecutionProvider"] if OPENVINO in available else ["CPUExecutionProvider"]
+
+
+def cpu_bf16_flags() -> list[str]:
+    """The :data:`BF16_CPU_FLAGS` this machine's CPU reports in /proc/cpuinfo (none elsewhere)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    lines = (line for line in text.splitlines() if line.startswith("flags"))
+    flags = next((line.split(":", 1)[1].split() for line in lines), [])
+    return [f for f in BF16_CPU_FLAGS if f in flags]
+
+
+def openvino_precision(config: SessionConfig) -> tuple[str, str]:
+    """(``f32`` or ``bf16``, why) that OpenVINO computes in under ``config``."""
+    if config.openvino_precision != "auto":
+        return config.openvino_precision, "asked for"
+    flags = cpu_bf16_flags()
+    if flags:
+        return "bf16", f"auto: the CPU has native bf16 ({', '.join(flags)})"
+    return "f32", "auto: the CPU has no native bf16"
+
+
+def _provider_entry(name: str, config: SessionConfig):
+    """``name``, or (name, options) for the providers that take options from the config."""
+    if name != OPENVINO:
+        return name
+    # OpenVINO's own CPU default is bf16 on bf16 CPUs, so f32 is asked for explicitly too. Its
+    # load_config must be inline JSON: a path to a JSON file there is a parse error (1.24.1).
+    hint = {"CPU": {"INFERENCE_PRECISION_HINT": openvino_precision(config)[0]}}
+    options = {"device_type": "CPU", "load_config": json.dumps(hint)}
+    if config.intra_op_threads:
+        options["num_of_threads"] = str(config.intra_op_threads)
+    return name, options
+
+
+def engine_label(session, config: SessionConfig) -> str:
+    """Which engine runs ``session`` and in what precision, e.g. ``OpenVINOExecutionProvider (CPU,
+    bf16; auto: the CPU has native bf16 (avx512_bf16))`` or ``CPUExecutionProvider``."""
+    used = session.get_providers()[0]
+    if used != OPENVINO:
+        return used
+    precision, why = openvino_precision(config)
+    return f"{used} (CPU, {precision}; {why})"
+
+
+def _missing_hint(not_used: list[str]) -> str:
+    if not_used == [OPENVINO]:
+        return " (install the [openvino] extra: onnxruntime-openvino, in place of onnxruntime)"
+    return " (check the CUDA/cuDNN/TensorRT libraries onnxruntime-gpu needs)"
 
 
 def _caller_stacklevel() -> int:
