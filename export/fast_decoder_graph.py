@@ -1,0 +1,388 @@
+"""The fast decoder pair: a per-image graph and a per-click graph, the same masks in less work.
+
+Not part of the official contract (``decoder.onnx`` stays as it is); an addition that the runtime
+and the web page use when an export has it. Both families (SAM v1, SAM 2 / 2.1).
+
+``decoder_image.onnx`` (once per image). Inputs, float32:
+  image_embeddings  1 x 256 x 64 x 64 (SAM 2: with ``no_mem_embed`` added, as the encoder gives it)
+  high_res_feats_0  1 x 32 x 256 x 256, high_res_feats_1  1 x 64 x 128 x 128 (SAM 2 only)
+Outputs: the per-image tensors :func:`image_tensor_names` lists (float32, about 30 MB).
+
+``decoder_click.onnx`` (once per click). Inputs: those tensors by name, then
+  point_coords 1 x N x 2, point_labels 1 x N, mask_input 1 x 1 x 256 x 256, has_mask_input 1,
+with the meaning of ``decoder.onnx``'s (SAM v1: the caller adds the padding point; SAM 2: the
+graph appends it). Outputs, all four mask tokens (token 0 first), no upscaling to the image size:
+  low_res_masks    1 x 4 x 256 x 256 logits (SAM 2: clamped to +-32, as its contract returns them)
+  iou_predictions  1 x 4 (SAM 2: after the sigmoid)
+The caller picks the tokens (single-mask or multimask rule) and resizes only the picked masks to
+the original size (``sam_onnx.runtime.upscale``), as ``decoder.onnx`` would have.
+
+Why it is faster. The image tokens ``X`` (4096 x 256) after each step of the two-way transformer
+are written as ``s * B + Z @ R``: ``B`` depends only on the image (per-image graph), ``s`` is a
+per-position scale and ``Z`` (4096 x r) / ``R`` (r x 256) come from the prompt with r about 75-135
+(``8 T`` attention weights per image->token attention, T prompt tokens, plus the mask input's 16
+channels and constant rows). It holds exactly:
+  * the image->token attention adds ``A @ U + b`` with ``A`` the 4096 x 8T softmax weights and
+    ``U`` the 8T x 256 value rows already pushed through ``out_proj``;
+  * a LayerNorm of ``s * B + Z @ R`` is ``s' * B' + Z' @ R'`` with ``B' = (B - mean B) * gamma``
+    (per image), ``s' = s / sigma``, ``Z' = [Z / sigma, 1]``, ``R' = [(R - mean R) * gamma; beta]``;
+    its variance needs ``mean((B - mean B)^2)`` and ``(B - mean B) @ F^T`` (per image) for fixed
+    rows ``F`` with ``Y @ F = Z @ R`` (``Y`` = ``Z`` with each head's ``A_h`` replaced by
+    ``A_h @ v_h``, whose rows go through the fixed ``out_proj`` weight), and ``Z @ (R_c R_c^T)``;
+  * every linear map ``W`` of the tokens is ``s * (B W) + Z @ (R W)``, with ``B W`` per image.
+So per click no product runs over 4096 x 256 x 256 except the first transposed convolution's,
+done as ``4096 x r x 256``; the second transposed convolution (after a GELU) runs as before.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sam_onnx.modeling.mask_decoder import high_res_as_rows
+from sam_onnx.modeling.transformer import Attention, TwoWayTransformer
+
+from .sam2_decoder_graph import LOW_RES_CLAMP, append_padding_point
+
+PROMPT_INPUTS = ("point_coords", "point_labels", "mask_input", "has_mask_input")
+CLICK_OUTPUTS = ("low_res_masks", "iou_predictions")
+SAM2_IMAGE_INPUTS = ("image_embeddings", "high_res_feats_0", "high_res_feats_1")
+
+
+def image_tensor_names(depth: int, *, sam2: bool) -> tuple[str, ...]:
+    """Names of the per-image tensors, in the per-image graph's output order: per transformer
+    layer ``i``: ``l{i}_tk``/``l{i}_tv`` (token->image keys/values of ``B``, heads x 4096 x d),
+    ``l{i}_iq`` (image->token queries), ``l{i}_var`` (4096 x 1, ``mean((B - mean B)^2)``), ``l{i}_fb``
+    (4096 x f: ``(B - mean) @ F^T``); then ``final_tk``/``final_tv``, ``up1`` (4096 x 4C/4, the
+    first transposed convolution of ``B``), and with SAM 2 the skip rows ``skip1`` (4096 x 4C/4,
+    bias included) and ``skip0`` (65536 x C/8)."""
+    names = [f"l{i}_{part}" for i in range(depth) for part in ("tk", "tv", "iq", "var", "fb")]
+    names += ["final_tk", "final_tv", "up1"]
+    return tuple(names + (["skip1", "skip0"] if sam2 else []))
+
+
+def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """``N x (heads*d)`` -> ``heads x N x d``."""
+    return x.reshape(x.shape[0], heads, -1).transpose(0, 1)
+
+
+def _head_weight(linear: nn.Linear, heads: int) -> torch.Tensor:
+    """``linear``'s weight as ``heads x C_in x d`` (so that ``x @ w[h]`` is head h's projection)."""
+    return linear.weight.t().reshape(linear.in_features, heads, -1).transpose(0, 1)
+
+
+class FoldedDecoder(nn.Module):
+    """Export-only: the constants both graphs of the pair share, read off one loaded decoder.
+
+    Arguments:
+      transformer: the mask decoder's :class:`TwoWayTransformer`.
+      no_mask_embed: ``C`` (the dense embedding without a mask input).
+      mask_out: the mask downscaler's last 1x1 convolution (C/16 -> C).
+    The fixed rows ``F`` of each LayerNorm (see the module docstring) are built here once:
+    ``fixed_rows(i)`` for layer ``i``'s ``norm4``.
+    """
+
+    def __init__(self, transformer: TwoWayTransformer, no_mask_embed: torch.Tensor, mask_out: nn.Conv2d):
+        super().__init__()
+        self.transformer = transformer
+        rows = [mask_out.weight[:, :, 0, 0].t(), (mask_out.bias - no_mask_embed)[None]]
+        self._rows = []
+        fixed = torch.cat(rows)
+        for layer in transformer.layers:
+            out = layer.cross_attn_image_to_token.out_proj
+            fixed = torch.cat([fixed, out.weight.t(), out.bias[None]])
+            self._rows.append(fixed)
+            norm = layer.norm4
+            fixed = torch.cat([(fixed - fixed.mean(-1, keepdim=True)) * norm.weight, norm.bias[None]])
+
+    def fixed_rows(self, i: int) -> torch.Tensor:
+        """``f x C``: the fixed rows ``F`` before layer ``i``'s ``norm4``."""
+        return self._rows[i]
+
+
+def folded_decoder(prompt_encoder: nn.Module, mask_decoder: nn.Module) -> FoldedDecoder:
+    """The :class:`FoldedDecoder` of a loaded prompt encoder and mask decoder."""
+    no_mask = prompt_encoder.no_mask_embed.weight[0]
+    return FoldedDecoder(mask_decoder.transformer, no_mask, prompt_encoder.mask_downscaling[-1])
+
+
+class FastDecoderImageGraph(nn.Module):
+    """Export-only wrapper: the per-image half of the fast decoder (see the module docstring).
+
+    Arguments:
+      prompt_encoder, mask_decoder: the loaded model's (SAM v1 or SAM 2; SAM 2 needs the
+        high-res features as inputs).
+    """
+
+    def __init__(self, prompt_encoder: nn.Module, mask_decoder: nn.Module, *, sam2: bool) -> None:
+        super().__init__()
+        self.prompt_encoder = prompt_encoder
+        self.mask_decoder = mask_decoder
+        self.sam2 = sam2
+        self.folded = folded_decoder(prompt_encoder, mask_decoder)
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return SAM2_IMAGE_INPUTS if self.sam2 else ("image_embeddings",)
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return image_tensor_names(len(self.mask_decoder.transformer.layers), sam2=self.sam2)
+
+    @property
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        return {}
+
+    def example_inputs(self) -> tuple[torch.Tensor, ...]:
+        gen = torch.Generator().manual_seed(0)
+        emb = torch.randn(1, 256, 64, 64, generator=gen)
+        if not self.sam2:
+            return (emb,)
+        return emb, torch.randn(1, 32, 256, 256, generator=gen), torch.randn(1, 64, 128, 128, generator=gen)
+
+    def forward(self, image_embeddings: torch.Tensor, *high_res: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        transformer = self.mask_decoder.transformer
+        c = image_embeddings.shape[1]
+        rows = image_embeddings[0].reshape(c, -1).t()  # 4096 x C, row-major pixels
+        base = rows + self.prompt_encoder.no_mask_embed.weight  # layer 0's B: image + no-mask embedding
+        out = []
+        for i, layer in enumerate(transformer.layers):
+            t2i, i2t = layer.cross_attn_token_to_image, layer.cross_attn_image_to_token
+            out += [base @ _head_weight(p, t2i.num_heads) for p in (t2i.k_proj, t2i.v_proj)]
+            out.append(base @ _head_weight(i2t.q_proj, i2t.num_heads))
+            mean = base.mean(-1, keepdim=True)
+            centred = base - mean
+            out += [(centred * centred).mean(-1, keepdim=True), centred @ self.folded.fixed_rows(i).t()]
+            base = centred * layer.norm4.weight
+        final = transformer.final_attn_token_to_image
+        out += [base @ _head_weight(p, final.num_heads) for p in (final.k_proj, final.v_proj)]
+        up1 = self.mask_decoder.output_upscaling[0]
+        out.append(base @ up1_matrix(up1))
+        if self.sam2:
+            h, w = image_embeddings.shape[-2:]
+            skip0, skip1 = high_res_as_rows((high_res[0], high_res[1]), h, w)
+            out += [skip1[0].reshape(h * w, -1) + up1.bias.repeat(4), skip0[0]]
+        return tuple(out)
+
+
+def up1_matrix(up1: nn.ConvTranspose2d) -> torch.Tensor:
+    """The 2x2 stride-2 transposed convolution as ``C_in x (dy, dx, C_out)`` (see
+    :meth:`MaskDecoder.upscale_rows`)."""
+    return up1.weight.permute(0, 2, 3, 1).reshape(up1.in_channels, -1)
+
+
+class LowRank:
+    """Image tokens ``s * B + Z @ R`` of one click (the module docstring's notation).
+
+    ``s``: ``N x 1`` or None (1); ``z``: ``N x r``; ``r``: ``r x C``; ``y``: ``N x f`` with
+    ``y @ F = z @ r`` for the fixed rows ``F`` of the next LayerNorm.
+    """
+
+    def __init__(self, s, z, r, y):
+        self.s, self.z, self.r, self.y = s, z, r, y
+
+    def scaled(self, t: torch.Tensor) -> torch.Tensor:
+        return t if self.s is None else self.s * t
+
+
+class FastDecoderClickGraph(nn.Module):
+    """Export-only wrapper: the per-click half of the fast decoder (see the module docstring).
+
+    Arguments:
+      prompt_encoder, mask_decoder: the same loaded modules as the per-image graph's.
+      sam2: SAM 2's prompt (padding point appended), high-res skips, clamped low-res output.
+    """
+
+    def __init__(self, prompt_encoder: nn.Module, mask_decoder: nn.Module, *, sam2: bool) -> None:
+        super().__init__()
+        self.prompt_encoder = prompt_encoder
+        self.mask_decoder = mask_decoder
+        self.sam2 = sam2
+        self.folded = folded_decoder(prompt_encoder, mask_decoder)
+        self.depth = len(mask_decoder.transformer.layers)
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return image_tensor_names(self.depth, sam2=self.sam2) + PROMPT_INPUTS
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return CLICK_OUTPUTS
+
+    @property
+    def dynamic_axes(self) -> dict[str, dict[int, str]]:
+        return {"point_coords": {1: "num_points"}, "point_labels": {1: "num_points"}}
+
+    def example_inputs(self, image_graph: FastDecoderImageGraph, num_points: int = 3) -> tuple:
+        """Inputs to trace with: the per-image graph's outputs on a random image, a prompt."""
+        gen = torch.Generator().manual_seed(1)
+        with torch.no_grad():
+            tensors = image_graph(*image_graph.example_inputs())
+        return (
+            *tensors,
+            torch.rand(1, num_points, 2, generator=gen) * 1024,
+            torch.randint(0, 4, (1, num_points), generator=gen).float(),
+            torch.randn(1, 1, 256, 256, generator=gen),
+            torch.ones(1),
+        )
+
+    def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        names = image_tensor_names(self.depth, sam2=self.sam2)
+        image = dict(zip(names, inputs[: len(names)], strict=True))
+        point_coords, point_labels, mask_input, has_mask_input = inputs[len(names) :]
+        decoder = self.mask_decoder
+        tokens = self._tokens(point_coords, point_labels)
+        state = self._mask_state(mask_input, has_mask_input)
+        queries = tokens
+        for i, layer in enumerate(decoder.transformer.layers):
+            queries, state = self._layer(layer, i, queries, tokens, state, image)
+            state = self._norm(layer.norm4, state, image[f"l{i}_var"], image[f"l{i}_fb"])
+        final = decoder.transformer.final_attn_token_to_image
+        attended = self._token_to_image(final, queries + tokens, state, image["final_tk"], image["final_tv"])
+        queries = decoder.transformer.norm_final_attn(queries + attended)
+        first = 1 if decoder.has_object_score else 0
+        mask_tokens = queries[first + 1 : first + 1 + decoder.num_mask_tokens]
+        mlps = decoder.output_hypernetworks_mlps
+        hyper_in = torch.stack([mlp(mask_tokens[i]) for i, mlp in enumerate(mlps)])
+        iou = decoder.iou_prediction_head(queries[first])[None]
+        if decoder.iou_sigmoid:
+            iou = torch.sigmoid(iou)
+        low_res = self._upscale(state, hyper_in, image)
+        if self.sam2:
+            low_res = torch.clamp(low_res, -LOW_RES_CLAMP, LOW_RES_CLAMP)
+        return low_res, iou
+
+    # -- prompt side --------------------------------------------------------------------------
+
+    def _tokens(self, point_coords: torch.Tensor, point_labels: torch.Tensor) -> torch.Tensor:
+        """Output tokens then prompt tokens, ``T x C`` (one prompt)."""
+        if self.sam2:
+            point_coords, point_labels = append_padding_point(point_coords, point_labels)
+        sparse = self.prompt_encoder.embed_labeled_points(point_coords, point_labels)[0]
+        decoder = self.mask_decoder
+        heads = [decoder.iou_token.weight, decoder.mask_tokens.weight]
+        if decoder.has_object_score:
+            heads.insert(0, decoder.obj_score_token.weight)
+        return torch.cat([*heads, sparse])
+
+    def _mask_state(self, mask_input: torch.Tensor, has_mask_input: torch.Tensor) -> LowRank:
+        """Layer 0's image tokens minus ``B``: the dense embedding's difference from no-mask,
+        ``has * (M16 @ W + b - no_mask)`` with M16 the downscaler's 16 channels before its
+        last 1x1 convolution (4096 x 16)."""
+        downscale = self.prompt_encoder.mask_downscaling
+        m16 = downscale[:-1](mask_input)[0]
+        m16 = m16.reshape(m16.shape[0], -1).t()
+        has = has_mask_input.reshape(1, 1)
+        z = torch.cat([m16 * has, has.expand(m16.shape[0], 1)], dim=1)
+        rows = self.folded.fixed_rows(0)[: z.shape[1]]
+        return LowRank(None, z, rows, z)
+
+    # -- image side ---------------------------------------------------------------------------
+
+    def _layer(self, layer, i: int, queries, tokens, state: LowRank, image: dict):
+        """One :class:`TwoWayAttentionBlock` with the image side in low-rank form; returns the
+        tokens and the image tokens before ``norm4`` (as a :class:`LowRank`)."""
+        if layer.skip_first_layer_pe:
+            queries = layer.self_attn(queries[None], queries[None], queries[None])[0]
+        else:
+            q = (queries + tokens)[None]
+            queries = queries + layer.self_attn(q, q, queries[None])[0]
+        queries = layer.norm1(queries)
+        attended = self._token_to_image(
+            layer.cross_attn_token_to_image, queries + tokens, state, image[f"l{i}_tk"], image[f"l{i}_tv"]
+        )
+        queries = layer.norm2(queries + attended)
+        queries = layer.norm3(queries + layer.mlp(queries))
+        i2t = layer.cross_attn_image_to_token
+        state = self._image_to_token(i2t, state, queries + tokens, queries, image[f"l{i}_iq"])
+        return queries, state
+
+    def _logits(self, attn: Attention, state: LowRank, base_proj, linear: nn.Linear, other: torch.Tensor):
+        """``heads x N x T`` of ``linear(image + pe)_h @ other_h^T / sqrt(d)``: ``base_proj`` is
+        ``B`` projected by ``linear`` (heads x N x d), ``other`` the token side ``T x (heads*d)``."""
+        heads = attn.num_heads
+        o = _heads(other, heads).transpose(1, 2)  # heads x d x T
+        pe_proj = self._pe_proj(linear, heads)  # heads x N x d, pe and bias
+        logits = self._scaled(state, base_proj @ o) + pe_proj @ o
+        rw = (state.r @ linear.weight.t()).reshape(state.r.shape[0], heads, -1).transpose(0, 1)  # h x r x d
+        low = state.z @ (rw @ o).transpose(0, 1).reshape(state.r.shape[0], -1)  # N x (heads*T)
+        logits = logits + low.reshape(low.shape[0], heads, -1).transpose(0, 1)
+        return logits / attn.sqrt_head_dim
+
+    def _scaled(self, state: LowRank, t: torch.Tensor) -> torch.Tensor:
+        return t if state.s is None else state.s * t
+
+    def _pe_proj(self, linear: nn.Linear, heads: int) -> torch.Tensor:
+        pe = self.prompt_encoder.get_dense_pe()[0]
+        rows = pe.reshape(pe.shape[0], -1).t()
+        return _heads(linear(rows), heads)
+
+    def _token_to_image(self, attn: Attention, q_tokens, state: LowRank, base_k, base_v) -> torch.Tensor:
+        """``attn(q_tokens, image + pe, image)`` for tokens ``T x C`` -> ``T x C``."""
+        heads = attn.num_heads
+        q = attn.q_proj(q_tokens)
+        weights = self._logits(attn, state, base_k, attn.k_proj, q).softmax(dim=1)  # heads x N x T
+        wt = weights.transpose(1, 2)  # heads x T x N
+        pooled = self._scaled_rows(state, wt) @ base_v  # heads x T x d
+        rv = (state.r @ attn.v_proj.weight.t()).reshape(state.r.shape[0], heads, -1).transpose(0, 1)
+        pooled = pooled + (wt @ state.z) @ rv + attn.v_proj.bias.reshape(heads, 1, -1)
+        return attn.out_proj(pooled.transpose(0, 1).reshape(q_tokens.shape[0], -1))
+
+    @staticmethod
+    def _scaled_rows(state: LowRank, wt: torch.Tensor) -> torch.Tensor:
+        return wt if state.s is None else wt * state.s.reshape(1, 1, -1)
+
+    def _image_to_token(self, attn: Attention, state: LowRank, k_tokens, v_tokens, base_q) -> LowRank:
+        """``state + attn(image + pe, k_tokens, v_tokens)``, the update in low-rank form."""
+        heads, t = attn.num_heads, k_tokens.shape[0]
+        k = attn.k_proj(k_tokens)
+        weights = self._logits(attn, state, base_q, attn.q_proj, k).softmax(dim=-1)  # heads x N x T
+        v = _heads(attn.v_proj(v_tokens), heads)  # heads x T x d
+        n = weights.shape[1]
+        a = weights.transpose(0, 1).reshape(n, heads * t)
+        o = (weights @ v).transpose(0, 1).reshape(n, -1)  # N x (heads*d)
+        wo = attn.out_proj.weight.t().reshape(heads, -1, attn.out_proj.out_features)  # h x d x C
+        u = (v @ wo).reshape(heads * t, -1)
+        ones = torch.ones_like(a[:, :1])
+        z = torch.cat([state.z, a, ones], dim=1)
+        r = torch.cat([state.r, u, attn.out_proj.bias[None]])
+        y = torch.cat([state.y, o, ones], dim=1)
+        return LowRank(state.s, z, r, y)
+
+    def _norm(self, norm: nn.LayerNorm, state: LowRank, var_b, fixed_b) -> LowRank:
+        """``norm`` of ``s * B + Z @ R`` as a :class:`LowRank` (see the module docstring)."""
+        c = state.r.shape[1]
+        r_c = state.r - state.r.mean(-1, keepdim=True)  # the mean of s * B is in B' (per image)
+        s2 = var_b if state.s is None else state.s * state.s * var_b
+        cross = (state.y * fixed_b).sum(-1, keepdim=True)
+        cross = cross if state.s is None else state.s * cross
+        quad = ((state.z @ (r_c @ r_c.t())) * state.z).sum(-1, keepdim=True)
+        var = s2 + (2.0 / c) * cross + quad / c
+        inv = torch.rsqrt(var + norm.eps)
+        s = inv if state.s is None else state.s * inv
+        ones = torch.ones_like(inv)
+        z = torch.cat([state.z * inv, ones], dim=1)
+        r = torch.cat([r_c * norm.weight, norm.bias[None]])
+        y = torch.cat([state.y * inv, ones], dim=1)
+        return LowRank(s, z, r, y)
+
+    # -- upscaling ----------------------------------------------------------------------------
+
+    def _upscale(self, state: LowRank, hyper_in: torch.Tensor, image: dict) -> torch.Tensor:
+        """All mask tokens' low-res logits ``1 x M x 256 x 256`` (as :meth:`MaskDecoder.upscale_rows`)."""
+        up1, norm, act1, up2, act2 = self.mask_decoder.output_upscaling
+        c1, c2 = up1.out_channels, up2.out_channels
+        w1 = up1_matrix(up1)
+        x = self._scaled(state, image["up1"]) + state.z @ (state.r @ w1)
+        x = x + image["skip1"] if self.sam2 else x + up1.bias.repeat(4)
+        x = act1(F.layer_norm(x.reshape(-1, c1), (c1,), norm.weight, norm.bias, norm.eps))
+        w2 = up2.weight.permute(0, 2, 3, 1).reshape(c1, 4 * c2)
+        x = (x @ w2).reshape(-1, c2) + up2.bias
+        if self.sam2:
+            x = x + image["skip0"]
+        masks = act2(x) @ hyper_in.t()  # 16N x M, rows (y, x, dy1, dx1, dy2, dx2)
+        h, w = self.prompt_encoder.image_embedding_hw
+        m = hyper_in.shape[0]
+        masks = masks.reshape(h, w, 2, 2, 2, 2, m).permute(6, 0, 2, 4, 1, 3, 5)
+        return masks.reshape(1, m, 4 * h, 4 * w)
