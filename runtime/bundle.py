@@ -21,6 +21,16 @@ and ``features`` and are SAM v1 with ``embedding`` as ``image_embeddings``.
     OUT/index.html, assets/  the built page (``sam-onnx bundle`` refuses to go on without one unless
                             told ``--no-web``), so OUT is a complete static site
 
+With ``--with-encoder`` the page also embeds the person's own images itself, offline: the export's
+fp32 SAM v1 encoder is copied to ``OUT/encoder.onnx`` and ``bundle.json`` gains::
+
+    "encoder": {"file": "encoder.onnx", "input": "image" | "resized_image", "gmacs": 45.2,
+                "bytes": N, "variant", "checkpoint_sha256"}
+
+``gmacs`` (:func:`encoder_gmacs`, multiply-accumulates per image, in billions) is what the page's
+size rule reads. Such a bundle may leave the image out (a page-only bundle): then ``name``,
+``image``, ``embedding``, ``orig_hw``, ``input_hw`` and ``features`` are absent.
+
 The page opens ``bundle.json`` next to it (or ``?bundle=URL``). Any static server will do; one
 that sends COOP/COEP headers (``sam-onnx serve --bundle OUT``) gives the page its wasm threads.
 The folder is assembled under a temporary name and renamed into place, so it is never half
@@ -40,6 +50,7 @@ import numpy as np
 from PIL import Image
 
 from sam_onnx.errors import InvalidInputError, OutputWriteError
+from sam_onnx.variants import EncoderNumbers, get_variant
 
 from .embedding import ImageEmbedding, high_res_paths
 
@@ -83,56 +94,53 @@ def check_web_dir(web_dir: Path) -> Path:
 
 def write_bundle(
     out_dir: str | os.PathLike[str],
-    image: np.ndarray,
-    embedding: ImageEmbedding,
+    image: np.ndarray | None,
+    embedding: ImageEmbedding | None,
     decoders: dict[str, Path],
     *,
     name: str = "image",
     web_dir: Path | None = None,
+    encoder: Path | None = None,
 ) -> Path:
     """Write a bundle folder (see the module doc); returns the path of its ``bundle.json``.
 
     ``image`` is ``H x W x 3`` uint8 RGB, ``embedding`` its embedding, ``decoders`` maps a
-    precision to a decoder graph whose checkpoint must be the embedding's.
+    precision to a decoder graph whose checkpoint must be the embedding's. ``encoder``: a SAM v1
+    encoder graph for the page (from the decoders' checkpoint); with one, ``image`` and
+    ``embedding`` may both be None (a page-only bundle).
     """
-    from .graphs import check_decoders_belong
-
     out_dir = Path(out_dir)
     family = decoders_family(decoders)
-    if image.shape[:2] != embedding.orig_hw:
-        (h, w), (emb_h, emb_w) = image.shape[:2], embedding.orig_hw
+    if (image is None) != (embedding is None) or (image is None and encoder is None):
         raise InvalidInputError(
-            "embedding",
-            f"the embedding of this image ({h} x {w} pixels, H x W)",
-            f"the embedding of an image of {emb_h} x {emb_w} pixels",
+            "bundle contents",
+            "an image with its embedding, or an encoder for the page (or both)",
+            f"image {'none' if image is None else 'given'}, embedding "
+            f"{'none' if embedding is None else 'given'}, encoder {'none' if encoder is None else 'given'}",
         )
-    check_decoders_belong(decoders, embedding.checkpoint_sha256, "the embedding")
-    if embedding.family != family["family"]:
-        wanted = f"an embedding of the decoders' family {family['family']!r}"
-        raise InvalidInputError("embedding", wanted, repr(embedding.family))
+    if embedding is not None:
+        _check_embedding(image, embedding, decoders, family)
+    encoder_meta = web_encoder(encoder, decoders) if encoder is not None else None
     _check_target(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         if web_dir is not None:
             shutil.copytree(check_web_dir(web_dir), staging, dirs_exist_ok=True)
-        Image.fromarray(image).save(staging / "image.png")
-        npy, _ = embedding.save(staging / "embedding.npy", image=name)
+        meta = {"format": FORMAT, "version": FORMAT_VERSION}
+        if embedding is not None:
+            meta.update(_write_image(staging, image, embedding, name))
+        else:
+            meta.update({k: encoder_meta[k] for k in ("variant", "checkpoint_sha256")})
         files = {}
         for precision, path in decoders.items():
             files[precision] = path.name
             shutil.copyfile(path, staging / path.name)
-        meta = {
-            "format": FORMAT,
-            "version": FORMAT_VERSION,
-            "name": name,
-            "image": "image.png",
-            "embedding": "embedding.npy",
-            **{k: v for k, v in embedding.metadata().items() if k not in ("format", "version")},
-            **family,
-            "features": feature_files(embedding, npy),
-            "decoders": files,
-        }
+        meta.update(family)
+        meta["decoders"] = files
+        if encoder_meta is not None:
+            shutil.copyfile(encoder, staging / encoder_meta["file"])
+            meta["encoder"] = encoder_meta
         (staging / "bundle.json").write_text(json.dumps(meta, indent=1))
         staging.chmod(0o755)
         _swap_in(staging, out_dir)
@@ -146,6 +154,103 @@ def write_bundle(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out_dir / "bundle.json"
+
+
+def _check_embedding(
+    image: np.ndarray, embedding: ImageEmbedding, decoders: dict[str, Path], family: dict[str, str]
+) -> None:
+    from .graphs import check_decoders_belong
+
+    if image.shape[:2] != embedding.orig_hw:
+        (h, w), (emb_h, emb_w) = image.shape[:2], embedding.orig_hw
+        raise InvalidInputError(
+            "embedding",
+            f"the embedding of this image ({h} x {w} pixels, H x W)",
+            f"the embedding of an image of {emb_h} x {emb_w} pixels",
+        )
+    check_decoders_belong(decoders, embedding.checkpoint_sha256, "the embedding")
+    if embedding.family != family["family"]:
+        wanted = f"an embedding of the decoders' family {family['family']!r}"
+        raise InvalidInputError("embedding", wanted, repr(embedding.family))
+
+
+def _write_image(staging: Path, image: np.ndarray, embedding: ImageEmbedding, name: str) -> dict:
+    """Write the image and its embedding into ``staging``; returns their ``bundle.json`` entries."""
+    Image.fromarray(image).save(staging / "image.png")
+    npy, _ = embedding.save(staging / "embedding.npy", image=name)
+    return {
+        "name": name,
+        "image": "image.png",
+        "embedding": "embedding.npy",
+        **{k: v for k, v in embedding.metadata().items() if k not in ("format", "version")},
+        "features": feature_files(embedding, npy),
+    }
+
+
+def web_encoder(encoder: Path, decoders: dict[str, Path]) -> dict:
+    """``bundle.json``'s ``encoder`` entry for an encoder graph the page will run (see the module
+    doc). Refuses, with :class:`InvalidInputError`, a SAM 2 encoder (the page preprocesses as SAM
+    v1 does), an encoder with external weights (over 2 GiB: no browser engine takes it) and one
+    from another checkpoint than ``decoders`` (:class:`ModelMismatchError`)."""
+    from .graphs import Graph, check_decoders_belong
+    from .session import SessionConfig
+
+    external = encoder.with_name(encoder.name + ".data")
+    if external.exists():
+        raise InvalidInputError(
+            f"encoder {str(encoder)!r}",
+            "a graph in one file (the page runs encoders up to about ViT-B)",
+            f"weights over 2 GiB in {external.name}",
+        )
+    meta = Graph.open(encoder, SessionConfig(), role="encoder").metadata
+    if meta.get("role", "encoder") != "encoder" or meta.get("family", "sam") != "sam":
+        what = f"role {meta.get('role')!r}, family {meta.get('family', 'sam')!r}"
+        raise InvalidInputError(f"encoder {str(encoder)!r}", "a SAM v1 image encoder", what)
+    check_decoders_belong(decoders, meta.get("checkpoint_sha256", ""), "the encoder")
+    numbers = encoder_numbers(meta)
+    return {
+        "file": "encoder.onnx",
+        "input": "resized_image" if meta.get("encoder_input") == "uint8" else "image",
+        "gmacs": round(encoder_gmacs(numbers), 1),
+        "bytes": encoder.stat().st_size,
+        "variant": meta.get("variant", ""),
+        "checkpoint_sha256": meta.get("checkpoint_sha256", ""),
+    }
+
+
+def encoder_numbers(meta: dict[str, str]) -> EncoderNumbers:
+    """The ViT numbers of an encoder graph, from its metadata (exports that predate them: from the
+    variant name)."""
+    if "encoder_embed_dim" not in meta:
+        return get_variant(meta.get("variant", "")).encoder_numbers
+    return EncoderNumbers(
+        int(meta["encoder_embed_dim"]),
+        int(meta["encoder_depth"]),
+        int(meta["encoder_num_heads"]),
+        int(meta["encoder_mlp_dim"]),
+        tuple(json.loads(meta["encoder_global_attn_indexes"])),
+        int(meta["encoder_window_size"]),
+    )
+
+
+def encoder_gmacs(n: EncoderNumbers, image_size: int = 1024, patch: int = 16) -> float:
+    """Multiply-accumulates of one SAM v1 encoder run, in billions: the patch embedding, per block
+    the q/k/v and output projections and the MLP (on the real tokens, as our graph computes them),
+    the attention products with their relative-position terms (over the padded windows), and the
+    neck (1x1 to 256 channels, then 3x3). Norms, softmax and additions are left out."""
+    grid = image_size // patch
+    tokens = grid * grid
+
+    def attention(side: int, windows: int) -> int:  # q.k, attn.v, and q against the h and w tables
+        t = side * side
+        return windows * (2 * t * t * n.width + 2 * t * side * n.width)
+
+    per_block = tokens * (4 * n.width * n.width + 2 * n.width * n.mlp)
+    windowed = attention(n.window, (-(-grid // n.window)) ** 2)
+    global_blocks = len(n.global_blocks)
+    blocks = n.depth * per_block + global_blocks * attention(grid, 1) + (n.depth - global_blocks) * windowed
+    stem_and_neck = tokens * n.width * (patch * patch * 3 + 256) + tokens * 256 * 256 * 9
+    return (blocks + stem_and_neck) / 1e9
 
 
 def decoders_family(decoders: dict[str, Path]) -> dict[str, str]:

@@ -106,7 +106,9 @@ def _web_commands(commands) -> None:
         "serve", help="serve the web demo; uploads are embedded here, decoded in the browser"
     )
     bundle = commands.add_parser("bundle", help="write a static web bundle: image, embedding, decoders, page")
-    bundle.add_argument("images", type=Path, nargs=1, metavar="IMAGE", help="the image")
+    bundle.add_argument(
+        "images", type=Path, nargs="?", metavar="IMAGE", help="the image (optional with --with-encoder)"
+    )
     for sub in (serve, bundle):
         _model_options(sub)
         sub.add_argument("--web", type=Path, help="the built page (default: $SAM_ONNX_WEB or demo_web/dist)")
@@ -115,6 +117,11 @@ def _web_commands(commands) -> None:
     )
     bundle.add_argument("--embedding", type=Path, metavar="EMB.npy", help="a saved embedding of the image")
     bundle.add_argument("--no-web", action="store_true", help="leave the page out (bundle files only)")
+    bundle.add_argument(
+        "--with-encoder",
+        action="store_true",
+        help="copy the fp32 encoder in too: the page embeds dropped images itself, offline",
+    )
     serve.add_argument(
         "--bundle", type=Path, action="append", metavar="DIR", help="a sam-onnx bundle to serve (repeatable)"
     )

@@ -115,18 +115,32 @@ def _bundle(args, open_predictor: Callable, log: Callable[[str], None]) -> int:
     from sam_onnx.images import load_image
 
     from .bundle import write_bundle
+    from .cli import model_dir
     from .embedding import ImageEmbedding
+    from .graphs import export_graph_paths
 
-    path = args.images[0]
+    path = args.images
+    if path is None and not args.with_encoder:
+        raise InvalidInputError(
+            "bundle", "an IMAGE, or --with-encoder for a page that embeds images itself", "neither"
+        )
     web_dir = None if args.no_web else _web_dir(args)
-    kwargs = {} if args.max_pixels is None else {"max_pixels": args.max_pixels}
-    image = load_image(path, **kwargs)
-    if args.embedding is not None:
-        embedding = ImageEmbedding.load(args.embedding)
-    else:
-        embedding = open_predictor(args).embed(image)
     decoders = _decoders(args)
-    target = write_bundle(args.output, image, embedding, decoders, name=path.name, web_dir=web_dir)
+    encoder = export_graph_paths(model_dir(args), "fp32")[0] if args.with_encoder else None
+    image = embedding = None
+    if path is not None:
+        image = load_image(path, **({} if args.max_pixels is None else {"max_pixels": args.max_pixels}))
+        if args.embedding is not None:
+            embedding = ImageEmbedding.load(args.embedding)
+        else:
+            embedding = open_predictor(args).embed(image)
+    name = path.name if path is not None else "image"
+    target = write_bundle(
+        args.output, image, embedding, decoders, name=name, web_dir=web_dir, encoder=encoder
+    )
     page = "with the page" if web_dir else "without the page (--no-web)"
-    log(f"bundle {target.parent} ({', '.join(decoders)} decoder(s), {page})")
+    parts = [f"{', '.join(decoders)} decoder(s)", page]
+    if encoder is not None:
+        parts.append("the encoder: the page embeds images itself")
+    log(f"bundle {target.parent} ({', '.join(parts)})")
     return 0

@@ -38,19 +38,21 @@ describe("chooseEngine", () => {
 
 describe("checkEncoderFits", () => {
   // GMACs as runtime/bundle.py's encoder_gmacs computes them for these shapes
-  const SLIMSAM_77 = 45.2;
-  const VIT_B = 487.6;
-  const VIT_L = 1313;
+  const SLIMSAM_77 = 45.8;
+  const SLIMSAM_50 = 149.7;
+  const VIT_B = 470.9;
+  const VIT_L = 1425.4;
 
-  it("lets SlimSAM-77 run on wasm and ViT-B on WebGPU", () => {
-    expect(() => checkEncoderFits(SLIMSAM_77, "slimsam", "wasm")).not.toThrow();
+  it("lets SlimSAM-77 and -50 run on wasm and ViT-B on WebGPU", () => {
+    expect(() => checkEncoderFits(SLIMSAM_77, "slimsam-77", "wasm")).not.toThrow();
+    expect(() => checkEncoderFits(SLIMSAM_50, "slimsam-50", "wasm")).not.toThrow();
     expect(() => checkEncoderFits(VIT_B, "vit_b", "webgpu")).not.toThrow();
     expect(() => checkEncoderFits(ENCODER_LIMIT_GMACS.wasm, "at the limit", "wasm")).not.toThrow();
   });
 
   it("refuses ViT-B on wasm (naming WebGPU) and ViT-L anywhere, saying what to do", () => {
     expect(() => checkEncoderFits(VIT_B, "vit_b", "wasm")).toThrow(EncoderTooHeavyError);
-    expect(() => checkEncoderFits(VIT_B, "vit_b", "wasm")).toThrow(/488 GMACs per image is too heavy for wasm \(at most 150\); a browser with WebGPU could run it/);
+    expect(() => checkEncoderFits(VIT_B, "vit_b", "wasm")).toThrow(/471 GMACs per image is too heavy for wasm \(at most 200\); a browser with WebGPU could run it/);
     expect(() => checkEncoderFits(VIT_L, "vit_l", "webgpu")).toThrow(/too heavy for webgpu \(at most 600\); no browser engine/);
   });
 
