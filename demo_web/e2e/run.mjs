@@ -4,11 +4,17 @@
 // SPEC: {"chromium": "/usr/bin/chromium",
 //        "cases": [{"name", "url": "http://127.0.0.1:PORT/?bundle=...", "upload": "FILE" (optional),
 //                   "click": [x, y] or "drag": [x0, y0, x1, y1] (image pixels), "repeats": N, "mask": "OUT.bin",
-//                   "screenshot": "OUT.png" (optional), "expectError": true (optional)}]}
+//                   "screenshot": "OUT.png" (optional), "expectError": true (optional),
+//                   "upload2": "FILE" (optional: dropped right after "upload", which it cancels),
+//                   "embedding": "OUT.npy" (optional: the page's "Save embedding" download)}],
+//        "args": ["--enable-unsafe-webgpu", ...] (optional: more Chromium flags)}
 // For each case the page is opened (and the file uploaded), the point is clicked once, the mask is
 // read back from the page's mask canvas (H*W bytes, 1 inside) into "mask", then Clear + click are
 // repeated N times for latency. A case with expectError uploads a file the server must refuse and
-// records the error the page shows. RESULT: isolation, thread count and per-case figures. Any
+// records the error the page shows. A page that encodes the upload itself (a bundle with an
+// encoder) is polled while it works: the encoder's engine and times, the running clock's values and
+// how long the page took to answer each poll (it stays responsive: the encoder has its own worker).
+// RESULT: isolation, thread count and per-case figures. Any
 // failure (page error, timeout, missing state, an error shown where none is expected) exits 1.
 import { readFileSync, writeFileSync } from "node:fs";
 import { chromium } from "playwright-core";
@@ -32,6 +38,7 @@ const browser = await chromium.launch({
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    ...(spec.args ?? []),
   ],
 });
 const result = { cases: [] };
@@ -86,18 +93,45 @@ try {
 
   for (const c of spec.cases) {
     await page.goto(c.url);
+    const polls = { elapsedMs: [], answerMs: [] };
+    let polling = null;
     if (c.upload) {
       await page.locator("#upload").waitFor({ timeout: TIMEOUT });
       await page.locator("#upload").setInputFiles(c.upload);
+      if (c.upload2) await page.locator("#upload").setInputFiles(c.upload2);
+      polling = (async () => {
+        const begin = Date.now();
+        let seen = false; // React may not have shown the encoding state yet at the first poll
+        for (;;) {
+          const asked = Date.now();
+          const s = await page.evaluate(() => document.querySelector("#encoder")?.dataset ?? null).catch(() => null);
+          if (s?.encoding === "yes") {
+            seen = true;
+            polls.answerMs.push(Date.now() - asked);
+            polls.elapsedMs.push(Number(s.elapsedMs));
+          } else if (!s || seen || Date.now() - begin > 5000) break;
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      })();
     }
     if (c.expectError) {
       await page.locator("#errors").waitFor({ timeout: TIMEOUT });
       result.cases.push({ name: c.name, errorShown: await errorsShown() });
       continue;
     }
-    await waitReady(c.upload ? c.upload.split("/").at(-1) : null).catch((e) => {
+    const shownFile = c.upload2 ?? c.upload;
+    await waitReady(shownFile ? shownFile.split("/").at(-1) : null).catch((e) => {
       throw new Error(`${c.name}: page not ready: ${e.message}`);
     });
+    await polling;
+    const encoder = await page.evaluate(() => {
+      const d = document.querySelector("#encoder")?.dataset;
+      return d ? { engine: d.engine, encodeMs: Number(d.encodeMs), totalMs: Number(d.totalMs) } : null;
+    });
+    if (c.embedding) {
+      const [download] = await Promise.all([page.waitForEvent("download", { timeout: TIMEOUT }), page.locator("#save-embedding").click()]);
+      await download.saveAs(c.embedding);
+    }
     const [h, w] = await prompt(c, 0);
     const read = await page.evaluate(() => {
       const canvas = document.querySelector("#mask");
@@ -131,7 +165,7 @@ try {
       threads: Number(document.querySelector("#status").dataset.threads),
       status: document.querySelector("#status").textContent,
     }));
-    result.cases.push({ name: c.name, hw: [h, w], kind: read.kind, clicked: read.clicked, box: read.box, runMs, roundTripMs, ...info });
+    result.cases.push({ name: c.name, hw: [h, w], kind: read.kind, clicked: read.clicked, box: read.box, runMs, roundTripMs, encoder, polls, ...info });
     if (c.screenshot) await page.screenshot({ path: c.screenshot, fullPage: true });
     const shown = await errorsShown();
     if (shown) throw new Error(`${c.name}: the page shows errors: ${shown}`);

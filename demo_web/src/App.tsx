@@ -2,16 +2,24 @@
  * The demo page: an image, its embedding and the single-mask decoder; the person prompts with
  * clicks (positive), shift- or right-clicks (negative) and drags (a box); the mask, its score and
  * the decode latency are shown, and the cut-out can be downloaded as a PNG.
+ *
+ * A bundle with an encoder (`sam-onnx bundle --with-encoder`) lets the page embed dropped images
+ * itself, in the encoder worker, on WebGPU or wasm (`engine.ts`), with a running clock while it
+ * works; a newer image cancels the one being encoded (`encoder_client.ts`).
  */
 
 import { useCallback, useEffect, useRef, useState } from "react";
 
 import { DecoderClient, type Decoded, type DecoderReady } from "./client";
+import { EncodeCancelled, EncoderClient } from "./encoder_client";
+import { type Engine, checkEncoderFits, chooseEngine, probeAdapter } from "./engine";
 import { type Family, FAMILIES } from "./family";
 import { type HW, type XY, fitInside, screenToImage } from "./geometry";
 import { cutout, maskArea, maskToRGBA } from "./masks";
+import { toNpy } from "./npy";
 import type { Box, Click, Prompt } from "./prompt";
 import {
+  type BundleEncoder,
   type Decoders,
   type LoadedImage,
   type ServerConfig,
@@ -22,6 +30,19 @@ import {
 
 const DRAG_PX = 5; // a press that moves further than this (CSS px) draws a box
 const WANTED_THREADS = Math.max(1, Math.min(navigator.hardwareConcurrency || 1, 8));
+
+/** The page's own encoder: its graph and the engine that runs it. */
+interface PageEncoder {
+  spec: BundleEncoder;
+  engine: Engine;
+  client: EncoderClient;
+}
+
+/** The last image the page embedded itself: times in milliseconds. */
+interface EncodeTimes {
+  encodeMs: number;
+  totalMs: number;
+}
 
 interface Step {
   prompt: Prompt;
@@ -45,6 +66,12 @@ export function App() {
   const [busy, setBusy] = useState<string | null>("starting");
   const [errors, setErrors] = useState<string[]>([]);
   const [drag, setDrag] = useState<{ start: XY; now: XY; screen: XY } | null>(null);
+  const encoder = useRef<PageEncoder | null>(null);
+  const [engine, setEngine] = useState<Engine | null>(null);
+  const [encoding, setEncoding] = useState<{ name: string; start: number } | null>(null);
+  const [encoded, setEncoded] = useState<EncodeTimes | null>(null);
+  const [now, setNow] = useState(0);
+  const uploads = useRef(0);
   const stage = useRef<HTMLDivElement>(null);
   const maskCanvas = useRef<HTMLCanvasElement>(null);
 
@@ -82,6 +109,23 @@ export function App() {
     setPreview(null);
   }, []);
 
+  /** The bundle's encoder on the engine this browser offers, unless the size rule refuses it (thrown). */
+  const openEncoder = useCallback(
+    async (spec: BundleEncoder, fam: Family) => {
+      if (fam.name !== "sam") throw new Error(`encoder ${spec.variant}: the page embeds images for SAM v1 only, the decoder is ${fam.name}`);
+      const threads = self.crossOriginIsolated ? WANTED_THREADS : 1;
+      const gpu = (navigator as Navigator & { gpu?: unknown }).gpu;
+      const chosen = chooseEngine(await probeAdapter(gpu), new URLSearchParams(location.search).get("engine"), threads);
+      checkEncoderFits(spec.gmacs, spec.variant, chosen.name);
+      setEngine(chosen);
+      const c = new EncoderClient({ url: spec.url, engine: chosen.name, threads });
+      encoder.current = { spec, engine: chosen, client: c };
+      // open it now, so that the first image waits less; a cancelled open is no error
+      c.open().catch((error) => error instanceof EncodeCancelled || report(error));
+    },
+    [report],
+  );
+
   // start: the worker, then the server's config or a static bundle
   useEffect(() => {
     const c = new DecoderClient();
@@ -97,12 +141,23 @@ export function App() {
       setDecoders(found);
       setFamily(fam);
       setReady(await c.loadDecoder(found.fp32, WANTED_THREADS, fam.name));
-      if (bundle) await showImage(bundle.image, config?.checkpoint_sha256 ?? null, fam);
+      if (bundle?.image) await showImage(bundle.image, config?.checkpoint_sha256 ?? null, fam);
+      if (bundle?.encoder) await openEncoder(bundle.encoder, fam);
     })()
       .catch(report)
       .finally(() => setBusy(null));
-    return () => c.terminate();
-  }, [report, showImage]);
+    return () => {
+      c.terminate();
+      encoder.current?.client.terminate();
+    };
+  }, [report, showImage, openEncoder]);
+
+  // the running clock while the page encodes (the UI thread is free: the encoder has its worker)
+  useEffect(() => {
+    if (!encoding) return;
+    const timer = setInterval(() => setNow(performance.now()), 100);
+    return () => clearInterval(timer);
+  }, [encoding]);
 
   const switchPrecision = async (next: string) => {
     setBusy("loading decoder");
@@ -118,10 +173,46 @@ export function App() {
     }
   };
 
+  /** Embed `file` in the page; a newer image cancels it (then this returns quietly). */
+  const encodeHere = async (file: File, own: PageEncoder) => {
+    const generation = ++uploads.current;
+    setEncoding({ name: file.name, start: performance.now() });
+    setBusy(`encoding ${file.name} on ${own.engine.label}`);
+    try {
+      const r = await own.client.encode(file, file.name);
+      if (uploads.current !== generation) return;
+      const loaded: LoadedImage = {
+        name: file.name,
+        url: URL.createObjectURL(file),
+        orig: r.orig,
+        features: r.features,
+        family: FAMILIES.sam,
+        checkpointSha256: own.spec.checkpointSha256,
+      };
+      await showImage(loaded, null, FAMILIES.sam);
+      setEncoded({ encodeMs: r.encodeMs, totalMs: r.totalMs });
+    } catch (error) {
+      if (!(error instanceof EncodeCancelled)) report(error);
+    } finally {
+      if (uploads.current === generation) {
+        setEncoding(null);
+        setBusy(null);
+      }
+    }
+  };
+
   const upload = async (file: File | undefined) => {
     if (!file) return;
+    if (encoder.current) {
+      await encodeHere(file, encoder.current);
+      return;
+    }
     if (!server) {
-      report(new Error("this page was opened from a static bundle; run `sam-onnx serve` to segment your own images"));
+      report(
+        new Error(
+          "this page was opened from a static bundle without an encoder; run `sam-onnx serve`, or make the bundle with --with-encoder, to segment your own images",
+        ),
+      );
       return;
     }
     setBusy(`embedding ${file.name}`);
@@ -210,6 +301,17 @@ export function App() {
     setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
   };
 
+  const saveEmbedding = () => {
+    if (!image) return;
+    const blob = new Blob([toNpy(image.features.image_embeddings, [1, 256, 64, 64])], { type: "application/octet-stream" });
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(blob);
+    a.download = `${image.name.replace(/\.[^.]*$/, "")}_embedding.npy`;
+    a.click();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+  };
+
+  const canUpload = server !== null || engine !== null;
   const [cssH, cssW] = image ? fitInside(image.orig, window.innerHeight * 0.75, Math.min(window.innerWidth - 32, 1100)) : [0, 0];
   const dragBox = drag && Math.hypot(drag.now.x - drag.start.x, drag.now.y - drag.start.y) > 0 ? drag : null;
 
@@ -219,11 +321,13 @@ export function App() {
         <h1>Segment Anything, decoded in your browser</h1>
         <p className="help">
           Hover to preview · click: positive point · shift- or right-click: negative point · drag: box
-          {server ? " · drop or choose an image to segment it" : ""}
+          {canUpload ? " · drop or choose an image to segment it" : ""}
         </p>
       </header>
       <section className="toolbar">
-        {server && <input type="file" id="upload" accept={server.upload_types.join(",")} onChange={(e) => upload(e.target.files?.[0])} />}
+        {canUpload && (
+          <input type="file" id="upload" accept={server ? server.upload_types.join(",") : "image/*"} onChange={(e) => upload(e.target.files?.[0])} />
+        )}
         {Object.keys(decoders).length > 1 && (
           <label>
             decoder{" "}
@@ -246,8 +350,12 @@ export function App() {
         <button id="download" disabled={!shown} onClick={download}>
           Download cut-out (PNG)
         </button>
+        <button id="save-embedding" disabled={!image} onClick={saveEmbedding}>
+          Save embedding (.npy)
+        </button>
       </section>
       <StatusLine ready={ready} image={image} shown={shown} busy={busy} committed={steps.length} />
+      <EncoderLine engine={engine} encoding={encoding} encoded={encoded} now={now} />
       {errors.length > 0 && (
         <div id="errors" role="alert">
           {errors.map((m, i) => (
@@ -280,7 +388,7 @@ export function App() {
             <PromptMarks prompt={prompt} orig={image.orig} drag={dragBox ? { x0: dragBox.start.x, y0: dragBox.start.y, x1: dragBox.now.x, y1: dragBox.now.y } : null} />
           </div>
         ) : (
-          <p className="empty">{server ? "Drop an image here or choose one above." : "No image loaded."}</p>
+          <p className="empty">{canUpload ? "Drop an image here or choose one above." : "No image loaded."}</p>
         )}
       </div>
     </main>
@@ -307,6 +415,27 @@ function StatusLine(props: { ready: DecoderReady | null; image: LoadedImage | nu
       {shown
         ? `score ${shown.score.toFixed(3)} · area ${maskArea(shown.mask)} px · decode ${shown.runMs.toFixed(1)} ms (${shown.roundTripMs.toFixed(1)} ms round trip)`
         : "no mask yet"}
+    </p>
+  );
+}
+
+/** The page's own encoder: its engine, a running clock while it works, then the time it took. */
+function EncoderLine(props: { engine: Engine | null; encoding: { name: string; start: number } | null; encoded: EncodeTimes | null; now: number }) {
+  const { engine, encoding, encoded, now } = props;
+  if (!engine) return null;
+  const elapsed = encoding ? Math.max(0, now - encoding.start) : 0;
+  return (
+    <p
+      id="encoder"
+      data-engine={engine.name}
+      data-encoding={encoding ? "yes" : "no"}
+      data-elapsed-ms={encoding ? elapsed.toFixed(0) : ""}
+      data-encode-ms={encoded?.encodeMs.toFixed(1) ?? ""}
+      data-total-ms={encoded?.totalMs.toFixed(1) ?? ""}
+    >
+      {`encoder in this page: ${engine.label}`}
+      {encoding ? ` · encoding ${encoding.name}… ${(elapsed / 1000).toFixed(1)} s` : ""}
+      {!encoding && encoded ? ` · last image encoded in ${(encoded.encodeMs / 1000).toFixed(1)} s` : ""}
     </p>
   );
 }

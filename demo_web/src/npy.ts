@@ -53,3 +53,24 @@ export function parseNpy(buffer: ArrayBuffer, name = "array"): NpyArray {
   const data = new Float32Array(buffer.slice(start));
   return { data, shape };
 }
+
+/**
+ * A `.npy` file (format 1.0) of float32 `data` with `shape`, little-endian, C order, as
+ * `numpy.save` writes it: `numpy.load` and `parseNpy` read it back.
+ */
+export function toNpy(data: Float32Array, shape: readonly number[]): Uint8Array<ArrayBuffer> {
+  const count = shape.reduce((a, b) => a * b, 1);
+  if (count !== data.length) throw new RangeError(`npy: shape (${shape.join(", ")}) needs ${count} values, got ${data.length}`);
+  const dims = shape.length === 1 ? `${shape[0]},` : shape.join(", ");
+  const dict = `{'descr': '<f4', 'fortran_order': False, 'shape': (${dims}), }`;
+  // the header (magic, version, length, dict, newline) pads to a multiple of 64 bytes
+  const header = dict.padEnd(Math.ceil((10 + dict.length + 1) / 64) * 64 - 10 - 1, " ") + "\n";
+  const out = new Uint8Array(10 + header.length + data.length * 4);
+  out.set(MAGIC);
+  out.set([1, 0], 6);
+  new DataView(out.buffer).setUint16(8, header.length, true);
+  out.set(new TextEncoder().encode(header), 10);
+  const body = new DataView(out.buffer, 10 + header.length);
+  for (let i = 0; i < data.length; i++) body.setFloat32(4 * i, data[i], true);
+  return out;
+}

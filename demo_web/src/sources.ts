@@ -36,10 +36,25 @@ export interface LoadedImage {
   checkpointSha256: string;
 }
 
+/** A bundle's encoder graph (`sam-onnx bundle --with-encoder`): the page embeds images itself. */
+export interface BundleEncoder {
+  /** Absolute URL of the graph. */
+  url: string;
+  /** The graph's input: `image` (normalised, padded) or `resized_image` (uint8). */
+  input: string;
+  /** Multiply-accumulates per image, billions: what the size rule reads. */
+  gmacs: number;
+  bytes: number;
+  variant: string;
+  checkpointSha256: string;
+}
+
 export interface Bundle {
-  image: LoadedImage;
+  /** The bundle's image with its features; null in a page-only bundle (one with an encoder). */
+  image: LoadedImage | null;
   decoders: Decoders;
   family: Family;
+  encoder: BundleEncoder | null;
 }
 
 /** An error the page shows as it is: the message already names what was wrong. */
@@ -128,8 +143,12 @@ export async function loadBundle(url: string): Promise<Bundle> {
   if (meta?.format !== "sam-onnx-bundle" || meta.version !== 1) {
     throw new SourceError(`bundle ${url}: expected format sam-onnx-bundle version 1, got ${meta?.format} ${meta?.version}`);
   }
-  const orig = checkHW(meta.orig_hw, `bundle ${url}`);
   const fam = family(meta, `bundle ${url}`);
+  const decoders: Decoders = {};
+  for (const [precision, file] of Object.entries(meta.decoders as Record<string, string>)) decoders[precision] = near(file, url);
+  const encoder = bundleEncoder(meta.encoder, url);
+  if (meta.image === undefined && encoder !== null) return { image: null, decoders, family: fam, encoder };
+  const orig = checkHW(meta.orig_hw, `bundle ${url}`);
   const files: Record<string, string> = meta.features ?? { image_embeddings: meta.embedding };
   const arrays = Object.fromEntries(
     await Promise.all(
@@ -140,8 +159,6 @@ export async function loadBundle(url: string): Promise<Bundle> {
       }),
     ),
   );
-  const decoders: Decoders = {};
-  for (const [precision, file] of Object.entries(meta.decoders as Record<string, string>)) decoders[precision] = near(file, url);
   return {
     image: {
       name: String(meta.name ?? "image"),
@@ -153,6 +170,24 @@ export async function loadBundle(url: string): Promise<Bundle> {
     },
     decoders,
     family: fam,
+    encoder,
+  };
+}
+
+/** A bundle's `encoder` entry (absent: null); a SourceError names what is wrong with it. */
+function bundleEncoder(entry: unknown, url: string): BundleEncoder | null {
+  if (entry === undefined || entry === null) return null;
+  const e = entry as Record<string, unknown>;
+  if (typeof e.file !== "string" || typeof e.gmacs !== "number" || !(e.gmacs > 0)) {
+    throw new SourceError(`bundle ${url}: encoder: expected {file, gmacs > 0, ...}, got ${JSON.stringify(entry)}`);
+  }
+  return {
+    url: near(e.file, url),
+    input: String(e.input ?? "image"),
+    gmacs: e.gmacs,
+    bytes: Number(e.bytes ?? 0),
+    variant: String(e.variant ?? ""),
+    checkpointSha256: String(e.checkpoint_sha256 ?? ""),
   };
 }
 

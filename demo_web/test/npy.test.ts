@@ -30,3 +30,16 @@ describe("parseNpy", () => {
     expect(() => parseNpy(npy("<f4", [3], [1, 2]))).toThrow(/needs 12 data bytes, got 8/);
   });
 });
+
+describe("toNpy", () => {
+  it("writes what parseNpy (and numpy) read back: header padded to 64 bytes, little-endian float32", async () => {
+    const { toNpy } = await import("../src/npy");
+    const data = Float32Array.of(1.5, -2, 3.25, 0, 1e-7, 65504);
+    const bytes = toNpy(data, [1, 2, 3]);
+    expect((10 + new DataView(bytes.buffer).getUint16(8, true)) % 64).toBe(0);
+    const back = parseNpy(bytes.buffer, "round trip");
+    expect(back.shape).toEqual([1, 2, 3]);
+    expect(Array.from(back.data)).toEqual(Array.from(data));
+    expect(() => toNpy(data, [4])).toThrow(/needs 4 values, got 6/);
+  });
+});

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 
 import { FAMILIES } from "../src/family";
-import { type ServerConfig, embedUpload, fetchServerConfig } from "../src/sources";
+import { type ServerConfig, embedUpload, fetchServerConfig, loadBundle } from "../src/sources";
 
 /** The page at `pageUrl`, whose fetches resolve against it and answer `config` for api/config. */
 function servePage(pageUrl: string, config: object): string[] {
@@ -105,5 +105,34 @@ describe("embedUpload: the features of api/embed's answer", () => {
     );
     const swapped = { image_embeddings: emb, high_res_feats_0: tensor([1, 64, 128, 128], 2), high_res_feats_1: tensor([1, 32, 256, 256], 3) };
     await expect(upload(answer(swapped))).rejects.toThrow(/high_res_feats_0: expected shape 1x32x256x256, got 1x64x128x128/);
+  });
+});
+
+describe("loadBundle: a page-only bundle (sam-onnx bundle --with-encoder, no image)", () => {
+  afterEach(() => vi.unstubAllGlobals());
+  const PAGE_ONLY = {
+    format: "sam-onnx-bundle",
+    version: 1,
+    variant: "vit_w168_d12_h12_m696_g2-5-8-11",
+    checkpoint_sha256: "a".repeat(64),
+    family: "sam",
+    resize: "long_side",
+    decoders: { fp32: "decoder.onnx" },
+    encoder: { file: "encoder.onnx", input: "image", gmacs: 45.8, bytes: 24764921, variant: "vit_w168", checkpoint_sha256: "a".repeat(64) },
+  };
+
+  it("gives no image and the encoder's URL beside bundle.json, its cost and identity", async () => {
+    servePage("http://127.0.0.1:9000/site/", PAGE_ONLY);
+    const bundle = await loadBundle("bundle.json");
+    expect(bundle.image).toBeNull();
+    expect(bundle.decoders.fp32).toBe("http://127.0.0.1:9000/site/decoder.onnx");
+    expect(bundle.encoder).toMatchObject({ url: "http://127.0.0.1:9000/site/encoder.onnx", gmacs: 45.8, input: "image" });
+  });
+
+  it("refuses an encoder entry without its cost, and a bundle with neither image nor encoder", async () => {
+    servePage("http://127.0.0.1:9000/", { ...PAGE_ONLY, encoder: { file: "encoder.onnx" } });
+    await expect(loadBundle("bundle.json")).rejects.toThrow(/encoder: expected \{file, gmacs > 0/);
+    servePage("http://127.0.0.1:9000/", { ...PAGE_ONLY, encoder: undefined });
+    await expect(loadBundle("bundle.json")).rejects.toThrow(/orig_hw/);
   });
 });
