@@ -97,6 +97,7 @@ def open_session(path: str | os.PathLike[str], config: SessionConfig, *, role: s
     if missing and config.strict:
         raise ProviderError(
             f"{', '.join(missing)} requested but this onnxruntime build offers only {sorted(available)}"
+            + _missing_hint(missing)
         )
     options = ort.SessionOptions()
     options.intra_op_num_threads = config.intra_op_threads
@@ -174,8 +175,8 @@ def engine_label(session, config: SessionConfig) -> str:
     return f"{used} (CPU, {precision}; {why})"
 
 
-def _missing_hint(not_used: list[str]) -> str:
-    if not_used == [OPENVINO]:
+def _missing_hint(providers: list[str]) -> str:
+    if providers == [OPENVINO]:
         return " (install the [openvino] extra: onnxruntime-openvino, in place of onnxruntime)"
     return " (check the CUDA/cuDNN/TensorRT libraries onnxruntime-gpu needs)"
 

@@ -1,0 +1,218 @@
+"""The OpenVINO engine: onnxruntime-openvino's execution provider at f32 and bf16 against the goldens.
+
+Most tests need the ``[openvino]`` extra (onnxruntime-openvino in place of onnxruntime) and skip,
+saying why, without it; ``SAM_REQUIRE_OPENVINO=1`` (CI's second venv) turns that skip into a
+failure. The precision choice, the conflict check and the warning when OpenVINO is asked for but
+absent run in any environment.
+
+Tolerances: at f32, those of tests/test_runtime_golden.py (1e-3 on the embedding, IoU
+predictions and low-res logits; mask pixels may differ only where the golden logit is within 1e-3
+of 0). At bf16 (8 bits of mantissa in the products), stated here and measured on the kit's
+seed-0 ViT-B: embedding max abs <= BF16_EMBEDDING_ATOL, IoU predictions within BF16_IOU_ATOL,
+and each mask within BF16_MIN_MASK_IOU of the golden mask (mean over the prompts >=
+BF16_MEAN_MASK_IOU).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sam_onnx.errors import DependencyConflictError, ProviderError
+from sam_onnx.runtime import SamPredictor, SessionConfig, ort
+from sam_onnx.runtime import session as session_module
+from tests.conftest import CASES, IMAGES, case_meta, unpack_masks
+
+OPENVINO = "OpenVINOExecutionProvider"
+HAS_OPENVINO = OPENVINO in ort.get_available_providers()
+TOLERANCE = 1e-3
+MASK_LOGIT_MARGIN = 1e-3
+BF16_EMBEDDING_ATOL = 0.15
+BF16_IOU_ATOL = 0.03
+BF16_MIN_MASK_IOU = 0.95
+BF16_MEAN_MASK_IOU = 0.98
+
+
+def require_openvino() -> None:
+    """Skip without the OpenVINO provider; fail instead under ``SAM_REQUIRE_OPENVINO=1``."""
+    if HAS_OPENVINO:
+        return
+    reason = (
+        f"onnxruntime {ort.__version__} here offers {ort.get_available_providers()}, no {OPENVINO} "
+        "(install the [openvino] extra in its own venv: see .ci/run)"
+    )
+    if os.environ.get("SAM_REQUIRE_OPENVINO") == "1":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+# --- any environment ------------------------------------------------------------------------------
+def test_onnxruntime_and_onnxruntime_openvino_are_refused(monkeypatch):
+    from sam_onnx.runtime import backend
+
+    installed = {"onnxruntime", "onnxruntime-openvino"}
+
+    def version(name: str) -> str:
+        if name not in installed:
+            raise backend.metadata.PackageNotFoundError(name)
+        return "1.24.1"
+
+    monkeypatch.setattr(backend.metadata, "version", version)
+    with pytest.raises(DependencyConflictError, match="onnxruntime and onnxruntime-openvino") as info:
+        backend.onnxruntime_module()
+    assert "pip uninstall -y onnxruntime onnxruntime-openvino" in str(info.value)
+    assert "'.[openvino]'" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("asked", "flags", "expected"),
+    [
+        ("auto", ["avx512_bf16"], "bf16"),
+        ("auto", ["amx_bf16"], "bf16"),
+        ("auto", [], "f32"),
+        ("f32", ["avx512_bf16"], "f32"),
+        ("bf16", [], "bf16"),
+    ],
+)
+def test_precision_choice(monkeypatch, asked, flags, expected):
+    """``auto`` takes bf16 exactly where the CPU has native bf16, and says which it took."""
+    monkeypatch.setattr(session_module, "cpu_bf16_flags", lambda: flags)
+    config = SessionConfig(providers=("openvino",), openvino_precision=asked)
+    precision, why = session_module.openvino_precision(config)
+    assert precision == expected
+    assert why.startswith("auto") == (asked == "auto")
+    if asked == "auto" and flags:
+        assert flags[0] in why
+    _, options = session_module._provider_entry(OPENVINO, config)
+    assert options["device_type"] == "CPU"
+    assert json.loads(options["load_config"]) == {"CPU": {"INFERENCE_PRECISION_HINT": expected}}
+
+
+def test_cpu_flags_read_from_proc_cpuinfo():
+    flags = session_module.cpu_bf16_flags()
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        assert flags == []
+        return
+    for flag in session_module.BF16_CPU_FLAGS:
+        assert (flag in flags) == (f" {flag}" in text)
+
+
+def test_unknown_precision_is_refused(tiny_export):
+    config = SessionConfig(providers=("openvino",), openvino_precision="fp8")
+    with pytest.raises(ProviderError, match="openvino_precision must be one of"):
+        session_module.open_session(tiny_export.files["decoder"][0], config, role="decoder")
+
+
+def test_auto_is_openvino_exactly_where_offered():
+    expected = [OPENVINO, "CPUExecutionProvider"] if HAS_OPENVINO else ["CPUExecutionProvider"]
+    assert SessionConfig().provider_names() == expected
+
+
+def test_openvino_requested_without_it(tiny_export, monkeypatch):
+    """Without onnxruntime-openvino: strict raises naming the extra; otherwise one warning, CPU runs."""
+    if HAS_OPENVINO:
+        pytest.skip("the OpenVINO provider is installed here; this checks an environment without it")
+    monkeypatch.setattr(session_module, "_warned", set())
+    path = tiny_export.files["decoder"][0]
+    with pytest.raises(ProviderError, match=r"OpenVINOExecutionProvider.*\[openvino\] extra"):
+        session_module.open_session(path, SessionConfig(providers=("openvino",), strict=True), role="decoder")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        config = SessionConfig(providers=("openvino",))
+        predictor = SamPredictor.from_export(tiny_export.output_dir, config=config)
+    messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert len(messages) == 1 and "OpenVINOExecutionProvider not in use" in messages[0]
+    assert predictor.providers == ["CPUExecutionProvider"] and predictor.engine == "CPUExecutionProvider"
+
+
+# --- with the OpenVINO provider -------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def ov_export(vit_b_checkpoint, tmp_path_factory):
+    """The kit's ViT-B export without the PyTorch parity check (the goldens check it here)."""
+    require_openvino()
+    from sam_onnx.export import ExportOptions, export_sam
+
+    out = tmp_path_factory.mktemp("ov_export") / "onnx"
+    return export_sam(vit_b_checkpoint, out, ExportOptions(validate=False))
+
+
+def _predictor(export, precision: str) -> SamPredictor:
+    config = SessionConfig(providers=("openvino",), openvino_precision=precision, strict=True)
+    return SamPredictor.from_export(export.output_dir, config=config)
+
+
+def _embeddings(predictor, reference_dir):
+    return {name: predictor.embed(next((reference_dir / "images").glob(f"{name}_*.png"))) for name in IMAGES}
+
+
+def _predict(predictor, golden, embedding, image, case):
+    meta = case_meta(golden, image, case)
+    predictor.set_embedding(embedding)
+    return predictor.predict(
+        point_coords=None if meta["points"] is None else np.asarray(meta["points"]),
+        point_labels=None if meta["labels"] is None else np.asarray(meta["labels"]),
+        box=None if meta["box"] is None else np.asarray(meta["box"]),
+        mask_input=golden[f"{image}/{case}/mask_input"] if case == "refine_with_mask" else None,
+        multimask_output=meta["multimask"],
+    )
+
+
+@pytest.mark.slow
+def test_openvino_f32_reproduces_goldens(ov_export, golden, reference_dir):
+    predictor = _predictor(ov_export, "f32")
+    assert predictor.providers[0] == OPENVINO and "CPU, f32; asked for" in predictor.engine
+    embeddings = _embeddings(predictor, reference_dir)
+    for image in IMAGES:
+        np.testing.assert_allclose(
+            embeddings[image].embedding, golden[f"{image}/embedding"], rtol=0, atol=TOLERANCE
+        )
+        for case in CASES:
+            key = f"{image}/{case}"
+            pred = _predict(predictor, golden, embeddings[image], image, case)
+            expected = unpack_masks(golden[f"{key}/masks_packed"], pred.masks.shape[-1])
+            near_zero = np.abs(golden[f"{key}/mask_logits_f16"].astype(np.float32)) <= MASK_LOGIT_MARGIN
+            differ = (pred.masks != expected) & ~near_zero
+            assert not differ.any(), f"{key}: {int(differ.sum())} mask pixels differ away from 0"
+            np.testing.assert_allclose(pred.iou_predictions, golden[f"{key}/iou"], rtol=0, atol=TOLERANCE)
+            np.testing.assert_allclose(
+                pred.low_res_logits, golden[f"{key}/low_res_logits"], rtol=0, atol=TOLERANCE
+            )
+
+
+@pytest.mark.slow
+def test_openvino_bf16_within_stated_tolerances(ov_export, golden, reference_dir):
+    predictor = _predictor(ov_export, "bf16")
+    assert "CPU, bf16; asked for" in predictor.engine
+    embeddings = _embeddings(predictor, reference_dir)
+    ious = []
+    for image in IMAGES:
+        error = np.abs(embeddings[image].embedding - golden[f"{image}/embedding"]).max()
+        assert error <= BF16_EMBEDDING_ATOL, f"{image}: embedding max abs {error:.4f}"
+        assert error > 0, "bf16 gave exactly the f32 embedding: the precision hint was not applied"
+        for case in CASES:
+            key = f"{image}/{case}"
+            pred = _predict(predictor, golden, embeddings[image], image, case)
+            expected = unpack_masks(golden[f"{key}/masks_packed"], pred.masks.shape[-1])
+            np.testing.assert_allclose(pred.iou_predictions, golden[f"{key}/iou"], rtol=0, atol=BF16_IOU_ATOL)
+            for got, want in zip(pred.masks, expected, strict=True):
+                union = np.logical_or(got, want).sum()
+                ious.append(float(np.logical_and(got, want).sum() / union) if union else 1.0)
+    assert min(ious) >= BF16_MIN_MASK_IOU, f"mask IoU min {min(ious):.4f}"
+    assert np.mean(ious) >= BF16_MEAN_MASK_IOU, f"mask IoU mean {np.mean(ious):.4f}"
+
+
+def test_default_engine_is_openvino_and_says_its_precision(tiny_export, monkeypatch):
+    require_openvino()
+    monkeypatch.setattr(session_module, "cpu_bf16_flags", lambda: ["avx512_bf16"])
+    predictor = SamPredictor.from_export(tiny_export.output_dir)
+    assert predictor.providers[0] == OPENVINO
+    assert predictor.engine == f"{OPENVINO} (CPU, bf16; auto: the CPU has native bf16 (avx512_bf16))"
+    cpu = SamPredictor.from_export(tiny_export.output_dir, config=SessionConfig(providers=("cpu",)))
+    assert cpu.engine == "CPUExecutionProvider"
