@@ -6,6 +6,8 @@ The output directory (see :mod:`.staging` for how it is written atomically):
 ``encoder.onnx``           image encoder, fp32 (``encoder.onnx.data`` beside it over 2 GiB)
 ``decoder.onnx``           the official decoder contract (single mask unless ``multimask``)
 ``decoder_batched.onnx``   the batched extension, all 4 mask tokens
+``decoder_image.onnx``     the fast decoder pair (:mod:`.fast_decoder_graph`): per-image tensors
+``decoder_click.onnx``     ... and the per-click graph over them (4 tokens, low-res logits)
 ``encoder.fp16.onnx``      with ``fp16``
 ``*.int8.onnx``            with ``int8``: encoder, decoder and batched decoder
 ``export.json``            manifest: options, files, metadata, validation report, timings
@@ -41,6 +43,8 @@ from ..progress import stage as progress_stage
 from ..variants import IMAGE_SIZE, PIXEL_MEAN, PIXEL_STD, SAM2_VARIANTS, get_variant, variant_metadata
 from .decoder_graph import DecoderGraph
 from .encoder_graph import INPUT_KINDS, EncoderGraph, InputKind
+from .fast_decoder_graph import FAST_FILES, fast_decoder_pair, fast_metadata
+from .fast_validate import check_fast_pair
 from .onnx_file import check_opset, save_model, set_metadata, simplify, trace_to_onnx
 from .precision import to_fp16, to_int8
 from .staging import MANIFEST, TOOL_NAME, check_output_dir, staged_output
@@ -65,6 +69,7 @@ class ExportOptions:
       opset: ONNX opset, 17..20.
       encoder, decoder: export the encoder graph; the decoder graphs (official and batched).
       batched_decoder: also write ``decoder_batched.onnx``.
+      fast_decoder: also write the fast decoder pair ``decoder_image.onnx`` + ``decoder_click.onnx``.
       encoder_input: ``normalized`` (1x3x1024x1024 float32) or ``uint8`` (the resized image).
       multimask: ``decoder.onnx`` returns all 4 mask tokens instead of the selected one.
       use_stability_score, return_extra_metrics: the official export's options (``decoder.onnx``).
@@ -79,6 +84,7 @@ class ExportOptions:
     encoder: bool = True
     decoder: bool = True
     batched_decoder: bool = True
+    fast_decoder: bool = True
     encoder_input: InputKind = "normalized"
     multimask: bool = False
     use_stability_score: bool = False
@@ -228,6 +234,15 @@ def plan_graphs(sam, options: ExportOptions, common: Mapping[str, str]) -> list[
     return specs
 
 
+def fast_decoder_specs(model, common: Mapping[str, str]) -> list[GraphSpec]:
+    """The fast decoder pair of ``model`` (SAM v1 or SAM 2), with its metadata."""
+    graphs = fast_decoder_pair(model)
+    return [
+        GraphSpec(key, FAST_FILES[key], wrapper, fast_metadata(common, key, wrapper))
+        for key, wrapper in zip(FAST_FILES, graphs, strict=True)
+    ]
+
+
 class _Writer:
     """Writes graphs into the staging directory and remembers each one's files and metadata."""
 
@@ -280,6 +295,8 @@ def export_sam(
         sha256 = checkpoint_sha256(checkpoint)
     common = family_metadata(sam.variant, sha256, options.opset)
     specs = plan_graphs(sam, options, common)
+    if options.decoder and options.fast_decoder:
+        specs += fast_decoder_specs(sam, common)
     validator = make_validator(sam, images, progress=progress.bars)
     with staged_output(out) as stage:
         writer = _Writer(stage, out)
@@ -299,7 +316,13 @@ def export_sam(
 
         if options.validate:
             for spec in specs:
+                if spec.key == "decoder_image":  # validated with its click graph
+                    continue
                 with progress.step(f"validating {spec.filename} against PyTorch", clock=False):
+                    if spec.key == "decoder_click":
+                        pair = (stage / FAST_FILES["decoder_image"], stage / spec.filename)
+                        check_fast_pair(validator, "decoder_image+click", *pair, sam.variant.family)
+                        continue
                     check = validator.check_encoder if spec.key == "encoder" else validator.check_decoder
                     check(spec.filename, stage / spec.filename, spec.wrapper)
         files = writer.files
@@ -352,7 +375,7 @@ def _reduced_precision(options, specs, writer, scratch, progress) -> dict[str, t
     if options.fp16 and options.encoder:
         jobs.append(("encoder", "fp16"))
     if options.int8:
-        jobs += [(spec.key, "int8") for spec in specs]
+        jobs += [(spec.key, "int8") for spec in specs if spec.key not in FAST_FILES]
     by_key = {spec.key: spec for spec in specs}
     for key, precision in jobs:
         spec = by_key[key]

@@ -61,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-batched-decoder", action="store_true", help="skip decoder_batched.onnx")
     p.add_argument(
+        "--no-fast-decoder",
+        action="store_true",
+        help="skip the fast decoder pair decoder_image.onnx + decoder_click.onnx",
+    )
+    p.add_argument(
         "--fp16", action="store_true", help="also write encoder.fp16.onnx (norms and softmax kept fp32)"
     )
     p.add_argument(
@@ -90,6 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             encoder=not args.decoder_only,
             decoder=not args.encoder_only,
             batched_decoder=not args.no_batched_decoder,
+            fast_decoder=not args.no_fast_decoder,
             encoder_input=args.encoder_input,
             multimask=args.multimask,
             use_stability_score=args.use_stability_score,

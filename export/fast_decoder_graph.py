@@ -12,7 +12,8 @@ Outputs: the per-image tensors :func:`image_tensor_names` lists (float32, about 
   point_coords 1 x N x 2, point_labels 1 x N, mask_input 1 x 1 x 256 x 256, has_mask_input 1,
 with the meaning of ``decoder.onnx``'s (SAM v1: the caller adds the padding point; SAM 2: the
 graph appends it). Outputs, all four mask tokens (token 0 first), no upscaling to the image size:
-  low_res_masks    1 x 4 x 256 x 256 logits (SAM 2: clamped to +-32, as its contract returns them)
+  low_res_logits   1 x 4 x 256 x 256 logits, not clamped (SAM 2's contract returns its
+                   ``low_res_masks`` clamped to +-32, to feed back; the upscaling reads them unclamped)
   iou_predictions  1 x 4 (SAM 2: after the sigmoid)
 The caller picks the tokens (single-mask or multimask rule) and resizes only the picked masks to
 the original size (``sam_onnx.runtime.upscale``), as ``decoder.onnx`` would have.
@@ -36,6 +37,8 @@ done as ``4096 x r x 256``; the second transposed convolution (after a GELU) run
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -43,11 +46,46 @@ from torch import nn
 from sam_onnx.modeling.mask_decoder import high_res_as_rows
 from sam_onnx.modeling.transformer import Attention, TwoWayTransformer
 
-from .sam2_decoder_graph import LOW_RES_CLAMP, append_padding_point
+from .sam2_decoder_graph import append_padding_point
 
+# export.json key -> file name, per-image graph first.
+FAST_FILES = {"decoder_image": "decoder_image.onnx", "decoder_click": "decoder_click.onnx"}
+FAST_CONTRACT = (
+    "sam-onnx fast decoder pair: decoder_image.onnx (image features -> per-image tensors, once per "
+    "image) and decoder_click.onnx (those tensors + point_coords, point_labels, mask_input, "
+    "has_mask_input -> low_res_logits 1 x 4 x 256 x 256, iou_predictions 1 x 4, all four mask tokens, "
+    "no upscaling); the official decoder contract's values up to rounding"
+)
 PROMPT_INPUTS = ("point_coords", "point_labels", "mask_input", "has_mask_input")
-CLICK_OUTPUTS = ("low_res_masks", "iou_predictions")
+CLICK_OUTPUTS = ("low_res_logits", "iou_predictions")
 SAM2_IMAGE_INPUTS = ("image_embeddings", "high_res_feats_0", "high_res_feats_1")
+
+
+def fast_decoder_pair(model: nn.Module) -> tuple[FastDecoderImageGraph, FastDecoderClickGraph]:
+    """The two graphs of the pair on a loaded :class:`Sam` or :class:`Sam2`."""
+    sam2 = model.variant.family == "sam2"
+    if sam2:
+        prompt_encoder, mask_decoder = model.sam_prompt_encoder, model.sam_mask_decoder
+    else:
+        prompt_encoder, mask_decoder = model.prompt_encoder, model.mask_decoder
+    return (
+        FastDecoderImageGraph(prompt_encoder, mask_decoder, sam2=sam2),
+        FastDecoderClickGraph(prompt_encoder, mask_decoder, sam2=sam2),
+    )
+
+
+def fast_metadata(common: Mapping[str, str], key: str, wrapper: nn.Module) -> dict[str, str]:
+    """``metadata_props`` of one graph of the pair: ``role`` is its export.json key."""
+    names = image_tensor_names(wrapper.depth, sam2=wrapper.sam2)
+    return {
+        **common,
+        "role": key,
+        "contract": FAST_CONTRACT,
+        "pair": ",".join(FAST_FILES.values()),
+        "num_masks": "4",
+        "image_tensors": ",".join(names),
+        "outputs": ",".join(wrapper.output_names),
+    }
 
 
 def image_tensor_names(depth: int, *, sam2: bool) -> tuple[str, ...]:
@@ -86,15 +124,15 @@ class FoldedDecoder(nn.Module):
     def __init__(self, transformer: TwoWayTransformer, no_mask_embed: torch.Tensor, mask_out: nn.Conv2d):
         super().__init__()
         self.transformer = transformer
-        rows = [mask_out.weight[:, :, 0, 0].t(), (mask_out.bias - no_mask_embed)[None]]
         self._rows = []
-        fixed = torch.cat(rows)
-        for layer in transformer.layers:
-            out = layer.cross_attn_image_to_token.out_proj
-            fixed = torch.cat([fixed, out.weight.t(), out.bias[None]])
-            self._rows.append(fixed)
-            norm = layer.norm4
-            fixed = torch.cat([(fixed - fixed.mean(-1, keepdim=True)) * norm.weight, norm.bias[None]])
+        with torch.no_grad():  # constants of the traced graphs
+            fixed = torch.cat([mask_out.weight[:, :, 0, 0].t(), (mask_out.bias - no_mask_embed)[None]])
+            for layer in transformer.layers:
+                out = layer.cross_attn_image_to_token.out_proj
+                fixed = torch.cat([fixed, out.weight.t(), out.bias[None]])
+                self._rows.append(fixed)
+                norm = layer.norm4
+                fixed = torch.cat([(fixed - fixed.mean(-1, keepdim=True)) * norm.weight, norm.bias[None]])
 
     def fixed_rows(self, i: int) -> torch.Tensor:
         """``f x C``: the fixed rows ``F`` before layer ``i``'s ``norm4``."""
@@ -121,6 +159,7 @@ class FastDecoderImageGraph(nn.Module):
         self.mask_decoder = mask_decoder
         self.sam2 = sam2
         self.folded = folded_decoder(prompt_encoder, mask_decoder)
+        self.depth = len(mask_decoder.transformer.layers)
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -149,14 +188,16 @@ class FastDecoderImageGraph(nn.Module):
         out = []
         for i, layer in enumerate(transformer.layers):
             t2i, i2t = layer.cross_attn_token_to_image, layer.cross_attn_image_to_token
-            out += [base @ _head_weight(p, t2i.num_heads) for p in (t2i.k_proj, t2i.v_proj)]
+            out += [(base @ _head_weight(t2i.k_proj, t2i.num_heads)).transpose(1, 2)]
+            out += [base @ _head_weight(t2i.v_proj, t2i.num_heads)]
             out.append(base @ _head_weight(i2t.q_proj, i2t.num_heads))
             mean = base.mean(-1, keepdim=True)
             centred = base - mean
             out += [(centred * centred).mean(-1, keepdim=True), centred @ self.folded.fixed_rows(i).t()]
             base = centred * layer.norm4.weight
         final = transformer.final_attn_token_to_image
-        out += [base @ _head_weight(p, final.num_heads) for p in (final.k_proj, final.v_proj)]
+        out += [(base @ _head_weight(final.k_proj, final.num_heads)).transpose(1, 2)]
+        out += [base @ _head_weight(final.v_proj, final.num_heads)]
         up1 = self.mask_decoder.output_upscaling[0]
         out.append(base @ up1_matrix(up1))
         if self.sam2:
@@ -164,6 +205,13 @@ class FastDecoderImageGraph(nn.Module):
             skip0, skip1 = high_res_as_rows((high_res[0], high_res[1]), h, w)
             out += [skip1[0].reshape(h * w, -1) + up1.bias.repeat(4), skip0[0]]
         return tuple(out)
+
+
+def softmax_last(x: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last axis, written out: onnxruntime's Softmax is slow on a short last
+    axis (8 x 4096 rows of T about 7), the three elementwise passes are not."""
+    e = torch.exp(x - x.amax(dim=-1, keepdim=True))
+    return e / e.sum(dim=-1, keepdim=True)
 
 
 def up1_matrix(up1: nn.ConvTranspose2d) -> torch.Tensor:
@@ -214,8 +262,9 @@ class FastDecoderClickGraph(nn.Module):
     def dynamic_axes(self) -> dict[str, dict[int, str]]:
         return {"point_coords": {1: "num_points"}, "point_labels": {1: "num_points"}}
 
-    def example_inputs(self, image_graph: FastDecoderImageGraph, num_points: int = 3) -> tuple:
+    def example_inputs(self, num_points: int = 3) -> tuple[torch.Tensor, ...]:
         """Inputs to trace with: the per-image graph's outputs on a random image, a prompt."""
+        image_graph = FastDecoderImageGraph(self.prompt_encoder, self.mask_decoder, sam2=self.sam2)
         gen = torch.Generator().manual_seed(1)
         with torch.no_grad():
             tensors = image_graph(*image_graph.example_inputs())
@@ -248,10 +297,7 @@ class FastDecoderClickGraph(nn.Module):
         iou = decoder.iou_prediction_head(queries[first])[None]
         if decoder.iou_sigmoid:
             iou = torch.sigmoid(iou)
-        low_res = self._upscale(state, hyper_in, image)
-        if self.sam2:
-            low_res = torch.clamp(low_res, -LOW_RES_CLAMP, LOW_RES_CLAMP)
-        return low_res, iou
+        return self._upscale(state, hyper_in, image), iou
 
     # -- prompt side --------------------------------------------------------------------------
 
@@ -298,46 +344,56 @@ class FastDecoderClickGraph(nn.Module):
         state = self._image_to_token(i2t, state, queries + tokens, queries, image[f"l{i}_iq"])
         return queries, state
 
-    def _logits(self, attn: Attention, state: LowRank, base_proj, linear: nn.Linear, other: torch.Tensor):
-        """``heads x N x T`` of ``linear(image + pe)_h @ other_h^T / sqrt(d)``: ``base_proj`` is
-        ``B`` projected by ``linear`` (heads x N x d), ``other`` the token side ``T x (heads*d)``."""
+    def _image_logits(self, attn: Attention, state: LowRank, base_q, keys: torch.Tensor) -> torch.Tensor:
+        """Image->token attention logits ``heads x N x T``: ``q_proj(image + pe)_h @ k_h^T / sqrt(d)``
+        with ``base_q`` = ``B`` through ``q_proj`` (heads x N x d) and ``keys`` ``T x (heads*d)``."""
         heads = attn.num_heads
-        o = _heads(other, heads).transpose(1, 2)  # heads x d x T
-        pe_proj = self._pe_proj(linear, heads)  # heads x N x d, pe and bias
-        logits = self._scaled(state, base_proj @ o) + pe_proj @ o
-        rw = (state.r @ linear.weight.t()).reshape(state.r.shape[0], heads, -1).transpose(0, 1)  # h x r x d
-        low = state.z @ (rw @ o).transpose(0, 1).reshape(state.r.shape[0], -1)  # N x (heads*T)
-        logits = logits + low.reshape(low.shape[0], heads, -1).transpose(0, 1)
-        return logits / attn.sqrt_head_dim
+        k = _heads(keys / attn.sqrt_head_dim, heads).transpose(1, 2)  # heads x d x T
+        rw = (state.r @ attn.q_proj.weight.t()).reshape(state.r.shape[0], heads, -1).transpose(0, 1)
+        low = state.z @ (rw @ k)  # heads x N x T (Z broadcast over heads)
+        pe_q = self._pe_rows(attn.q_proj, heads, transpose=False)
+        return self._scaled(state, base_q @ k) + pe_q @ k + low
+
+    def _token_logits(self, attn: Attention, state: LowRank, base_kt, queries: torch.Tensor) -> torch.Tensor:
+        """Token->image attention logits ``heads x T x N``: ``q_h @ k_proj(image + pe)_h^T / sqrt(d)``
+        with ``base_kt`` = ``B`` through ``k_proj``, transposed (heads x d x N), ``queries``
+        ``T x (heads*d)``."""
+        heads = attn.num_heads
+        q = _heads(queries / attn.sqrt_head_dim, heads)  # heads x T x d
+        rw = (state.r @ attn.k_proj.weight.t()).reshape(state.r.shape[0], heads, -1).permute(1, 2, 0)
+        low = (q @ rw) @ state.z.t()  # heads x T x N
+        pe_k = self._pe_rows(attn.k_proj, heads, transpose=True)
+        return self._scaled_rows(state, q @ base_kt) + q @ pe_k + low
 
     def _scaled(self, state: LowRank, t: torch.Tensor) -> torch.Tensor:
         return t if state.s is None else state.s * t
-
-    def _pe_proj(self, linear: nn.Linear, heads: int) -> torch.Tensor:
-        pe = self.prompt_encoder.get_dense_pe()[0]
-        rows = pe.reshape(pe.shape[0], -1).t()
-        return _heads(linear(rows), heads)
-
-    def _token_to_image(self, attn: Attention, q_tokens, state: LowRank, base_k, base_v) -> torch.Tensor:
-        """``attn(q_tokens, image + pe, image)`` for tokens ``T x C`` -> ``T x C``."""
-        heads = attn.num_heads
-        q = attn.q_proj(q_tokens)
-        weights = self._logits(attn, state, base_k, attn.k_proj, q).softmax(dim=1)  # heads x N x T
-        wt = weights.transpose(1, 2)  # heads x T x N
-        pooled = self._scaled_rows(state, wt) @ base_v  # heads x T x d
-        rv = (state.r @ attn.v_proj.weight.t()).reshape(state.r.shape[0], heads, -1).transpose(0, 1)
-        pooled = pooled + (wt @ state.z) @ rv + attn.v_proj.bias.reshape(heads, 1, -1)
-        return attn.out_proj(pooled.transpose(0, 1).reshape(q_tokens.shape[0], -1))
 
     @staticmethod
     def _scaled_rows(state: LowRank, wt: torch.Tensor) -> torch.Tensor:
         return wt if state.s is None else wt * state.s.reshape(1, 1, -1)
 
+    def _pe_rows(self, linear: nn.Linear, heads: int, *, transpose: bool) -> torch.Tensor:
+        """The dense positional encoding through ``linear`` (bias included), heads x N x d, or
+        heads x d x N with ``transpose``: a constant of the graph."""
+        with torch.no_grad():
+            pe = self.prompt_encoder.get_dense_pe()[0]
+            rows = _heads(linear(pe.reshape(pe.shape[0], -1).t()), heads)
+            return rows.transpose(1, 2).contiguous() if transpose else rows
+
+    def _token_to_image(self, attn: Attention, q_tokens, state: LowRank, base_kt, base_v) -> torch.Tensor:
+        """``attn(q_tokens, image + pe, image)`` for tokens ``T x C`` -> ``T x C``."""
+        heads = attn.num_heads
+        wt = self._token_logits(attn, state, base_kt, attn.q_proj(q_tokens)).softmax(dim=-1)  # h x T x N
+        pooled = self._scaled_rows(state, wt) @ base_v  # heads x T x d
+        rv = (state.r @ attn.v_proj.weight.t()).reshape(state.r.shape[0], heads, -1).transpose(0, 1)
+        pooled = pooled + (wt @ state.z) @ rv + attn.v_proj.bias.reshape(heads, 1, -1)
+        return attn.out_proj(pooled.transpose(0, 1).reshape(q_tokens.shape[0], -1))
+
     def _image_to_token(self, attn: Attention, state: LowRank, k_tokens, v_tokens, base_q) -> LowRank:
         """``state + attn(image + pe, k_tokens, v_tokens)``, the update in low-rank form."""
         heads, t = attn.num_heads, k_tokens.shape[0]
         k = attn.k_proj(k_tokens)
-        weights = self._logits(attn, state, base_q, attn.q_proj, k).softmax(dim=-1)  # heads x N x T
+        weights = softmax_last(self._image_logits(attn, state, base_q, k))  # heads x N x T
         v = _heads(attn.v_proj(v_tokens), heads)  # heads x T x d
         n = weights.shape[1]
         a = weights.transpose(0, 1).reshape(n, heads * t)

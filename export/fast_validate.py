@@ -1,0 +1,66 @@
+"""Parity check of the fast decoder pair after export: onnxruntime against the official decoder.
+
+On each validation image and prompt case of the family's :class:`.validate.Validator` (v1) or
+:class:`.sam2_validate.Sam2Validator` (SAM 2), ``decoder_image.onnx`` runs once per image and
+``decoder_click.onnx`` per case; its four mask tokens are compared with the official contract's
+computation in PyTorch (official layout, no factoring): ``low_res_masks`` and ``iou_predictions``
+with the decoder tolerances, and ``masks`` (the runtime's numpy upscaling of the click graph's
+low-res logits, :func:`sam_onnx.runtime.upscale.upscale_logits`) against the official full-size
+logits, with the share of agreeing pixels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from ..runtime.upscale import upscale_logits
+from .decoder_graph import DecoderGraph
+from .fast_decoder_graph import PROMPT_INPUTS
+from .sam2_decoder_graph import LOW_RES_CLAMP
+from .validate import _session, _torch_outputs, compare
+
+COMPARED = ("masks", "low_res_masks", "iou_predictions")
+
+
+def reference_tokens(validator, feed: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    """The official computation's all four tokens for one case: masks ``1 x 4 x H x W``,
+    low-res logits ``1 x 4 x 256 x 256`` (SAM 2: clamped), IoU ``1 x 4``."""
+    if hasattr(validator, "features"):  # SAM 2
+        from .sam2_validate import reference_decoder
+
+        masks, iou, low_res, _ = reference_decoder(validator.sam, feed, multimask=False, batched=True)
+    else:
+        wrapper = DecoderGraph(validator.sam, return_single_mask=False, factored=False)
+        masks, iou, low_res = _torch_outputs(wrapper, feed)
+    return [masks, low_res, iou]
+
+
+def check_fast_pair(validator, name: str, image_path: Path, click_path: Path, family: str) -> None:
+    """Add the pair's checks (graph ``name``) to ``validator.report``; a run error is a failed check."""
+    image_session, click_session = _session(image_path), _session(click_path)
+    image_inputs = [i.name for i in image_session.get_inputs()]
+    with validator._bar(name, len(validator.images)) as done:
+        for img in validator.images:
+            cases = validator.cases(img)
+            first = next(iter(cases.values()))
+            tensors = validator._run(name, img.name, image_session, {k: first[k] for k in image_inputs})
+            if tensors is None:
+                continue
+            per_image = dict(zip([o.name for o in image_session.get_outputs()], tensors, strict=True))
+            for case, feed in cases.items():
+                prompt = {k: feed[k] for k in PROMPT_INPUTS}
+                got = validator._run(name, f"{img.name}/{case}", click_session, {**per_image, **prompt})
+                if got is None:
+                    continue
+                low_res, iou = got
+                hw = tuple(int(v) for v in feed["orig_im_size"])
+                masks = upscale_logits(low_res[0], hw, family)[None]
+                if family == "sam2":  # the contract returns them clamped
+                    low_res = np.clip(low_res, -LOW_RES_CLAMP, LOW_RES_CLAMP)
+                want = reference_tokens(validator, feed)
+                checks = compare(name, f"{img.name}/{case}", COMPARED, [masks, low_res, iou], want)
+                validator.report.checks += checks
+            done.update()
