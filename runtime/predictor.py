@@ -26,6 +26,7 @@ import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -35,6 +36,7 @@ from sam_onnx.preprocess import normalize_and_pad, resize_longest_side, resized_
 from sam_onnx.progress import stage
 
 from .embedding import FAMILY_NAMES, HIGH_RES_NAMES, ImageEmbedding
+from .fast_decoder import FastDecoder, fast_decoder_paths
 from .graphs import Graph, check_feeds, check_pair, export_graph_paths, graph_family
 from .prompts import (
     MAX_POINTS,
@@ -46,8 +48,10 @@ from .prompts import (
     stack_feeds,
 )
 from .session import SessionConfig
+from .upscale import upscale_logits, upscale_masks
 
 MASK_THRESHOLD = 0.0
+SAM2_LOW_RES_CLAMP = 32.0  # SAM 2's contract clamps the low-res logits it returns
 MAX_DECODER_BATCH = 16  # prompts per batched-decoder run
 # ... and at most this much of the decoder's estimated working memory per run (decoder_bytes).
 DECODER_BYTES = 256 << 20
@@ -94,6 +98,9 @@ class SamPredictor:
         files stay bound by Pillow's limit, see :mod:`sam_onnx.images`).
       progress: a line with a running clock on stderr during each encoder run, and bars in the
         automatic mask generator (``None``: when stderr is a terminal; see :mod:`sam_onnx.progress`).
+      fast_decoder: ``(decoder_image.onnx, decoder_click.onnx)``, the fast decoder pair that
+        one-prompt :meth:`predict` calls use (the same masks up to rounding; see
+        :mod:`sam_onnx.runtime.fast_decoder`); ``None``: the decoder graph for every prompt.
 
     Raises :class:`~sam_onnx.errors.ModelLoadError` for a missing or corrupt graph and
     :class:`~sam_onnx.errors.ModelMismatchError` for graphs that do not belong together.
@@ -109,6 +116,7 @@ class SamPredictor:
         max_points: int = MAX_POINTS,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         progress: bool | None = False,
+        fast_decoder: tuple[str | os.PathLike[str], str | os.PathLike[str]] | None = None,
     ) -> None:
         config = config or SessionConfig()
         self.encoder = None if encoder is None else Graph.open(encoder, config, role="encoder")
@@ -127,6 +135,8 @@ class SamPredictor:
         self._device = _binding_device(self.encoder or self.decoder)
         self.io_binding = self._device[0] == "cuda" if io_binding is None else io_binding
         self._local = threading.local()
+        paths = None if fast_decoder is None else (Path(fast_decoder[0]), Path(fast_decoder[1]))
+        self.fast = None if paths is None else FastDecoder.open(paths, config, self.decoder)
 
     @classmethod
     def from_export(
@@ -135,8 +145,11 @@ class SamPredictor:
         """Open the graphs of a ``sam-export`` directory (``precision``: fp32, fp16 or int8 encoder).
 
         ``encoder=False`` opens only the decoder, for saved embeddings: a ``--decoder-only``
-        export will do, and a full export's encoder is not loaded."""
+        export will do, and a full export's encoder is not loaded. The fast decoder pair is used
+        when the export has it (not with ``precision="int8"``, which asks for the int8 decoder)."""
         encoder_path, decoder = export_graph_paths(model_dir, precision, encoder=encoder)
+        if precision != "int8":
+            kwargs.setdefault("fast_decoder", fast_decoder_paths(model_dir))
         return cls(encoder_path, decoder, **kwargs)
 
     @property
@@ -200,6 +213,8 @@ class SamPredictor:
     def set_embedding(self, embedding: ImageEmbedding) -> ImageEmbedding:
         """Make a (saved, loaded or computed) embedding this thread's current image."""
         self._local.embedding = self._check_embedding(embedding)
+        if self.fast is not None:  # the per-image half of the fast decoder, once per image
+            self._fast_tensors(embedding)
         return embedding
 
     def get_image_embedding(self) -> ImageEmbedding:
@@ -251,6 +266,8 @@ class SamPredictor:
             point_coords, point_labels, box, mask_input, frame_hw, max_points=self.max_points
         )
         feeds = self._feeds(emb, *checked, normalized=not normalize_coords)
+        if self.fast is not None and not self.io_binding:
+            return self._predict_fast(emb, feeds, multimask_output, return_logits)
         (masks, iou, low_res), *_ = self._decode(emb, [feeds])
         return self._select(masks[0], iou[0], low_res[0], multimask_output, return_logits)
 
@@ -462,6 +479,32 @@ class SamPredictor:
         token = sam2_single_tokens(low_res, iou, self.stability_delta, self.stability_thresh)
         rows = np.arange(len(token))
         return masks[rows, token][:, None], iou[rows, token][:, None], low_res[rows, token][:, None]
+
+    def _fast_tensors(self, emb: ImageEmbedding) -> dict[str, np.ndarray]:
+        """The fast decoder's per-image tensors of ``emb``, kept for this thread's last image."""
+        cached = getattr(self._local, "fast", None)
+        if cached is None or cached[0] is not emb:
+            try:
+                cached = (emb, self.fast.image_tensors(emb.decoder_inputs()))
+            except Exception as exc:  # onnxruntime's own exception types
+                raise _inference_error(self.fast.image, emb.decoder_inputs(), exc) from None
+            self._local.fast = cached
+        return cached[1]
+
+    def _predict_fast(self, emb, feeds, multimask_output: bool, return_logits: bool) -> Prediction:
+        """:meth:`predict` through the fast decoder pair: four low-res tokens from the click graph,
+        the official tokens picked (:meth:`pick_tokens`), only those upscaled (numpy)."""
+        tensors = self._fast_tensors(emb)
+        try:
+            low_res, iou = self.fast.tokens(tensors, feeds)
+        except Exception as exc:  # onnxruntime's own exception types
+            raise _inference_error(self.fast.click, feeds, exc) from None
+        _, scores, low = (a[0] for a in self.pick_tokens(low_res, iou, low_res, multimask_output))
+        upscale = upscale_logits if return_logits else upscale_masks
+        masks = upscale(low, emb.orig_hw, self.family)
+        if self.family == "sam2":  # as the contract returns them, to feed back
+            low = np.clip(low, -SAM2_LOW_RES_CLAMP, SAM2_LOW_RES_CLAMP)
+        return Prediction(masks, np.ascontiguousarray(scores), np.ascontiguousarray(low))
 
     def _select(self, masks, iou, low_res, multimask_output: bool, return_logits: bool) -> Prediction:
         """One prompt's official outputs from its 4 tokens (:meth:`pick_tokens`)."""
