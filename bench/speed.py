@@ -11,15 +11,23 @@ Rows (each measured in its own subprocess, so its peak memory is its own):
   the baseline every ratio is against; ``encoder.onnx`` with "basic" and with every onnxruntime
   optimisation ("all"); the fp16 and int8 graphs with "all"; beside it, with "all", the
   encoders of SlimSAM-77's and SlimSAM-50's shapes (random weights, exported here: only the
-  shape sets the time);
+  shape sets the time); the engines as the runtime opens them (``SessionConfig``: memory arena
+  off): onnxruntime's CPU provider on ``encoder.onnx`` and ``encoder.int8.onnx``, and OpenVINO
+  (onnxruntime-openvino's provider) at f32 and bf16 on ``encoder.onnx`` and on the nncf int8
+  encoder ``encoder.ov-int8.onnx`` when the export has one. One environment holds one
+  onnxruntime wheel, so OpenVINO rows run in ``--openvino-python`` (another venv's python, with
+  the ``[openvino]`` extra) unless this one has the provider;
 * decoder, one click, single mask (the official contract with upscaling to the original size)
   at 480 x 640 and 1500 x 2250: the official layout (with ``--checkpoint``), ``decoder.onnx``
   and ``decoder.int8.onnx``;
 * predictor end to end (``SamPredictor``: read the image, embed, one click) on 480 x 640.
 
 Each cell is the median over ``--repeats`` timed runs after one warm-up, with the min-max range.
+With ``--rounds N`` every row runs N times in turn (a new process each time, rows interleaved so
+that a slow minute does not land on one row); the cell pools the runs and the peak is the largest.
 Ratios are against the plain fp32 encoder at the same thread count. ``--quality`` adds the
-mask IoU of the int8 and fp16 encoders against fp32 over the reference kit's golden clicks.
+mask IoU of each reduced-precision encoder and engine against onnxruntime's CPU provider on the
+fp32 encoder (the same fp32 decoder on CPU for both) over the reference kit's golden clicks.
 """
 
 from __future__ import annotations
@@ -96,6 +104,16 @@ def measure(spec: dict) -> dict:
         else:
             x = rng.standard_normal((1, 3, 1024, 1024), dtype=np.float32)
         times = _timed(lambda: session.run(None, {inp.name: x}), repeats)
+    elif kind == "encoder-engine":
+        from sam_onnx.runtime.session import engine_label, open_session
+
+        config = _engine_config(spec, threads)
+        session = open_session(model_dir / spec["file"], config, role="encoder")
+        inp = session.get_inputs()[0]
+        x = rng.standard_normal((1, 3, 1024, 1024), dtype=np.float32)
+        times = _timed(lambda: session.run(None, {inp.name: x}), repeats)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return {"ms": times, "peak_mib": round(peak, 1), "engine": engine_label(session, config)}
     elif kind == "decoder":
         session = _session(model_dir / spec["file"], threads, "all")  # file may be absolute
         h, w = spec["hw"]
@@ -117,6 +135,16 @@ def measure(spec: dict) -> dict:
         raise SystemExit(f"unknown kind {kind!r}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"ms": times, "peak_mib": round(peak, 1)}
+
+
+def _engine_config(spec: dict, threads: int):
+    """The runtime's ``SessionConfig`` for an engine row (strict: a missing provider fails the row)."""
+    from sam_onnx.runtime.session import SessionConfig
+
+    precision = spec.get("openvino_precision", "auto")
+    return SessionConfig(
+        providers=(spec["provider"],), strict=True, intra_op_threads=threads, openvino_precision=precision
+    )
 
 
 def _click_feeds(rng, h: int, w: int) -> dict[str, np.ndarray]:
@@ -157,6 +185,7 @@ def rows(files: dict[str, str]) -> list[dict]:
             encoders.append((f"encoder ORT {label} (all optimisations)", files[key], "all"))
     for name, file, level in encoders:
         out.append({"name": name, "kind": "encoder-ort", "file": file, "level": level})
+    out += engine_rows(files)
     for key, label in (
         ("official_decoder", "fp32 official layout"),
         ("decoder", "fp32"),
@@ -172,9 +201,41 @@ def rows(files: dict[str, str]) -> list[dict]:
     return out
 
 
-def run_row(row: dict, threads: int, repeats: int, model_dir: Path, checkpoint: str | None) -> dict:
+def engine_rows(files: dict[str, str]) -> list[dict]:
+    """Encoder rows as the runtime opens them: onnxruntime CPU (fp32, int8), OpenVINO (f32, bf16
+    on ``encoder.onnx``; its int8 graph when exported). OpenVINO rows carry ``"openvino": True``."""
+    out = [{"name": "encoder runtime: ORT CPU fp32 (arena off)", "file": files["encoder"], "provider": "cpu"}]
+    if "encoder_int8" in files:
+        out.append({"name": "encoder runtime: ORT CPU int8 (arena off)", "file": files["encoder_int8"]})
+        out[-1]["provider"] = "cpu"
+    for precision in ("f32", "bf16"):
+        name = f"encoder runtime: OpenVINO {precision}"
+        out.append({"name": name, "file": files["encoder"], "openvino_precision": precision})
+    if "encoder_ov_int8" in files:
+        name = "encoder runtime: OpenVINO int8 (nncf, f32 elsewhere)"
+        out.append({"name": name, "file": files["encoder_ov_int8"], "openvino_precision": "f32"})
+    for row in out:
+        row.update(kind="encoder-engine", group="encoder", openvino="openvino_precision" in row)
+        row.setdefault("provider", "openvino")
+    return out
+
+
+def run_row(
+    row: dict,
+    threads: int,
+    repeats: int,
+    model_dir: Path,
+    checkpoint: str | None,
+    openvino_python: str | None = None,
+) -> dict:
+    """One row in a child process: ``openvino_python`` runs the OpenVINO rows (see the docstring)."""
     if row["kind"] == "encoder-torch" and not checkpoint:
         return {"skipped": "no --checkpoint"}
+    python = sys.executable
+    if row.get("openvino"):
+        python = openvino_python or (sys.executable if _has_openvino() else "")
+        if not python:
+            return {"skipped": "no OpenVINO here; give --openvino-python"}
     spec = {
         **row,
         "threads": threads,
@@ -183,25 +244,41 @@ def run_row(row: dict, threads: int, repeats: int, model_dir: Path, checkpoint: 
         "checkpoint": checkpoint,
     }
     proc = subprocess.run(
-        [sys.executable, __file__, "--one", json.dumps(spec)], capture_output=True, text=True, timeout=3600
+        [python, __file__, "--one", json.dumps(spec)], capture_output=True, text=True, timeout=3600
     )
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"}
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def quality(model_dir: Path, files: dict[str, str]) -> dict:
-    """Mask IoU of each reduced-precision encoder against fp32 over the kit's golden clicks."""
-    from sam_onnx.runtime import SamPredictor
+def quality(model_dir: Path, files: dict[str, str], openvino_python: str | None = None) -> dict:
+    """Mask IoU of each reduced-precision encoder and engine against onnxruntime CPU fp32 over the
+    kit's golden clicks; the OpenVINO ones in ``openvino_python`` (as :func:`run_row`)."""
+    specs = {r["name"].removeprefix("encoder runtime: "): r for r in engine_rows(files)}
+    specs.pop("ORT CPU fp32 (arena off)")  # the reference itself
+    if "encoder_fp16" in files:
+        specs["ORT CPU fp16"] = {"file": files["encoder_fp16"], "provider": "cpu"}
+    out = engine_quality(model_dir, {k: v for k, v in specs.items() if not v.get("openvino")})
+    openvino = {k: v for k, v in specs.items() if v.get("openvino")}
+    python = openvino_python or (sys.executable if _has_openvino() else None)
+    if openvino and python:
+        command = [python, __file__, str(model_dir), "--one-quality", json.dumps(openvino)]
+        proc = subprocess.run(command, capture_output=True, text=True, check=True)
+        out.update(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return out
+
+
+def engine_quality(model_dir: Path, specs: dict[str, dict]) -> dict:
+    """IoU of the masks decoded (fp32 decoder, CPU) from each spec's embedding and from the fp32
+    encoder's on onnxruntime CPU, single mask, over the kit's golden prompts."""
+    from sam_onnx.runtime import SamPredictor, SessionConfig
 
     z = np.load(KIT / "golden" / "vit_b_seed0.npz")
     meta = json.loads(bytes(z["meta_json"]))
-    fp32 = SamPredictor.from_export(model_dir)
+    fp32 = SamPredictor.from_export(model_dir, config=SessionConfig(providers=("cpu",)))
     out = {}
-    for precision in ("fp16", "int8"):
-        if f"encoder_{precision}" not in files:
-            continue
-        other = SamPredictor.from_export(model_dir, precision=precision)
+    for label, spec in specs.items():
+        other = SamPredictor(model_dir / spec["file"], fp32.decoder.path, config=_engine_config(spec, 0))
         ious = []
         for image in meta["images"]:
             pixels = z[f"{image['name']}/image"]
@@ -217,12 +294,15 @@ def quality(model_dir: Path, files: dict[str, str]) -> dict:
                 b = fp32.predict(**kwargs, embedding=emb_b).masks[0]
                 union = np.logical_or(a, b).sum()
                 ious.append(float(np.logical_and(a, b).sum() / union) if union else 1.0)
-        out[precision] = {
-            "mean_iou": float(np.mean(ious)),
-            "min_iou": float(np.min(ious)),
-            "cases": len(ious),
-        }
+        out[label] = {"mean_iou": float(np.mean(ious)), "min_iou": float(np.min(ious)), "cases": len(ious)}
+        out[label]["engine"] = other.engine
     return out
+
+
+def _has_openvino() -> bool:
+    import onnxruntime
+
+    return "OpenVINOExecutionProvider" in onnxruntime.get_available_providers()
 
 
 def export_official_layout(checkpoint: str, out_dir: Path) -> dict[str, str]:
@@ -266,6 +346,16 @@ def export_shape_encoders(shapes: list[str], out_dir: Path) -> dict[str, str]:
         save_model(simplify(model)[0], path)
         files[f"shape:{shape}"] = str(path)
     return files
+
+
+def _pool(results: dict[str, dict], key: str, one: dict) -> None:
+    """Add one run of a row to ``results[key]``: times pooled, the largest peak kept."""
+    before = results.get(key)
+    if before is None or "ms" not in before or "ms" not in one:
+        results[key] = one if before is None or "ms" not in before else before
+        return
+    before["ms"] += one["ms"]
+    before["peak_mib"] = max(before["peak_mib"], one["peak_mib"])
 
 
 def machine() -> str:
@@ -317,15 +407,23 @@ def main() -> None:
     p.add_argument(
         "--quality", action="store_true", help="also mask IoU of fp16/int8 vs fp32 (reference kit)"
     )
+    p.add_argument(
+        "--openvino-python", help="python of a venv with the [openvino] extra: runs the OpenVINO rows"
+    )
+    p.add_argument("--rounds", type=int, default=1, help="run every row this many times, interleaved")
     p.add_argument("--json", type=Path, help="write every figure here")
     p.add_argument("--markdown", type=Path, help="write the table as markdown here")
     p.add_argument("--one", help=argparse.SUPPRESS)
+    p.add_argument("--one-quality", help=argparse.SUPPRESS)
     p.add_argument("--one-shapes", nargs="*", help=argparse.SUPPRESS)
     p.add_argument("--export-official", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--export-shapes", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one:
         print(json.dumps(measure(json.loads(args.one))))
+        return
+    if args.one_quality:
+        print(json.dumps(engine_quality(args.model_dir, json.loads(args.one_quality))))
         return
     if args.export_official:
         print(json.dumps(export_official_layout(args.checkpoint, args.export_official)))
@@ -359,13 +457,17 @@ def main() -> None:
         files.update(json.loads(proc.stdout.strip().splitlines()[-1]))
         table = [r for r in rows(files) if not args.only or args.only in r["name"]]
     print(f"machine: {machine()}")
+    if args.openvino_python:  # its own onnxruntime wheel
+        version = "import onnxruntime; print(onnxruntime.__version__)"
+        ov = subprocess.run([args.openvino_python, "-c", version], capture_output=True, text=True)
+        print(f"OpenVINO rows: onnxruntime-openvino {ov.stdout.strip()} ({args.openvino_python})")
     results: dict[str, dict] = {}
-    for threads in args.threads:
-        for row in table:
-            repeats = args.decoder_repeats if row["kind"] == "decoder" else args.repeats
-            results[f"{row['name']} @{threads}t"] = run_row(
-                row, threads, repeats, args.model_dir, args.checkpoint
-            )
+    for _ in range(args.rounds):
+        for threads in args.threads:
+            for row in table:
+                repeats = args.decoder_repeats if row["kind"] == "decoder" else args.repeats
+                one = run_row(row, threads, repeats, args.model_dir, args.checkpoint, args.openvino_python)
+                _pool(results, f"{row['name']} @{threads}t", one)
     cells = table_cells(table, results, args.threads)
     name_w = max(len(r["name"]) for r in table) + 2
     header = "".join(f"{f'{t} thread(s)':>26s}{'vs plain':>10s}{'peak MiB':>10s}" for t in args.threads)
@@ -382,11 +484,11 @@ def main() -> None:
         args.markdown.write_text("\n".join(lines) + "\n")
     report = {"machine": machine(), "threads": args.threads, "results": results}
     if args.quality:
-        report["quality"] = quality(args.model_dir, files)
+        report["quality"] = quality(args.model_dir, files, args.openvino_python)
         for precision, q in report["quality"].items():
             print(
-                f"mask IoU {precision} vs fp32 encoder: mean {q['mean_iou']:.4f}, min {q['min_iou']:.4f}"
-                f" over {q['cases']} golden prompts"
+                f"mask IoU {precision} vs ORT CPU fp32 encoder: mean {q['mean_iou']:.4f},"
+                f" min {q['min_iou']:.4f} over {q['cases']} golden prompts"
             )
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
