@@ -165,6 +165,23 @@ def vit_b_export(vit_b_checkpoint, golden, tmp_path_factory):
     return export_sam(vit_b_checkpoint, out, ExportOptions(fp16=True, int8=True), images=images, log=print)
 
 
+@pytest.fixture(scope="session")
+def slimsam_77_export(tmp_path_factory):
+    """A SlimSAM-77-shaped (width 168, MLP 696) official-layout checkpoint of random weights and
+    its fp32 export, validated on one small random image to keep it short (about a minute).
+    Returns ``(checkpoint path, ExportResult, that image)``; shared by the derived-variant and the
+    in-browser encoder tests."""
+    from sam_onnx.export import export_sam
+    from sam_onnx.modeling.random_weights import write_random_checkpoint
+    from sam_onnx.variants import EncoderNumbers, variant_from_numbers
+
+    root = tmp_path_factory.mktemp("slimsam_77")
+    numbers = EncoderNumbers(168, 12, 12, 696, (2, 5, 8, 11))
+    checkpoint = write_random_checkpoint(variant_from_numbers(numbers), root / "slimsam77.pth")
+    image = np.random.default_rng(3).integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    return checkpoint, export_sam(checkpoint, root / "onnx", images={"small": image}), image
+
+
 def case_meta(golden, image: str, case: str) -> dict:
     img = next(i for i in golden["meta"]["images"] if i["name"] == image)
     return next(c for c in img["cases"] if c["name"] == case)

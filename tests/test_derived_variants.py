@@ -19,7 +19,6 @@ from sam_onnx.errors import InvalidInputError, NotSamCheckpointError
 from sam_onnx.modeling import detect_variant, load_sam, load_state_dict
 from sam_onnx.modeling.build import build_sam
 from sam_onnx.modeling.hf_layout import hf_to_official
-from sam_onnx.modeling.random_weights import write_random_checkpoint
 from sam_onnx.variants import (
     VARIANTS,
     EncoderNumbers,
@@ -194,15 +193,10 @@ def test_missing_table_lists_the_missing_key(tiny_model, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def slimsam_77(tmp_path_factory):
-    """A SlimSAM-77-shaped official-layout checkpoint of random weights, its validated export
-    (one validation image, to keep it short) and the PyTorch model."""
-    from sam_onnx.export import export_sam
-
-    root = tmp_path_factory.mktemp("slimsam_77")
-    checkpoint = write_random_checkpoint(variant_from_numbers(SLIMSAM["slimsam_77"]), root / "slimsam77.pth")
-    image = np.random.default_rng(3).integers(0, 256, (96, 128, 3), dtype=np.uint8)
-    result = export_sam(checkpoint, root / "onnx", images={"small": image})
+def slimsam_77(slimsam_77_export):
+    """The session's SlimSAM-77-shaped random-weight export (conftest.py), its validation image
+    and the PyTorch model."""
+    checkpoint, result, image = slimsam_77_export
     return result, load_sam(checkpoint), image
 
 

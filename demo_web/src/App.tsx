@@ -29,7 +29,13 @@ import {
 } from "./sources";
 
 const DRAG_PX = 5; // a press that moves further than this (CSS px) draws a box
-const WANTED_THREADS = Math.max(1, Math.min(navigator.hardwareConcurrency || 1, 8));
+/** wasm threads for the decoder and the page's encoder: `?threads=N` (1-16), else one per core up to 8. */
+function wantedThreads(): number {
+  const asked = Number(new URLSearchParams(location.search).get("threads"));
+  if (Number.isInteger(asked) && asked >= 1 && asked <= 16) return asked;
+  return Math.max(1, Math.min(navigator.hardwareConcurrency || 1, 8));
+}
+const WANTED_THREADS = wantedThreads();
 
 /** The page's own encoder: its graph and the engine that runs it. */
 interface PageEncoder {
