@@ -403,7 +403,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--decoder-repeats", type=int, default=30)
-    p.add_argument("--only", help="rows whose name contains this text")
+    p.add_argument("--only", nargs="+", help="rows whose name contains one of these texts")
     p.add_argument(
         "--quality", action="store_true", help="also mask IoU of fp16/int8 vs fp32 (reference kit)"
     )
@@ -445,7 +445,7 @@ def main() -> None:
             check=True,
         )
         files.update(json.loads(proc.stdout.strip().splitlines()[-1]))
-    table = [r for r in rows(files) if not args.only or args.only in r["name"]]
+    table = [r for r in rows(files) if not args.only or any(o in r["name"] for o in args.only)]
     shapes = [shape for shape in SHAPES if any(r.get("file") == shape for r in table)]
     if shapes:  # in a child process too; its files replace the rows' placeholders
         proc = subprocess.run(
@@ -455,7 +455,7 @@ def main() -> None:
             check=True,
         )
         files.update(json.loads(proc.stdout.strip().splitlines()[-1]))
-        table = [r for r in rows(files) if not args.only or args.only in r["name"]]
+        table = [r for r in rows(files) if not args.only or any(o in r["name"] for o in args.only)]
     print(f"machine: {machine()}")
     if args.openvino_python:  # its own onnxruntime wheel
         version = "import onnxruntime; print(onnxruntime.__version__)"

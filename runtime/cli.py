@@ -177,7 +177,10 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
 def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-m", "--model", type=Path, help=f"sam-export output directory (default: ${MODEL_ENV})")
     p.add_argument(
-        "--precision", choices=("fp32", "fp16", "int8"), default="fp32", help="encoder graph to use"
+        "--precision",
+        choices=("fp32", "fp16", "int8", "ov-int8"),
+        default="fp32",
+        help="encoder graph to use (ov-int8: python -m sam_onnx.export.openvino_int8 writes it)",
     )
     p.add_argument(
         "--providers",

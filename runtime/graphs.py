@@ -19,22 +19,30 @@ from sam_onnx.errors import InvalidInputError, ModelLoadError, ModelMismatchErro
 from .session import SessionConfig, engine_label, open_session
 
 MANIFEST = "export.json"
-PRECISIONS = ("fp32", "fp16", "int8")
+# ov-int8: the nncf int8 encoder for the OpenVINO provider (sam_onnx.export.openvino_int8).
+PRECISIONS = ("fp32", "fp16", "int8", "ov-int8")
 # Per precision, the export.json graph keys to try, in order of preference.
-ENCODER_KEYS = {"fp32": ("encoder",), "fp16": ("encoder_fp16",), "int8": ("encoder_int8",)}
+ENCODER_KEYS = {
+    "fp32": ("encoder",),
+    "fp16": ("encoder_fp16",),
+    "int8": ("encoder_int8",),
+    "ov-int8": ("encoder_ov_int8",),
+}
 DECODER_KEYS = {
     "fp32": ("decoder_batched", "decoder"),
     "fp16": ("decoder_batched", "decoder"),  # the decoder is small; fp16 applies to the encoder
     "int8": ("decoder_batched_int8", "decoder_int8"),
+    "ov-int8": ("decoder_batched", "decoder"),
 }
 GRAPH_KEYS = ("encoder", "encoder_fp16", "encoder_int8", "decoder", "decoder_batched", "decoder_int8")
-GRAPH_KEYS += ("decoder_batched_int8",)
+GRAPH_KEYS += ("decoder_batched_int8", "encoder_ov_int8")
 ENCODER_HINT = (
     "an image must be encoded: export the encoder with sam-export (without --decoder-only, with --fp16 "
     "or --int8 for those precisions); a saved embedding (--embedding) needs no encoder"
 )
 # File names sam-export gives each graph key (used when a directory has no export.json).
 DEFAULT_FILES = {key: key.replace("_fp16", ".fp16").replace("_int8", ".int8") + ".onnx" for key in GRAPH_KEYS}
+DEFAULT_FILES["encoder_ov_int8"] = "encoder.ov-int8.onnx"
 
 
 @dataclass(frozen=True)
