@@ -43,7 +43,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sam_onnx.modeling.mask_decoder import high_res_as_rows
 from sam_onnx.modeling.transformer import Attention, TwoWayTransformer
 
 from .sam2_decoder_graph import append_padding_point
@@ -93,8 +92,8 @@ def image_tensor_names(depth: int, *, sam2: bool) -> tuple[str, ...]:
     layer ``i``: ``l{i}_tk``/``l{i}_tv`` (token->image keys/values of ``B``, heads x 4096 x d),
     ``l{i}_iq`` (image->token queries), ``l{i}_var`` (4096 x 1, ``mean((B - mean B)^2)``), ``l{i}_fb``
     (4096 x f: ``(B - mean) @ F^T``); then ``final_tk``/``final_tv``, ``up1`` (4096 x 4C/4, the
-    first transposed convolution of ``B``), and with SAM 2 the skip rows ``skip1`` (4096 x 4C/4,
-    bias included) and ``skip0`` (65536 x C/8)."""
+    first transposed convolution of ``B``), and with SAM 2 the skip rows ``skip1`` (16384 x C/4)
+    and ``skip0`` (16384 x 4C/8), see :func:`skip_rows`."""
     names = [f"l{i}_{part}" for i in range(depth) for part in ("tk", "tv", "iq", "var", "fb")]
     names += ["final_tk", "final_tv", "up1"]
     return tuple(names + (["skip1", "skip0"] if sam2 else []))
@@ -202,9 +201,22 @@ class FastDecoderImageGraph(nn.Module):
         out.append(base @ up1_matrix(up1))
         if self.sam2:
             h, w = image_embeddings.shape[-2:]
-            skip0, skip1 = high_res_as_rows((high_res[0], high_res[1]), h, w)
-            out += [skip1[0].reshape(h * w, -1) + up1.bias.repeat(4), skip0[0]]
+            out += list(skip_rows(high_res, up1, self.mask_decoder.output_upscaling[3]))
         return tuple(out)
+
+
+def skip_rows(
+    high_res, up1: nn.ConvTranspose2d, up2: nn.ConvTranspose2d
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """SAM 2's skip features in the click graph's row order, each transposed convolution's bias
+    added: ``skip1`` ``4hw x C1`` (pixels of the 2h x 2w map, row-major) and ``skip0``
+    ``4hw x (dy, dx, C2)`` (the 4h x 4w map's pixel ``(2Y + dy, 2X + dx)`` in row ``(Y, X)``)."""
+    feat_s0, feat_s1 = high_res
+    c1, c0 = feat_s1.shape[1], feat_s0.shape[1]
+    skip1 = feat_s1[0].reshape(c1, -1).t() + up1.bias
+    h2, w2 = feat_s1.shape[-2:]
+    skip0 = feat_s0[0].reshape(c0, h2, 2, w2, 2).permute(1, 3, 2, 4, 0).reshape(h2 * w2, 4 * c0)
+    return skip1, skip0 + up2.bias.repeat(4)
 
 
 def softmax_last(x: torch.Tensor) -> torch.Tensor:
@@ -430,15 +442,20 @@ class FastDecoderClickGraph(nn.Module):
         up1, norm, act1, up2, act2 = self.mask_decoder.output_upscaling
         c1, c2 = up1.out_channels, up2.out_channels
         w1 = up1_matrix(up1)
-        x = self._scaled(state, image["up1"]) + state.z @ (state.r @ w1)
-        x = x + image["skip1"] if self.sam2 else x + up1.bias.repeat(4)
-        x = act1(F.layer_norm(x.reshape(-1, c1), (c1,), norm.weight, norm.bias, norm.eps))
-        w2 = up2.weight.permute(0, 2, 3, 1).reshape(c1, 4 * c2)
-        x = (x @ w2).reshape(-1, c2) + up2.bias
-        if self.sam2:
-            x = x + image["skip0"]
-        masks = act2(x) @ hyper_in.t()  # 16N x M, rows (y, x, dy1, dx1, dy2, dx2)
+        x = self._scaled(state, image["up1"]) + state.z @ (state.r @ w1)  # N x (dy, dx, C1)
         h, w = self.prompt_encoder.image_embedding_hw
+        # Rows into image order (2h x 2w pixels) once, on 64-float blocks, so that the masks
+        # need one cheap transpose at the end instead of one over every 2 x 2 offset.
+        x = x.reshape(h, w, 2, 2, c1).permute(0, 2, 1, 3, 4).reshape(4 * h * w, c1)
+        x = x + image["skip1"] if self.sam2 else x + up1.bias
+        x = act1(F.layer_norm(x, (c1,), norm.weight, norm.bias, norm.eps))
+        w2 = up2.weight.permute(0, 2, 3, 1).reshape(c1, 4 * c2)
+        x = x @ w2 + (image["skip0"] if self.sam2 else up2.bias.repeat(4))  # 4N x (dy, dx, C2)
         m = hyper_in.shape[0]
-        masks = masks.reshape(h, w, 2, 2, 2, 2, m).permute(6, 0, 2, 4, 1, 3, 5)
+        # Each (dy, dx) group of C2 channels times the hypernetwork weights: one product with a
+        # block-diagonal (4 C2) x (4 M) matrix, a better shape for the GEMM than 16N x C2 x M.
+        eye = torch.eye(4, dtype=x.dtype)
+        blocks = (eye[:, None, :, None] * hyper_in.t()[None, :, None, :]).reshape(4 * c2, 4 * m)
+        masks = act2(x) @ blocks  # 4N x (dy, dx, M)
+        masks = masks.reshape(2 * h, 2 * w, 2, 2, m).permute(4, 0, 2, 1, 3)
         return masks.reshape(1, m, 4 * h, 4 * w)
