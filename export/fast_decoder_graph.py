@@ -200,7 +200,6 @@ class FastDecoderImageGraph(nn.Module):
         up1 = self.mask_decoder.output_upscaling[0]
         out.append(base @ up1_matrix(up1))
         if self.sam2:
-            h, w = image_embeddings.shape[-2:]
             out += list(skip_rows(high_res, up1, self.mask_decoder.output_upscaling[3]))
         return tuple(out)
 
@@ -299,14 +298,17 @@ class FastDecoderClickGraph(nn.Module):
         for i, layer in enumerate(decoder.transformer.layers):
             queries, state = self._layer(layer, i, queries, tokens, state, image)
             state = self._norm(layer.norm4, state, image[f"l{i}_var"], image[f"l{i}_fb"])
-        final = decoder.transformer.final_attn_token_to_image
-        attended = self._token_to_image(final, queries + tokens, state, image["final_tk"], image["final_tv"])
-        queries = decoder.transformer.norm_final_attn(queries + attended)
+        # Only the IoU and mask tokens are read after the final attention (each query attends on
+        # its own), so the object-score and prompt tokens skip it.
         first = 1 if decoder.has_object_score else 0
-        mask_tokens = queries[first + 1 : first + 1 + decoder.num_mask_tokens]
+        read = slice(first, first + 1 + decoder.num_mask_tokens)
+        final = decoder.transformer.final_attn_token_to_image
+        q = queries[read] + tokens[read]
+        attended = self._token_to_image(final, q, state, image["final_tk"], image["final_tv"])
+        queries = decoder.transformer.norm_final_attn(queries[read] + attended)
         mlps = decoder.output_hypernetworks_mlps
-        hyper_in = torch.stack([mlp(mask_tokens[i]) for i, mlp in enumerate(mlps)])
-        iou = decoder.iou_prediction_head(queries[first])[None]
+        hyper_in = torch.stack([mlp(queries[1 + i]) for i, mlp in enumerate(mlps)])
+        iou = decoder.iou_prediction_head(queries[0])[None]
         if decoder.iou_sigmoid:
             iou = torch.sigmoid(iou)
         return self._upscale(state, hyper_in, image), iou
