@@ -19,7 +19,8 @@ Rows (each measured in its own subprocess, so its peak memory is its own):
   the ``[openvino]`` extra) unless this one has the provider;
 * decoder, one click, single mask (the official contract with upscaling to the original size)
   at 480 x 640 and 1500 x 2250: the official layout (with ``--checkpoint``), ``decoder.onnx``
-  and ``decoder.int8.onnx``;
+  and ``decoder.int8.onnx``, and the fast pair (``decoder_click.onnx`` on its per-image tensors,
+  then the picked mask upscaled to a bool mask in numpy, as ``SamPredictor`` does);
 * predictor end to end (``SamPredictor``: read the image, embed, one click) on 480 x 640.
 
 Each cell is the median over ``--repeats`` timed runs after one warm-up, with the min-max range.
@@ -119,6 +120,8 @@ def measure(spec: dict) -> dict:
         h, w = spec["hw"]
         feeds = _click_feeds(rng, h, w)
         times = _timed(lambda: session.run(None, feeds), repeats)
+    elif kind == "fast-click":
+        times = _fast_click(spec, model_dir, threads, repeats, rng)
     elif kind == "predictor":
         from sam_onnx.runtime import SamPredictor, SessionConfig
 
@@ -145,6 +148,34 @@ def _engine_config(spec: dict, threads: int):
     return SessionConfig(
         providers=(spec["provider"],), strict=True, intra_op_threads=threads, openvino_precision=precision
     )
+
+
+def _fast_click(spec: dict, model_dir: Path, threads: int, repeats: int, rng) -> list[float]:
+    """One click through the fast decoder pair as ``SamPredictor.predict`` runs it: the click
+    graph (its per-image tensors computed once, untimed), then token 0 upscaled to a bool mask at
+    the original size in numpy. Same random embedding and prompt as the ``decoder`` rows."""
+    from sam_onnx.runtime.upscale import upscale_masks
+
+    image = _session(model_dir / spec["image"], threads, "all")
+    click = _session(model_dir / spec["file"], threads, "all")
+    family = click.get_modelmeta().custom_metadata_map.get("family", "sam")
+    h, w = spec["hw"]
+    feeds = _click_feeds(rng, h, w)
+    image_feeds = {"image_embeddings": feeds["image_embeddings"]}
+    if family == "sam2":  # its high-res features; its graphs append the padding point themselves
+        image_feeds["high_res_feats_0"] = rng.standard_normal((1, 32, 256, 256), dtype=np.float32)
+        image_feeds["high_res_feats_1"] = rng.standard_normal((1, 64, 128, 128), dtype=np.float32)
+        for name in ("point_coords", "point_labels"):
+            feeds[name] = feeds[name][:, :1]
+    names = [o.name for o in image.get_outputs()]
+    tensors = dict(zip(names, image.run(None, image_feeds), strict=True))
+    prompt = {k: feeds[k] for k in ("point_coords", "point_labels", "mask_input", "has_mask_input")}
+
+    def run() -> None:
+        low_res, _ = click.run(None, {**tensors, **prompt})
+        upscale_masks(low_res[0, :1], (h, w), family)
+
+    return _timed(run, repeats)
 
 
 def _click_feeds(rng, h: int, w: int) -> dict[str, np.ndarray]:
@@ -195,6 +226,11 @@ def rows(files: dict[str, str]) -> list[dict]:
             for hw in ((480, 640), (1500, 2250)):
                 name = f"decoder click {label} {hw[0]}x{hw[1]}"
                 out.append({"name": name, "kind": "decoder", "file": files[key], "hw": hw})
+    if "decoder_click" in files:  # the fast pair: click graph + numpy upscaling of the picked mask
+        for hw in ((480, 640), (1500, 2250)):
+            name = f"decoder click fast pair {hw[0]}x{hw[1]}"
+            row = {"name": name, "kind": "fast-click", "file": files["decoder_click"], "hw": hw}
+            out.append({**row, "image": files["decoder_image"], "group": "decoder"})
     out.append({"name": "predictor: embed + click, 480x640", "kind": "predictor"})
     for r in out:
         r.setdefault("group", r["kind"].split("-")[0])
@@ -381,15 +417,18 @@ def fmt(result: dict) -> str:
 
 
 def table_cells(table: list[dict], results: dict, threads: list[int]) -> list[list[tuple[str, str, str]]]:
-    """Per row, per thread count: (time, ratio to the plain fp32 encoder, peak MiB)."""
+    """Per row, per thread count: (time, ratio to the plain fp32 encoder, peak MiB); a decoder
+    click's ratio is to the official layout's click at the same size."""
     cells = []
     for row in table:
         line = []
         for t in threads:
             r = results[f"{row['name']} @{t}t"]
             base = results.get(f"{BASELINE} @{t}t", {})
+            if "hw" in row:
+                base = results.get(f"decoder click fp32 official layout {row['hw'][0]}x{row['hw'][1]} @{t}t", {})
             ratio = ""
-            if row["group"] == "encoder" and "ms" in r and "ms" in base:
+            if (row["group"] == "encoder" or "hw" in row) and "ms" in r and "ms" in base:
                 ratio = f"{statistics.median(base['ms']) / statistics.median(r['ms']):.2f}x"
             line.append((fmt(r).strip(), ratio, str(r.get("peak_mib", ""))))
         cells.append(line)
@@ -465,7 +504,7 @@ def main() -> None:
     for _ in range(args.rounds):
         for threads in args.threads:
             for row in table:
-                repeats = args.decoder_repeats if row["kind"] == "decoder" else args.repeats
+                repeats = args.decoder_repeats if row["kind"] in ("decoder", "fast-click") else args.repeats
                 one = run_row(row, threads, repeats, args.model_dir, args.checkpoint, args.openvino_python)
                 _pool(results, f"{row['name']} @{threads}t", one)
     cells = table_cells(table, results, args.threads)
