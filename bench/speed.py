@@ -426,7 +426,8 @@ def table_cells(table: list[dict], results: dict, threads: list[int]) -> list[li
             r = results[f"{row['name']} @{t}t"]
             base = results.get(f"{BASELINE} @{t}t", {})
             if "hw" in row:
-                base = results.get(f"decoder click fp32 official layout {row['hw'][0]}x{row['hw'][1]} @{t}t", {})
+                official = f"decoder click fp32 official layout {row['hw'][0]}x{row['hw'][1]}"
+                base = results.get(f"{official} @{t}t", {})
             ratio = ""
             if (row["group"] == "encoder" or "hw" in row) and "ms" in r and "ms" in base:
                 ratio = f"{statistics.median(base['ms']) / statistics.median(r['ms']):.2f}x"
