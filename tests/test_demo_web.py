@@ -168,11 +168,14 @@ def e2e(site, golden, reference_dir, artifacts):
     return run_browser(cases, artifacts, "result"), artifacts
 
 
-def run_browser(cases: list[dict], artifacts: Path, stem: str) -> dict[str, dict]:
-    """Run ``e2e/run.mjs`` over ``cases`` (spec and result JSON named ``stem`` in ``artifacts``);
-    returns the result of each case by name. Fails the test if the run fails."""
+def run_browser(
+    cases: list[dict], artifacts: Path, stem: str, args: tuple[str, ...] | list[str] = ()
+) -> dict[str, dict]:
+    """Run ``e2e/run.mjs`` over ``cases`` (spec and result JSON named ``stem`` in ``artifacts``;
+    ``args``: more Chromium flags); returns the result of each case by name. Fails the test if the
+    run fails."""
     spec = artifacts / f"{stem}.spec.json"
-    spec.write_text(json.dumps({"chromium": str(CHROMIUM), "cases": cases}, indent=1))
+    spec.write_text(json.dumps({"chromium": str(CHROMIUM), "cases": cases, "args": list(args)}, indent=1))
     out = artifacts / f"{stem}.json"
     proc = subprocess.run(
         ["node", "e2e/run.mjs", str(spec), str(out)], cwd=DEMO, capture_output=True, text=True, timeout=900

@@ -126,7 +126,8 @@ try {
     await polling;
     const encoder = await page.evaluate(() => {
       const d = document.querySelector("#encoder")?.dataset;
-      return d ? { engine: d.engine, encodeMs: Number(d.encodeMs), totalMs: Number(d.totalMs) } : null;
+      const text = document.querySelector("#encoder")?.textContent ?? "";
+      return d ? { engine: d.engine, encodeMs: Number(d.encodeMs), totalMs: Number(d.totalMs), text } : null;
     });
     if (c.embedding) {
       const [download] = await Promise.all([page.waitForEvent("download", { timeout: TIMEOUT }), page.locator("#save-embedding").click()]);
