@@ -78,6 +78,9 @@ export function App() {
   const [encoded, setEncoded] = useState<EncodeTimes | null>(null);
   const [now, setNow] = useState(0);
   const uploads = useRef(0);
+  // settles when the start (decoder, bundle, the page's encoder) is over: an image dropped before
+  // then waits for it, so that it goes to the page's encoder when the bundle has one
+  const starting = useRef<Promise<unknown>>(Promise.resolve());
   const stage = useRef<HTMLDivElement>(null);
   const maskCanvas = useRef<HTMLCanvasElement>(null);
 
@@ -136,7 +139,7 @@ export function App() {
   useEffect(() => {
     const c = new DecoderClient();
     client.current = c;
-    (async () => {
+    const start = (async () => {
       const config = await fetchServerConfig();
       setServer(config);
       const bundleUrl = new URLSearchParams(location.search).get("bundle") ?? config?.bundle ?? (config ? null : "bundle.json");
@@ -152,6 +155,7 @@ export function App() {
     })()
       .catch(report)
       .finally(() => setBusy(null));
+    starting.current = start;
     return () => {
       c.terminate();
       encoder.current?.client.terminate();
@@ -209,6 +213,7 @@ export function App() {
 
   const upload = async (file: File | undefined) => {
     if (!file) return;
+    await starting.current;
     if (encoder.current) {
       await encodeHere(file, encoder.current);
       return;
