@@ -2,7 +2,8 @@
 SlimSAM-77-shaped random-weight export, served statically with the cross-origin isolation headers.
 In headless Chromium the page embeds a kit image itself, in its encoder worker on wasm with 2
 threads, after a first image that the second cancels; its embedding and a click's mask are held
-to the Python runtime's. A bundle claiming ViT-B's cost is refused on wasm. WebGPU runs on the
+to the Python runtime's; served by ``sam-onnx serve --bundle`` the page still encodes itself. A
+bundle claiming ViT-B's cost is refused on wasm. WebGPU runs on the
 tiny export through Chromium's software adapter (SwiftShader), which proves the path, not its speed.
 
 Needs what tests/test_demo_web.py needs (the built page, playwright-core, Chromium; ``SAM_REQUIRE_WEB=1``
@@ -21,7 +22,9 @@ import numpy as np
 import pytest
 
 from sam_onnx.runtime.cli import main as cli_main
+from sam_onnx.runtime.graphs import web_decoder_paths
 from sam_onnx.runtime.predictor import SamPredictor
+from sam_onnx.runtime.serve import ServeOptions, make_server
 from tests.test_demo_web import (  # noqa: F401 (fixtures)
     DEMO,
     IMAGE_FILES,
@@ -96,7 +99,14 @@ def slim_site(slimsam_77_export, serve_static, tmp_path_factory):
     meta = json.loads((site / "bundle.json").read_text())
     meta["encoder"] |= {"gmacs": VIT_B_GMACS, "variant": "vit_b"}
     (site / "heavy.json").write_text(json.dumps(meta))
-    return {"url": serve_static(site), "model_dir": model_dir}
+    # the README's other way to serve it: sam-onnx serve --bundle SITE (the page still encodes)
+    options = ServeOptions(web_dir=DEMO / "dist", bundle_dirs=(site,), port=0)
+    server = make_server(SamPredictor.from_export(model_dir), web_decoder_paths(model_dir), options)
+    server.quiet = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield {"url": serve_static(site), "model_dir": model_dir, "serve": server.url}
+    server.shutdown()
+    server.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +127,12 @@ def encoder_e2e(slim_site, reference_dir, artifacts):  # noqa: F811 (the importe
             "name": "encoder-too-heavy",
             "url": f"{url}?bundle=heavy.json&threads={THREADS}",
             "expectError": True,
+        },
+        {
+            "name": "encode-in-served-page",
+            "url": f"{slim_site['serve']}?threads={THREADS}",
+            "upload": str(images / IMAGE_FILES["portrait"]),
+            "click": CLICK,
         },
     ]
     for c in cases:
@@ -193,6 +209,20 @@ def test_encode_runs_off_the_ui_thread_and_its_time_is_recorded(encoder_e2e, art
         slowest_poll_answer_ms=max(polls["answerMs"]),
     )
     assert max(polls["answerMs"]) < 2000
+
+
+def test_sam_onnx_serve_of_the_bundle_leaves_the_encoding_to_the_page(
+    encoder_e2e,
+    artifacts,  # noqa: F811
+):
+    """Served by ``sam-onnx serve --bundle``, the bundle's encoder still embeds the upload in the
+    page (the server's own encoder is not asked), and the mask is the static site's."""
+    r = encoder_e2e["encode-in-served-page"]
+    assert r["encoder"]["engine"] == "wasm" and r["encoder"]["encodeMs"] > 0
+    assert r["hw"] == [700, 525] and r["crossOriginIsolated"] is True
+    served = np.fromfile(artifacts / "encode-in-served-page.mask.bin", np.uint8)
+    static = np.fromfile(artifacts / "encode-in-page.mask.bin", np.uint8)
+    assert r["clicked"] == encoder_e2e["encode-in-page"]["clicked"] and (served == static).all()
 
 
 def test_an_encoder_too_heavy_for_the_engine_is_refused(encoder_e2e):
