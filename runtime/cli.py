@@ -434,6 +434,7 @@ def _model_info(args, predictor) -> dict:
         "checkpoint_sha256": predictor.checkpoint_sha256,
         "precision": args.precision,
         "providers": predictor.providers,
+        "engine": predictor.engine,  # with OpenVINO's compute precision (bf16 is never silent)
     }
 
 
