@@ -25,9 +25,13 @@ async function loadEncoder(message: Extract<ToEncoder, { type: "load-encoder" }>
   const response = await fetch(message.url);
   if (!response.ok) throw new Error(`encoder ${message.url}: HTTP ${response.status} ${response.statusText}`);
   const bytes = new Uint8Array(await response.arrayBuffer());
+  // warnings (e.g. WebGPU leaving shape and uint8 ops to the CPU) are not the person's business:
+  // errors only, which reach the page as messages anyway
+  ort.env.logLevel = "error";
   const opened = await ort.InferenceSession.create(bytes, {
     executionProviders: [message.engine],
     graphOptimizationLevel: "all",
+    logSeverityLevel: 3,
   });
   const name = opened.inputNames[0];
   if (opened.inputNames.length !== 1 || (name !== "image" && name !== "resized_image") || !opened.outputNames.includes("image_embeddings")) {
