@@ -232,26 +232,34 @@ def test_an_encoder_too_heavy_for_the_engine_is_refused(encoder_e2e):
 
 
 @pytest.fixture(scope="module")
-def tiny_site(tiny_model_dir, serve_static, tmp_path_factory):
+def tiny_uint8(tiny_checkpoint, serve_static, tmp_path_factory):
+    """The tiny model exported with ``--encoder-input uint8`` (the page resizes, the graph normalises
+    and pads), its page-only bundle served, and the runtime's predictor on it."""
+    from sam_onnx.export import ExportOptions, export_sam
+
     require_web()
-    site = page_only_site(Path(tiny_model_dir), tmp_path_factory.mktemp("web_encoder_tiny") / "site")
-    return serve_static(site)
+    root = tmp_path_factory.mktemp("web_encoder_tiny")
+    model_dir = export_sam(tiny_checkpoint, root / "onnx", ExportOptions(encoder_input="uint8")).output_dir
+    site = page_only_site(model_dir, root / "site")
+    assert json.loads((site / "bundle.json").read_text())["encoder"]["input"] == "resized_image"
+    return serve_static(site), SamPredictor.from_export(model_dir)
 
 
 def test_webgpu_encoder_on_a_software_adapter(
-    tiny_site,
-    tiny_predictor,
+    tiny_uint8,
     reference_dir,
     artifacts,  # noqa: F811
     artifacts_note,  # noqa: F811
 ):
     """``?engine=webgpu`` on Chromium's SwiftShader adapter (the page would not pick a software
     adapter by itself): onnxruntime-web's WebGPU engine embeds the image as the Python runtime does.
-    The tiny export, because SwiftShader runs WebGPU on the CPU (about a minute even so)."""
+    The tiny export, because SwiftShader runs WebGPU on the CPU (about a minute even so), with the
+    uint8 encoder input, the page's other way of feeding an encoder."""
+    site, predictor = tiny_uint8
     image = reference_dir / "images" / IMAGE_FILES["portrait"]
     case = {
         "name": "encode-webgpu",
-        "url": f"{tiny_site}?engine=webgpu&threads={THREADS}",
+        "url": f"{site}?engine=webgpu&threads={THREADS}",
         "upload": str(image),
         "click": CLICK,
         "mask": str(artifacts / "encode-webgpu.mask.bin"),
@@ -260,7 +268,7 @@ def test_webgpu_encoder_on_a_software_adapter(
     r = run_browser([case], artifacts, "result-encoder-webgpu", args=WEBGPU_FLAGS)["encode-webgpu"]
     assert r["encoder"]["engine"] == "webgpu" and "WebGPU" in r["encoder"]["text"]
     page = np.load(case["embedding"])
-    want = tiny_predictor.embed(image).embedding
+    want = predictor.embed(image).embedding
     max_abs = float(np.abs(page - want).max())
     artifacts_note("encode-webgpu", embedding_max_abs=max_abs, encode_ms=r["encoder"]["encodeMs"])
     assert max_abs <= EMBEDDING_ATOL
