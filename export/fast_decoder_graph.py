@@ -1,7 +1,7 @@
 """The fast decoder pair: a per-image graph and a per-click graph, the same masks in less work.
 
 Not part of the official contract (``decoder.onnx`` stays as it is); an addition that the runtime
-and the web page use when an export has it. Both families (SAM v1, SAM 2 / 2.1).
+(``SamPredictor``) uses when an export has it. Both families (SAM v1, SAM 2 / 2.1).
 
 ``decoder_image.onnx`` (once per image). Inputs, float32:
   image_embeddings  1 x 256 x 64 x 64 (SAM 2: with ``no_mem_embed`` added, as the encoder gives it)

@@ -26,10 +26,16 @@ FRAME = 1024  # SAM v1's padded input side, 4 x LOW_RES
 
 def _linear(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Taps of a 1-D linear resize ``in_size -> out_size`` (``align_corners=False``): the two
-    input indexes (int64) and the weight of the second (float64) per output sample."""
-    src = np.maximum((in_size / out_size) * (np.arange(out_size) + 0.5) - 0.5, 0.0)
+    input indexes (int64) and the weight of the second (float32) per output sample.
+
+    The source position as torch computes it in float32: the scale rounded to float32, then one
+    rounding of ``scale * (i + 0.5) - 0.5`` (a fused multiply-add). Exact arithmetic moves a
+    source near 256 by about 3e-5, a steep logit (SAM 2's reach 30 per low-res pixel) by 1e-3."""
+    scale = np.float32(in_size) / np.float32(out_size)
+    src = (np.float64(scale) * (np.arange(out_size) + 0.5) - 0.5).astype(np.float32)
+    src = np.maximum(src, np.float32(0.0))
     i0 = np.minimum(np.floor(src), in_size - 1).astype(np.int64)
-    frac = np.clip(src - i0, 0.0, 1.0)
+    frac = np.clip(src - i0.astype(np.float32), np.float32(0.0), np.float32(1.0))
     return i0, np.minimum(i0 + 1, in_size - 1), frac
 
 

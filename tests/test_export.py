@@ -63,6 +63,8 @@ def test_default_export_writes_every_graph_and_manifest(tiny_export, tiny_checkp
             "encoder.int8.onnx",
             "decoder.int8.onnx",
             "decoder_batched.int8.onnx",
+            "decoder_image.onnx",
+            "decoder_click.onnx",
             "export.json",
         ]
     )
@@ -84,7 +86,8 @@ def test_every_graph_carries_metadata(tiny_export, tiny_checkpoint):
         assert json.loads(meta["pixel_mean"]) == [123.675, 116.28, 103.53]
         assert json.loads(meta["pixel_std"]) == [58.395, 57.12, 57.375]
         assert meta["precision"] == key.rsplit("_", 1)[-1] if key.endswith(("fp16", "int8")) else "fp32"
-        assert meta["role"] == ("encoder" if key.startswith("encoder") else "decoder")
+        role = "encoder" if key.startswith("encoder") else "decoder"
+        assert meta["role"] == (key if key in ("decoder_image", "decoder_click") else role)
         assert min(op.version for op in model.opset_import if op.domain in ("", "ai.onnx")) >= 17
         # onnxruntime reads the same metadata without torch or onnx
         assert session(paths[0]).get_modelmeta().custom_metadata_map["checkpoint_sha256"] == sha
@@ -197,7 +200,9 @@ def test_multimask_and_extra_metrics(tiny_options_export, tiny_model):
 
 def test_use_stability_score_replaces_iou(tiny_checkpoint, tiny_model, tmp_path):
     """Scores are the low-res stability scores, and the official rule selects on them."""
-    options = ExportOptions(encoder=False, batched_decoder=False, use_stability_score=True)
+    options = ExportOptions(
+        encoder=False, batched_decoder=False, fast_decoder=False, use_stability_score=True
+    )
     result = export_sam(tiny_checkpoint, tmp_path / "onnx", options)
     assert list(result.files) == ["decoder"]
     feeds = decoder_feeds(2, (480, 640), seed=5)

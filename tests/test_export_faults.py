@@ -39,6 +39,8 @@ def test_cli_exports_and_reports(capsys, tiny_checkpoint, tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "decoder.onnx",
         "decoder_batched.onnx",
+        "decoder_click.onnx",
+        "decoder_image.onnx",
         "export.json",
     ]
 

@@ -273,6 +273,8 @@ def test_tiny_export_validates_every_graph(sam2_tiny_export):
     assert sorted(p.name for p in sam2_tiny_export.output_dir.iterdir()) == [
         "decoder.onnx",
         "decoder_batched.onnx",
+        "decoder_click.onnx",
+        "decoder_image.onnx",
         "encoder.onnx",
         "export.json",
     ]
