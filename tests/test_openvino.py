@@ -38,6 +38,7 @@ BF16_IOU_ATOL = 0.03
 # runs here gave min 0.9489, mean 0.9876 over the 24 masks.
 BF16_MIN_MASK_IOU = 0.93
 BF16_MEAN_MASK_IOU = 0.97
+INT8_MIN_COSINE = 0.9  # the nncf int8 encoder's embedding against fp32 (ViT-B, random input: 0.977)
 
 
 def require_openvino() -> None:
@@ -219,3 +220,32 @@ def test_default_engine_is_openvino_and_says_its_precision(tiny_export, monkeypa
     assert predictor.engine == f"{OPENVINO} (CPU, bf16; auto: the CPU has native bf16 (avx512_bf16))"
     cpu = SamPredictor.from_export(tiny_export.output_dir, config=SessionConfig(providers=("cpu",)))
     assert cpu.engine == "CPUExecutionProvider"
+
+
+def test_openvino_int8_encoder_is_written_listed_and_runs(tiny_export, tmp_path, golden):
+    """nncf's int8 QDQ encoder: written beside the export, listed in export.json, opened by
+    ``--precision ov-int8`` on OpenVINO, and its embedding close to the fp32 one (the tiny model's
+    random weights; ViT-B's mask IoU is in docs/BENCHMARKS.md)."""
+    require_openvino()
+    import shutil
+
+    import onnx
+
+    from sam_onnx.export.openvino_int8 import MANIFEST_KEY, OUTPUT_FILE, write_openvino_int8
+
+    export_dir = tmp_path / "onnx"
+    shutil.copytree(tiny_export.output_dir, export_dir)
+    path = write_openvino_int8(export_dir)
+    assert path == export_dir / OUTPUT_FILE
+    assert json.loads((export_dir / "export.json").read_text())["graphs"][MANIFEST_KEY]["file"] == OUTPUT_FILE
+    ops = {node.op_type for node in onnx.load(str(path)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    config = SessionConfig(providers=("openvino",), openvino_precision="f32", strict=True)
+    int8 = SamPredictor.from_export(export_dir, precision="ov-int8", config=config)
+    fp32 = SamPredictor.from_export(export_dir, config=SessionConfig(providers=("cpu",)))
+    assert int8.encoder.path == path and int8.providers[0] == OPENVINO
+    image = golden["landscape/image"]
+    a, b = fp32.embed(image).embedding.ravel(), int8.embed(image).embedding.ravel()
+    cosine = float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+    print(f"tiny encoder, nncf int8 vs fp32: embedding cosine {cosine:.4f}")
+    assert cosine >= INT8_MIN_COSINE, f"embedding cosine {cosine:.4f}"
