@@ -144,13 +144,9 @@ def folded_decoder(prompt_encoder: nn.Module, mask_decoder: nn.Module) -> Folded
     return FoldedDecoder(mask_decoder.transformer, no_mask, prompt_encoder.mask_downscaling[-1])
 
 
-class FastDecoderImageGraph(nn.Module):
-    """Export-only wrapper: the per-image half of the fast decoder (see the module docstring).
-
-    Arguments:
-      prompt_encoder, mask_decoder: the loaded model's (SAM v1 or SAM 2; SAM 2 needs the
-        high-res features as inputs).
-    """
+class _PairGraph(nn.Module):
+    """What both graphs of the pair hold: the loaded prompt encoder and mask decoder, the family
+    switch, the shared constants (:class:`FoldedDecoder`) and the two-way transformer's depth."""
 
     def __init__(self, prompt_encoder: nn.Module, mask_decoder: nn.Module, *, sam2: bool) -> None:
         super().__init__()
@@ -159,6 +155,15 @@ class FastDecoderImageGraph(nn.Module):
         self.sam2 = sam2
         self.folded = folded_decoder(prompt_encoder, mask_decoder)
         self.depth = len(mask_decoder.transformer.layers)
+
+
+class FastDecoderImageGraph(_PairGraph):
+    """Export-only wrapper: the per-image half of the fast decoder (see the module docstring).
+
+    Arguments:
+      prompt_encoder, mask_decoder: the loaded model's (SAM v1 or SAM 2; SAM 2 needs the
+        high-res features as inputs).
+    """
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -245,21 +250,13 @@ class LowRank:
         return t if self.s is None else self.s * t
 
 
-class FastDecoderClickGraph(nn.Module):
+class FastDecoderClickGraph(_PairGraph):
     """Export-only wrapper: the per-click half of the fast decoder (see the module docstring).
 
     Arguments:
       prompt_encoder, mask_decoder: the same loaded modules as the per-image graph's.
       sam2: SAM 2's prompt (padding point appended), high-res skips, clamped low-res output.
     """
-
-    def __init__(self, prompt_encoder: nn.Module, mask_decoder: nn.Module, *, sam2: bool) -> None:
-        super().__init__()
-        self.prompt_encoder = prompt_encoder
-        self.mask_decoder = mask_decoder
-        self.sam2 = sam2
-        self.folded = folded_decoder(prompt_encoder, mask_decoder)
-        self.depth = len(mask_decoder.transformer.layers)
 
     @property
     def input_names(self) -> tuple[str, ...]:
