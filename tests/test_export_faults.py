@@ -16,7 +16,7 @@ from sam_onnx.errors import OutputDirectoryError
 from sam_onnx.export import ExportOptions, export_sam
 from sam_onnx.export.cli import main
 
-DECODER_ONLY = ExportOptions(encoder=False, batched_decoder=False)
+DECODER_ONLY = ExportOptions(encoder=False, batched_decoder=False, fast_decoder=False)
 
 
 def snapshot(directory: Path) -> dict[str, bytes]:

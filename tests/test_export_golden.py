@@ -90,7 +90,7 @@ def test_export_validation_passed_on_reference_images(vit_b_export):
     cases = {c.case.split("/")[0] for c in report.checks}
     assert cases == set(IMAGES)
     graphs = {c.graph for c in report.checks}
-    assert graphs == {"encoder.onnx", "decoder.onnx", "decoder_batched.onnx"}
+    assert graphs == {"encoder.onnx", "decoder.onnx", "decoder_batched.onnx", "decoder_image+click"}
 
 
 def test_reduced_precision_quality_on_reference_images(vit_b_export, golden, sessions):

@@ -581,10 +581,11 @@ def test_predict_boxes_equals_single_calls(predictor, emb, multimask):
     np.testing.assert_array_equal(batch.masks, logits.masks > 0)
     for i, box in enumerate(BOXES):
         one = predictor.predict(box=box, multimask_output=multimask, return_logits=True, embedding=emb)
-        # B > 1 may take other kernels than B = 1: equal to float32 rounding, not bit for bit
-        np.testing.assert_allclose(logits.masks[i], one.masks, rtol=0, atol=1e-5)
+        # B > 1 may take other kernels than B = 1, and one predict() takes the fast decoder pair
+        # (the same values reordered: tests/test_fast_decoder.py): equal to float32 rounding
+        np.testing.assert_allclose(logits.masks[i], one.masks, rtol=0, atol=3e-5)
         np.testing.assert_allclose(batch.iou_predictions[i], one.iou_predictions, rtol=0, atol=1e-6)
-        np.testing.assert_allclose(batch.low_res_logits[i], one.low_res_logits, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(batch.low_res_logits[i], one.low_res_logits, rtol=0, atol=3e-5)
         confident = np.abs(one.masks) > 1e-4  # a mask pixel may flip only where its logit is ~0
         np.testing.assert_array_equal(batch.masks[i][confident], one.masks[confident] > 0)
 

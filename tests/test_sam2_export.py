@@ -129,7 +129,8 @@ def test_export_validation_passed_on_the_kit_images(hiera_t_export):
     report = hiera_t_export.report
     assert report.ok, report.failures
     assert {c.case.split("/")[0] for c in report.checks} == set(IMAGES)
-    assert {c.graph for c in report.checks} == {"encoder.onnx", "decoder.onnx", "decoder_batched.onnx"}
+    graphs = {"encoder.onnx", "decoder.onnx", "decoder_batched.onnx", "decoder_image+click"}
+    assert {c.graph for c in report.checks} == graphs
     outputs = {c.output for c in report.checks}
     assert {"high_res_feats_0", "high_res_feats_1", "object_score_logits", "masks"} <= outputs
     worst = {}
