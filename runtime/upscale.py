@@ -18,25 +18,10 @@ import functools
 
 import numpy as np
 
-from sam_onnx.preprocess import resized_hw
+from sam_onnx.preprocess import linear_taps, resized_hw
 
 LOW_RES = 256
 FRAME = 1024  # SAM v1's padded input side, 4 x LOW_RES
-
-
-def _linear(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Taps of a 1-D linear resize ``in_size -> out_size`` (``align_corners=False``): the two
-    input indexes (int64) and the weight of the second (float32) per output sample.
-
-    The source position as torch computes it in float32: the scale rounded to float32, then one
-    rounding of ``scale * (i + 0.5) - 0.5`` (a fused multiply-add). Exact arithmetic moves a
-    source near 256 by about 3e-5, a steep logit (SAM 2's reach 30 per low-res pixel) by 1e-3."""
-    scale = np.float32(in_size) / np.float32(out_size)
-    src = (np.float64(scale) * (np.arange(out_size) + 0.5) - 0.5).astype(np.float32)
-    src = np.maximum(src, np.float32(0.0))
-    i0 = np.minimum(np.floor(src), in_size - 1).astype(np.int64)
-    frac = np.clip(src - i0.astype(np.float32), np.float32(0.0), np.float32(1.0))
-    return i0, np.minimum(i0 + 1, in_size - 1), frac
 
 
 def axis_taps(orig_size: int, resized_size: int | None) -> tuple[np.ndarray, np.ndarray]:
@@ -44,12 +29,12 @@ def axis_taps(orig_size: int, resized_size: int | None) -> tuple[np.ndarray, np.
     float32, summing to 1) of each of ``orig_size`` output samples. ``resized_size``: SAM v1's
     crop in the 1024 frame (K = 4); None for SAM 2's direct resize (K = 2)."""
     if resized_size is None:
-        i0, i1, f = _linear(LOW_RES, orig_size)
-        return np.stack([i0, i1], 1), np.stack([1 - f, f], 1).astype(np.float32)
-    a0, a1, fa = _linear(LOW_RES, FRAME)  # x4 to the 1024 frame, first resized_size used
-    b0, b1, fb = _linear(resized_size, orig_size)
+        i0, i1, w0, w1 = linear_taps(LOW_RES, orig_size)
+        return np.stack([i0, i1], 1), np.stack([w0, w1], 1)
+    a0, a1, wa0, wa1 = linear_taps(LOW_RES, FRAME)  # x4 to the 1024 frame, first resized_size used
+    b0, b1, wb0, wb1 = linear_taps(resized_size, orig_size)
     index = np.stack([a0[b0], a1[b0], a0[b1], a1[b1]], 1)
-    weight = np.stack([(1 - fb) * (1 - fa[b0]), (1 - fb) * fa[b0], fb * (1 - fa[b1]), fb * fa[b1]], 1)
+    weight = np.stack([wb0 * wa0[b0], wb0 * wa1[b0], wb1 * wa0[b1], wb1 * wa1[b1]], 1)
     return index, weight.astype(np.float32)
 
 

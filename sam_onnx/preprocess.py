@@ -189,8 +189,8 @@ def resize_bilinear(x: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
     (``M x 256 x 256`` low-res logits to the original ``M x H x W``, also when shrinking).
     """
     x = np.asarray(x, np.float32)
-    y0, y1, wy0, wy1 = _linear_taps(x.shape[-2], out_hw[0])
-    x0, x1, wx0, wx1 = _linear_taps(x.shape[-1], out_hw[1])
+    y0, y1, wy0, wy1 = linear_taps(x.shape[-2], out_hw[0])
+    x0, x1, wx0, wx1 = linear_taps(x.shape[-1], out_hw[1])
     top = x[..., y0, :]
     bottom = x[..., y1, :]
     top = top[..., x0] * wx0 + top[..., x1] * wx1
@@ -198,9 +198,12 @@ def resize_bilinear(x: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
     return top * wy0[:, None] + bottom * wy1[:, None]
 
 
-def _linear_taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def linear_taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Both input indexes and weights of each output sample of torch's linear resize with
-    ``align_corners=False`` (source ``scale * (i + 0.5) - 0.5`` in float32, clamped at 0)."""
+    ``align_corners=False`` (source ``scale * (i + 0.5) - 0.5`` in float32, clamped at 0).
+    Returns ``i0, i1`` (int64) and their weights ``w0, w1`` (float32). The source is rounded to
+    float32 once, as torch's fused multiply-add does: exact arithmetic moves a source near 256 by
+    about 3e-5, and a steep logit (SAM 2's reach 30 per low-res pixel) by 1e-3."""
     scale = np.float32(in_size) / np.float32(out_size)
     src = (np.float64(scale) * (np.arange(out_size) + 0.5) - 0.5).astype(np.float32)
     src = np.maximum(src, np.float32(0))
