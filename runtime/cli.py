@@ -35,7 +35,9 @@ from sam_onnx.progress import bar as progress_bar
 from sam_onnx.progress import plural
 from sam_onnx.progress import write as write_progress
 
+from .graphs import PRECISIONS
 from .jobs import IMAGE_SUFFIXES, AmgJob, EmbedJob, JobSpec, find_images, plan_items
+from .session import OPENVINO_PRECISIONS
 
 __all__ = ["IMAGE_SUFFIXES", "build_parser", "find_images", "main", "run_batch"]
 MODEL_ENV = "SAM_ONNX_MODEL"
@@ -178,7 +180,7 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-m", "--model", type=Path, help=f"sam-export output directory (default: ${MODEL_ENV})")
     p.add_argument(
         "--precision",
-        choices=("fp32", "fp16", "int8", "ov-int8"),
+        choices=PRECISIONS,
         default="fp32",
         help="encoder graph to use (ov-int8: python -m sam_onnx.export.openvino_int8 writes it)",
     )
@@ -190,7 +192,8 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--openvino-precision",
-        choices=("auto", "f32", "bf16"),
+        choices=OPENVINO_PRECISIONS,
+        default="auto",
         help="OpenVINO's compute precision (default auto: bf16 where the CPU has native bf16)",
     )
     p.add_argument("--strict", action="store_true", help="fail if a requested provider is not in use")
@@ -335,7 +338,7 @@ def _open_predictor(args):
         providers=tuple(p.strip() for p in args.providers.split(",") if p.strip()),
         strict=args.strict,
         intra_op_threads=args.threads,
-        **({} if args.openvino_precision is None else {"openvino_precision": args.openvino_precision}),
+        openvino_precision=args.openvino_precision,
     )
     kwargs = {} if args.max_pixels is None else {"max_pixels": args.max_pixels}
     # a saved embedding needs no encoder: a --decoder-only export will do
