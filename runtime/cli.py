@@ -285,6 +285,7 @@ def job_spec(args, num_images: int = 0) -> JobSpec:
         providers=tuple(p.strip() for p in args.providers.split(",") if p.strip()),
         strict=args.strict,
         threads=args.threads,
+        openvino_precision=args.openvino_precision,
         max_pixels=DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels,
         output_format=getattr(args, "format", "json"),
         overwrite=args.overwrite,

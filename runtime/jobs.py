@@ -86,8 +86,9 @@ class JobSpec:
       command: ``amg`` or ``embed``.
       model_dir: the ``sam-export`` directory (every worker must see it at this path).
       output: the output folder (or, for ``embed`` of one image, ``NAME.npy``).
-      precision, providers, strict, threads, max_pixels: how the predictor opens (``threads``:
-        onnxruntime intra-op threads, 0 for one per core).
+      precision, providers, strict, threads, openvino_precision, max_pixels: how the predictor
+        opens (``threads``: onnxruntime intra-op threads, 0 for one per core; see
+        :class:`~sam_onnx.runtime.session.SessionConfig`).
       output_format: ``amg``: ``json`` (SA-1B) or ``png`` (official ``amg.py`` folders).
       overwrite: redo images whose outputs exist (otherwise they are skipped).
       single_file: ``embed`` of one image into ``output`` = ``NAME.npy`` rather than a folder.
@@ -101,6 +102,7 @@ class JobSpec:
     providers: tuple[str, ...] = ("auto",)
     strict: bool = False
     threads: int = 0
+    openvino_precision: str = "auto"
     max_pixels: int | None = DEFAULT_MAX_PIXELS
     output_format: str = "json"
     overwrite: bool = False
@@ -140,7 +142,12 @@ def open_job(spec: JobSpec) -> AmgJob | EmbedJob:
     from .predictor import SamPredictor
     from .session import SessionConfig
 
-    config = SessionConfig(providers=spec.providers, strict=spec.strict, intra_op_threads=spec.threads)
+    config = SessionConfig(
+        providers=spec.providers,
+        strict=spec.strict,
+        intra_op_threads=spec.threads,
+        openvino_precision=spec.openvino_precision,
+    )
     predictor = SamPredictor.from_export(
         spec.model_dir, precision=spec.precision, config=config, max_pixels=spec.max_pixels
     )

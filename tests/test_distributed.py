@@ -226,3 +226,26 @@ def test_an_unreachable_address_is_refused_at_once():
         check_reachable(f"127.0.0.1:{port}", timeout_s=2.0)
     assert time.perf_counter() - start < 5.0
     check_reachable("auto")  # left to Ray
+
+
+def test_ray_workers_open_the_engine_the_command_line_names(tiny_model_dir, folder, tmp_path, monkeypatch):
+    """The engine flags reach the workers' sessions (the spec is all a worker sees)."""
+    from sam_onnx.runtime import jobs
+    from sam_onnx.runtime.cli import build_parser, job_spec
+    from sam_onnx.runtime.predictor import SamPredictor
+
+    flags = ["--providers", "openvino,cpu", "--openvino-precision", "f32", "--threads", "1", "--strict"]
+    args = build_parser().parse_args(["amg", str(folder), "-m", tiny_model_dir, "-o", str(tmp_path), *flags])
+    spec = job_spec(args, 2)
+    opened = {}
+
+    def from_export(model_dir, *, config, **kwargs):
+        opened["config"] = config
+        raise InvalidInputError("model", "not opened in this test", "stopped")
+
+    monkeypatch.setattr(SamPredictor, "from_export", staticmethod(from_export))
+    with pytest.raises(InvalidInputError):
+        jobs.open_job(spec)
+    config = opened["config"]
+    assert (config.providers, config.openvino_precision) == (("openvino", "cpu"), "f32")
+    assert (config.intra_op_threads, config.strict) == (1, True)
