@@ -33,8 +33,9 @@ size rule reads. Such a bundle may leave the image out (a page-only bundle): the
 
 The page opens ``bundle.json`` next to it (or ``?bundle=URL``). Any static server will do; one
 that sends COOP/COEP headers (``sam-onnx serve --bundle OUT``) gives the page its wasm threads.
-The folder is assembled under a temporary name and renamed into place, so it is never half
-written; an existing bundle at ``OUT`` is replaced, any other non-empty folder is refused.
+The folder is assembled in a hidden sibling ``.<name>.sam-bundle-<pid>-*`` and swapped into place
+by :mod:`sam_onnx.atomic`, so it is never half written; an existing bundle at ``OUT`` is replaced,
+any other non-empty folder is refused.
 """
 
 from __future__ import annotations
@@ -43,12 +44,12 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from sam_onnx import atomic
 from sam_onnx.errors import InvalidInputError, OutputWriteError
 from sam_onnx.variants import EncoderNumbers, get_variant
 
@@ -56,6 +57,7 @@ from .embedding import ImageEmbedding, high_res_paths
 
 FORMAT = "sam-onnx-bundle"
 FORMAT_VERSION = 1
+STAGING_MARK = ".sam-bundle-"  # staging siblings: .<name>.sam-bundle-<pid>-*
 WEB_ENV = "SAM_ONNX_WEB"
 
 
@@ -123,7 +125,8 @@ def write_bundle(
     encoder_meta = web_encoder(encoder, decoders) if encoder is not None else None
     _check_target(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    atomic.sweep_stale(out_dir, STAGING_MARK)
+    staging = atomic.make_staging(out_dir, STAGING_MARK)
     try:
         if web_dir is not None:
             shutil.copytree(check_web_dir(web_dir), staging, dirs_exist_ok=True)
@@ -143,7 +146,8 @@ def write_bundle(
             meta["encoder"] = encoder_meta
         (staging / "bundle.json").write_text(json.dumps(meta, indent=1))
         staging.chmod(0o755)
-        _swap_in(staging, out_dir)
+        atomic.swap_in(staging, out_dir)  # the earlier bundle, if any, is now at `staging`
+        shutil.rmtree(staging, ignore_errors=True)
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         why = exc.strerror or str(exc)
@@ -275,14 +279,3 @@ def _check_target(out_dir: Path) -> None:
         raise InvalidInputError(
             f"bundle folder {str(out_dir)!r}", "a new or empty folder, or an earlier bundle", "other files"
         )
-
-
-def _swap_in(staging: Path, out_dir: Path) -> None:
-    """Put the finished ``staging`` at ``out_dir``, replacing an earlier bundle there."""
-    if not out_dir.exists():
-        staging.rename(out_dir)
-        return
-    old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-    out_dir.rename(old)
-    staging.rename(out_dir)
-    shutil.rmtree(old, ignore_errors=True)
