@@ -12,6 +12,7 @@
     OUT/embedding*.npy, embedding.json  the embedding (see :mod:`.embedding`); a SAM 2 one has the
                             two high-res feature maps beside ``embedding.npy``
     OUT/decoder*.onnx      the official-contract decoder graphs (SAM 2: its extension)
+    OUT/decoder_image.onnx, decoder_click.onnx  the fast decoder pair, when the export has it
 
 ``family`` and ``resize`` are the decoders' metadata: they tell the page which contract to feed
 (SAM 2: three image features, the square 1024 frame, no padding point from the page).
@@ -30,6 +31,16 @@ fp32 SAM v1 encoder is copied to ``OUT/encoder.onnx`` and ``bundle.json`` gains:
 ``gmacs`` (:func:`encoder_gmacs`, multiply-accumulates per image, in billions) is what the page's
 size rule reads. Such a bundle may leave the image out (a page-only bundle): then ``name``,
 ``image``, ``embedding``, ``orig_hw``, ``input_hw`` and ``features`` are absent.
+
+When the export has the fast decoder pair (:func:`.fast_decoder.fast_decoder_paths`) the bundle
+carries it (``sam-onnx bundle --no-fast-decoder`` leaves it out) and ``bundle.json`` gains::
+
+    "fast_decoder": {"image": "decoder_image.onnx", "click": "decoder_click.onnx"}
+
+The page then runs ``image`` once per image and ``click`` per prompt (all four low-res tokens),
+picks the single-mask token and upscales only that mask itself. Both graphs must come from the
+decoders' checkpoint (:class:`ModelMismatchError` otherwise). ``decoders`` is in every bundle: the
+page falls back to ``decoder.onnx`` without the pair, and runs it for the other precisions.
 
 The page opens ``bundle.json`` next to it (or ``?bundle=URL``). Any static server will do; one
 that sends COOP/COEP headers (``sam-onnx serve --bundle OUT``) gives the page its wasm threads.
@@ -103,13 +114,15 @@ def write_bundle(
     name: str = "image",
     web_dir: Path | None = None,
     encoder: Path | None = None,
+    fast_decoder: tuple[Path, Path] | None = None,
 ) -> Path:
     """Write a bundle folder (see the module doc); returns the path of its ``bundle.json``.
 
     ``image`` is ``H x W x 3`` uint8 RGB, ``embedding`` its embedding, ``decoders`` maps a
     precision to a decoder graph whose checkpoint must be the embedding's. ``encoder``: a SAM v1
     encoder graph for the page (from the decoders' checkpoint); with one, ``image`` and
-    ``embedding`` may both be None (a page-only bundle).
+    ``embedding`` may both be None (a page-only bundle). ``fast_decoder``: the export's
+    ``(decoder_image.onnx, decoder_click.onnx)`` (``fast_decoder_paths``), from the decoders' checkpoint.
     """
     out_dir = Path(out_dir)
     family = decoders_family(decoders)
@@ -123,6 +136,7 @@ def write_bundle(
     if embedding is not None:
         _check_embedding(image, embedding, decoders, family)
     encoder_meta = web_encoder(encoder, decoders) if encoder is not None else None
+    fast_meta = web_fast_decoder(fast_decoder, decoders) if fast_decoder is not None else None
     _check_target(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     atomic.sweep_stale(out_dir, STAGING_MARK)
@@ -141,6 +155,10 @@ def write_bundle(
             shutil.copyfile(path, staging / path.name)
         meta.update(family)
         meta["decoders"] = files
+        if fast_meta is not None:
+            for path in fast_decoder:
+                shutil.copyfile(path, staging / path.name)
+            meta["fast_decoder"] = fast_meta
         if encoder_meta is not None:
             shutil.copyfile(encoder, staging / encoder_meta["file"])
             meta["encoder"] = encoder_meta
@@ -220,6 +238,21 @@ def web_encoder(encoder: Path, decoders: dict[str, Path]) -> dict:
         "variant": meta.get("variant", ""),
         "checkpoint_sha256": meta.get("checkpoint_sha256", ""),
     }
+
+
+def web_fast_decoder(paths: tuple[Path, Path], decoders: dict[str, Path]) -> dict[str, str]:
+    """``bundle.json``'s ``fast_decoder`` entry for the pair ``paths`` (image graph, click graph):
+    ``{"image": name, "click": name}``. Raises :class:`ModelMismatchError` unless each graph is its
+    role of the pair and comes from the checkpoint of every decoder in ``decoders``."""
+    from .fast_decoder import FAST_KEYS
+    from .graphs import Graph, _check_role, check_decoders_belong
+    from .session import SessionConfig
+
+    for path, key in zip(paths, FAST_KEYS, strict=True):
+        graph = Graph.open(path, SessionConfig(), role=key)
+        _check_role(graph, key)
+        check_decoders_belong(decoders, graph.metadata["checkpoint_sha256"], f"the fast decoder {path.name}")
+    return {"image": paths[0].name, "click": paths[1].name}
 
 
 def encoder_numbers(meta: dict[str, str]) -> EncoderNumbers:

@@ -120,6 +120,11 @@ def _web_commands(commands) -> None:
     bundle.add_argument("--embedding", type=Path, metavar="EMB.npy", help="a saved embedding of the image")
     bundle.add_argument("--no-web", action="store_true", help="leave the page out (bundle files only)")
     bundle.add_argument(
+        "--no-fast-decoder",
+        action="store_true",
+        help="leave the export's fast decoder pair out: the page runs decoder.onnx for every click",
+    )
+    bundle.add_argument(
         "--with-encoder",
         action="store_true",
         help="copy the fp32 encoder in too: the page embeds dropped images itself, offline",

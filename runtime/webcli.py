@@ -117,6 +117,7 @@ def _bundle(args, open_predictor: Callable, log: Callable[[str], None]) -> int:
     from .bundle import write_bundle
     from .cli import model_dir
     from .embedding import ImageEmbedding
+    from .fast_decoder import fast_decoder_paths
     from .graphs import export_graph_paths
 
     path = args.images
@@ -127,6 +128,7 @@ def _bundle(args, open_predictor: Callable, log: Callable[[str], None]) -> int:
     web_dir = None if args.no_web else _web_dir(args)
     decoders = _decoders(args)
     encoder = export_graph_paths(model_dir(args), "fp32")[0] if args.with_encoder else None
+    fast = None if args.no_fast_decoder else fast_decoder_paths(model_dir(args))
     image = embedding = None
     if path is not None:
         image = load_image(path, **({} if args.max_pixels is None else {"max_pixels": args.max_pixels}))
@@ -136,10 +138,19 @@ def _bundle(args, open_predictor: Callable, log: Callable[[str], None]) -> int:
             embedding = open_predictor(args).embed(image)
     name = path.name if path is not None else "image"
     target = write_bundle(
-        args.output, image, embedding, decoders, name=name, web_dir=web_dir, encoder=encoder
+        args.output,
+        image,
+        embedding,
+        decoders,
+        name=name,
+        web_dir=web_dir,
+        encoder=encoder,
+        fast_decoder=fast,
     )
     page = "with the page" if web_dir else "without the page (--no-web)"
     parts = [f"{', '.join(decoders)} decoder(s)", page]
+    if fast is not None:
+        parts.append("the fast decoder pair")
     if encoder is not None:
         parts.append("the encoder: the page embeds images itself")
     log(f"bundle {target.parent} ({', '.join(parts)})")
