@@ -14,7 +14,8 @@
 // records the error the page shows. A page that encodes the upload itself (a bundle with an
 // encoder) is polled while it works: the encoder's engine and times, the running clock's values and
 // how long the page took to answer each poll (it stays responsive: the encoder has its own worker).
-// RESULT: isolation, thread count and per-case figures. Any
+// RESULT: isolation, thread count, the decoder that ran ("fast decoder pair" or the decoder file)
+// and per-case figures (runMs: whole decodes, clickMs: the graph run alone). Any
 // failure (page error, timeout, missing state, an error shown where none is expected) exits 1.
 import { readFileSync, writeFileSync } from "node:fs";
 import { chromium } from "playwright-core";
@@ -153,20 +154,23 @@ try {
     });
     writeFileSync(c.mask, Buffer.from(read.mask, "base64"));
     const runMs = [];
+    const clickMs = [];
     const roundTripMs = [];
     for (let i = 0; i < (c.repeats ?? 0); i++) {
       await page.locator("#clear").click();
       await page.mouse.move(0, 0); // off the image: no hover previews in between
       await prompt(c, 0);
       runMs.push(Number(await status.getAttribute("data-run-ms")));
+      clickMs.push(Number(await status.getAttribute("data-click-ms")));
       roundTripMs.push(Number(await status.getAttribute("data-round-trip-ms")));
     }
     const info = await page.evaluate(() => ({
       crossOriginIsolated: self.crossOriginIsolated,
       threads: Number(document.querySelector("#status").dataset.threads),
+      decoder: document.querySelector("#status").dataset.decoder,
       status: document.querySelector("#status").textContent,
     }));
-    result.cases.push({ name: c.name, hw: [h, w], kind: read.kind, clicked: read.clicked, box: read.box, runMs, roundTripMs, encoder, polls, ...info });
+    result.cases.push({ name: c.name, hw: [h, w], kind: read.kind, clicked: read.clicked, box: read.box, runMs, clickMs, roundTripMs, encoder, polls, ...info });
     if (c.screenshot) await page.screenshot({ path: c.screenshot, fullPage: true });
     const shown = await errorsShown();
     if (shown) throw new Error(`${c.name}: the page shows errors: ${shown}`);

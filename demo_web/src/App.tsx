@@ -13,6 +13,7 @@ import { useCallback, useEffect, useRef, useState } from "react";
 import { DecoderClient, type Decoded, type DecoderReady } from "./client";
 import { EncodeCancelled, EncoderClient } from "./encoder_client";
 import { type Engine, checkEncoderFits, chooseEngine, probeAdapter } from "./engine";
+import type { FastDecoderUrls } from "./fast_decoder";
 import { type Family, FAMILIES } from "./family";
 import { type HW, type XY, fitInside, screenToImage } from "./geometry";
 import { cutout, maskArea, maskToRGBA } from "./masks";
@@ -61,6 +62,8 @@ export function App() {
   const client = useRef<DecoderClient | null>(null);
   const [server, setServer] = useState<ServerConfig | null>(null);
   const [decoders, setDecoders] = useState<Decoders>({});
+  // the bundle's fast decoder pair: it replaces the fp32 decoder (other precisions run their decoder.onnx)
+  const [fastDecoder, setFastDecoder] = useState<FastDecoderUrls | null>(null);
   const [precision, setPrecision] = useState("fp32");
   const [family, setFamily] = useState<Family>(FAMILIES.sam);
   const [ready, setReady] = useState<DecoderReady | null>(null);
@@ -149,7 +152,9 @@ export function App() {
       if (!found || !found.fp32 || !fam) throw new Error("no decoder: open this page through `sam-onnx serve` or a `sam-onnx bundle` folder");
       setDecoders(found);
       setFamily(fam);
-      setReady(await c.loadDecoder(found.fp32, WANTED_THREADS, fam.name));
+      const fast = bundle?.fastDecoder ?? null;
+      setFastDecoder(fast);
+      setReady(await c.loadDecoder(found.fp32, WANTED_THREADS, fam.name, fast));
       if (bundle?.image) await showImage(bundle.image, config?.checkpoint_sha256 ?? null, fam);
       if (bundle?.encoder) await openEncoder(bundle.encoder, fam);
     })()
@@ -172,7 +177,8 @@ export function App() {
   const switchPrecision = async (next: string) => {
     setBusy("loading decoder");
     try {
-      setReady(await client.current!.loadDecoder(decoders[next], WANTED_THREADS, family.name));
+      const fast = next === "fp32" ? fastDecoder : null;
+      setReady(await client.current!.loadDecoder(decoders[next], WANTED_THREADS, family.name, fast));
       setPrecision(next);
       setSteps([]);
       setPreview(null);
@@ -415,17 +421,26 @@ function StatusLine(props: { ready: DecoderReady | null; image: LoadedImage | nu
       data-threads={ready?.threads ?? 0}
       data-isolated={ready?.crossOriginIsolated ? "yes" : "no"}
       data-committed={committed}
+      data-decoder={ready?.decoder ?? ""}
       data-run-ms={shown?.runMs.toFixed(2) ?? ""}
+      data-click-ms={shown?.clickMs.toFixed(2) ?? ""}
       data-round-trip-ms={shown?.roundTripMs.toFixed(2) ?? ""}
     >
-      {busy ? `${busy}… ` : ""}
-      {ready
-        ? `wasm threads: ${ready.threads}${ready.crossOriginIsolated ? "" : " (page not cross-origin isolated: one thread)"} · `
-        : ""}
-      {image ? `${image.name} ${image.orig[1]}×${image.orig[0]} · ` : ""}
-      {shown
-        ? `score ${shown.score.toFixed(3)} · area ${maskArea(shown.mask)} px · decode ${shown.runMs.toFixed(1)} ms (${shown.roundTripMs.toFixed(1)} ms round trip)`
-        : "no mask yet"}
+      {/* two lines of fixed height: a longer text must not move the image under the pointer */}
+      <span>
+        {busy ? `${busy}… ` : ""}
+        {ready
+          ? `${ready.decoder} · wasm threads: ${ready.threads}${ready.crossOriginIsolated ? "" : " (page not cross-origin isolated: one thread)"} · `
+          : ""}
+        {image ? `${image.name} ${image.orig[1]}×${image.orig[0]} ` : ""}
+      </span>
+      <span>
+        {shown
+          ? `score ${shown.score.toFixed(3)} · area ${maskArea(shown.mask)} px · decode ${shown.runMs.toFixed(1)} ms` +
+            (ready?.decoder === "fast decoder pair" ? ` (click graph ${shown.clickMs.toFixed(1)} ms)` : "") +
+            ` · ${shown.roundTripMs.toFixed(1)} ms round trip`
+          : "no mask yet"}
+      </span>
     </p>
   );
 }

@@ -3,6 +3,7 @@
  * order, and a "latest wins" slot for hover previews so the page never queues stale ones.
  */
 
+import type { FastDecoderUrls } from "./fast_decoder";
 import type { FamilyName } from "./family";
 import type { HW } from "./geometry";
 import type { ImageFeatures, Prompt } from "./prompt";
@@ -70,10 +71,14 @@ export class DecoderClient {
     return run;
   }
 
-  /** Open the decoder at `url`; a relative one is taken relative to the page, never the worker's script. */
-  loadDecoder(url: string, threads: number, family: FamilyName): Promise<DecoderReady> {
+  /**
+   * Open the decoder at `url`, or the fast decoder pair `fast` when given; relative URLs are taken
+   * relative to the page, never the worker's script.
+   */
+  loadDecoder(url: string, threads: number, family: FamilyName, fast: FastDecoderUrls | null = null): Promise<DecoderReady> {
     const absolute = new URL(url, location.href).href;
-    const message: ToWorker = { type: "load-decoder", url: absolute, threads, family };
+    const pair = fast && { image: new URL(fast.image, location.href).href, click: new URL(fast.click, location.href).href };
+    const message: ToWorker = { type: "load-decoder", url: absolute, threads, family, fast: pair };
     return this.serial(() => this.request("load-decoder", message)) as Promise<DecoderReady>;
   }
 

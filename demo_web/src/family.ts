@@ -32,12 +32,30 @@ export interface Family {
    * official predictor does. SAM 2's graph appends it itself, always: the page must not.
    */
   padWithoutBox: boolean;
+  /**
+   * The single-mask rule of the family's `decoder.onnx`, which the page applies itself to the fast
+   * decoder pair's four tokens (`fast_decoder.ts`). null (SAM v1): the official ONNX rule, argmax of
+   * `iou + (N - 2.5) * 1000` on token 0 (N fed points, the padding point counted). SAM 2: token 0
+   * unless its low-res stability `count(> delta) / count(> -delta)` is under `thresh`, then the best
+   * IoU among tokens 1..3 (the SAM 2.1 variants' `dynamic_multimask_stability_*`).
+   */
+  stability: { delta: number; thresh: number } | null;
+  /** Low-res logits the decoder returns to feed back are clamped to +-this (SAM 2), or not (null). */
+  lowResClamp: number | null;
 }
 
 const IMAGE_EMBEDDINGS: FeatureSpec = { name: "image_embeddings", dims: [1, 256, 64, 64] };
 
 export const FAMILIES: Readonly<Record<FamilyName, Family>> = {
-  sam: { name: "sam", features: [IMAGE_EMBEDDINGS], resize: "long_side", boxFirst: false, padWithoutBox: true },
+  sam: {
+    name: "sam",
+    features: [IMAGE_EMBEDDINGS],
+    resize: "long_side",
+    boxFirst: false,
+    padWithoutBox: true,
+    stability: null,
+    lowResClamp: null,
+  },
   sam2: {
     name: "sam2",
     features: [
@@ -48,6 +66,8 @@ export const FAMILIES: Readonly<Record<FamilyName, Family>> = {
     resize: "square",
     boxFirst: true,
     padWithoutBox: false,
+    stability: { delta: 0.05, thresh: 0.98 },
+    lowResClamp: 32,
   },
 };
 

@@ -101,20 +101,30 @@ export function decoderFeeds(
   family: Family = FAMILIES.sam,
 ): DecoderFeeds {
   checkFeatures(features, family);
+  const feeds: DecoderFeeds = {};
+  for (const spec of family.features) feeds[spec.name] = { data: features[spec.name], dims: [...spec.dims] };
+  return {
+    ...feeds,
+    ...promptFeeds(prompt, orig, maskInput, family),
+    orig_im_size: { data: Float32Array.of(orig[0], orig[1]), dims: [2] },
+  };
+}
+
+/**
+ * The four prompt inputs alone (`point_coords`, `point_labels`, `mask_input`, `has_mask_input`):
+ * what the fast decoder pair's click graph takes besides the per-image tensors.
+ */
+export function promptFeeds(prompt: Prompt, orig: HW, maskInput: Float32Array | null, family: Family = FAMILIES.sam): DecoderFeeds {
   if (maskInput !== null && maskInput.length !== LOW_RES * LOW_RES) {
     throw new RangeError(`mask_input: expected ${LOW_RES * LOW_RES} floats (256x256), got ${maskInput.length}`);
   }
   const { coords, labels } = promptPoints(prompt, orig, family);
   const n = labels.length;
-  const feeds: DecoderFeeds = {};
-  for (const spec of family.features) feeds[spec.name] = { data: features[spec.name], dims: [...spec.dims] };
   return {
-    ...feeds,
     point_coords: { data: coords, dims: [1, n, 2] },
     point_labels: { data: labels, dims: [1, n] },
     mask_input: { data: maskInput ?? new Float32Array(LOW_RES * LOW_RES), dims: [1, 1, LOW_RES, LOW_RES] },
     has_mask_input: { data: Float32Array.of(maskInput ? 1 : 0), dims: [1] },
-    orig_im_size: { data: Float32Array.of(orig[0], orig[1]), dims: [2] },
   };
 }
 

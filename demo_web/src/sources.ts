@@ -4,6 +4,7 @@
  * Both name the decoders' family (`family`, `resize`), which says which image features come.
  */
 
+import type { FastDecoderUrls } from "./fast_decoder";
 import { type Family, familyOf } from "./family";
 import type { HW } from "./geometry";
 import { parseNpy } from "./npy";
@@ -55,6 +56,8 @@ export interface Bundle {
   decoders: Decoders;
   family: Family;
   encoder: BundleEncoder | null;
+  /** The fast decoder pair (`bundle.json`'s `fast_decoder`, absolute URLs), or null: `decoders.fp32` runs. */
+  fastDecoder: FastDecoderUrls | null;
 }
 
 /** An error the page shows as it is: the message already names what was wrong. */
@@ -147,7 +150,8 @@ export async function loadBundle(url: string): Promise<Bundle> {
   const decoders: Decoders = {};
   for (const [precision, file] of Object.entries(meta.decoders as Record<string, string>)) decoders[precision] = near(file, url);
   const encoder = bundleEncoder(meta.encoder, url);
-  if (meta.image === undefined && encoder !== null) return { image: null, decoders, family: fam, encoder };
+  const fastDecoder = bundleFastDecoder(meta.fast_decoder, url);
+  if (meta.image === undefined && encoder !== null) return { image: null, decoders, family: fam, encoder, fastDecoder };
   const orig = checkHW(meta.orig_hw, `bundle ${url}`);
   const files: Record<string, string> = meta.features ?? { image_embeddings: meta.embedding };
   const arrays = Object.fromEntries(
@@ -171,7 +175,18 @@ export async function loadBundle(url: string): Promise<Bundle> {
     decoders,
     family: fam,
     encoder,
+    fastDecoder,
   };
+}
+
+/** A bundle's `fast_decoder` entry (absent: null); a SourceError names what is wrong with it. */
+function bundleFastDecoder(entry: unknown, url: string): FastDecoderUrls | null {
+  if (entry === undefined || entry === null) return null;
+  const e = entry as Record<string, unknown>;
+  if (typeof e.image !== "string" || typeof e.click !== "string") {
+    throw new SourceError(`bundle ${url}: fast_decoder: expected {image, click} file names, got ${JSON.stringify(entry)}`);
+  }
+  return { image: near(e.image, url), click: near(e.click, url) };
 }
 
 /** A bundle's `encoder` entry (absent: null); a SourceError names what is wrong with it. */

@@ -136,3 +136,29 @@ describe("loadBundle: a page-only bundle (sam-onnx bundle --with-encoder, no ima
     await expect(loadBundle("bundle.json")).rejects.toThrow(/orig_hw/);
   });
 });
+
+describe("loadBundle: the fast decoder pair", () => {
+  afterEach(() => vi.unstubAllGlobals());
+  const BUNDLE = {
+    format: "sam-onnx-bundle",
+    version: 1,
+    family: "sam",
+    decoders: { fp32: "decoder.onnx" },
+    encoder: { file: "encoder.onnx", gmacs: 45.8 },
+  };
+
+  it("gives the pair's URLs beside bundle.json, and null without the entry", async () => {
+    servePage("http://127.0.0.1:9000/site/", { ...BUNDLE, fast_decoder: { image: "decoder_image.onnx", click: "decoder_click.onnx" } });
+    expect((await loadBundle("bundle.json")).fastDecoder).toEqual({
+      image: "http://127.0.0.1:9000/site/decoder_image.onnx",
+      click: "http://127.0.0.1:9000/site/decoder_click.onnx",
+    });
+    servePage("http://127.0.0.1:9000/site/", BUNDLE);
+    expect((await loadBundle("bundle.json")).fastDecoder).toBeNull();
+  });
+
+  it("refuses an entry without both file names", async () => {
+    servePage("http://127.0.0.1:9000/", { ...BUNDLE, fast_decoder: { image: "decoder_image.onnx" } });
+    await expect(loadBundle("bundle.json")).rejects.toThrow(/fast_decoder: expected \{image, click\}/);
+  });
+});

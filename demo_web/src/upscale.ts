@@ -1,0 +1,168 @@
+/**
+ * Low-res mask logits (256x256) to the original image size, as the decoder graphs do: the fast
+ * decoder pair's click graph stops at the low-res logits, and the page upscales only the mask it
+ * picked. The same computation as the Python runtime's `sam_onnx/runtime/upscale.py`:
+ *   `long_side` (SAM v1): bilinear (`align_corners=False`) x4 to the 1024 frame, crop to the
+ *     resized image (long side 1024), bilinear to [H, W];
+ *   `square` (SAM 2): bilinear straight from 256x256 to [H, W].
+ * Both are separable: along each axis an output sample is a weighted sum of at most 4 (SAM v1) or
+ * 2 (SAM 2) low-res samples (`axisTaps`), so rows are resized first (H x 256), then columns.
+ * Weights and the intermediate rows are float32, as in the graphs; results agree with them to
+ * about 1e-5, so thresholded masks differ only where a logit is that close to 0.
+ */
+
+import { type HW, type Resize, LONG_SIDE, resizedHW } from "./geometry";
+
+export const LOW_RES = 256;
+
+/** torch's linear resize taps (`align_corners=False`) of each output sample: two input indexes and their weights. */
+export interface LinearTaps {
+  i0: Int32Array;
+  i1: Int32Array;
+  w0: Float32Array;
+  w1: Float32Array;
+}
+
+/**
+ * `sam_onnx.preprocess.linear_taps`: source `scale * (i + 0.5) - 0.5` with `scale` in float32,
+ * the source rounded to float32 once (as torch's fused multiply-add), clamped at 0.
+ */
+export function linearTaps(inSize: number, outSize: number): LinearTaps {
+  const scale = Math.fround(inSize / outSize); // = float32(in) / float32(out), correctly rounded
+  const taps: LinearTaps = {
+    i0: new Int32Array(outSize),
+    i1: new Int32Array(outSize),
+    w0: new Float32Array(outSize),
+    w1: new Float32Array(outSize),
+  };
+  for (let i = 0; i < outSize; i++) {
+    const src = Math.max(Math.fround(scale * (i + 0.5) - 0.5), 0);
+    const i0 = Math.min(Math.floor(src), inSize - 1);
+    const w1 = Math.min(Math.max(Math.fround(src - i0), 0), 1);
+    taps.i0[i] = i0;
+    taps.i1[i] = i0 < inSize - 1 ? i0 + 1 : i0;
+    taps.w1[i] = w1;
+    taps.w0[i] = 1 - w1;
+  }
+  return taps;
+}
+
+/** Along one axis, `k` low-res indexes and float32 weights (summing to 1) per output sample, row-major `out x k`. */
+export interface AxisTaps {
+  k: number;
+  index: Int32Array;
+  weight: Float32Array;
+}
+
+/**
+ * `axis_taps`: the taps of `origSize` output samples. `resizedSize`: SAM v1's crop in the 1024
+ * frame (k = 4: x4 to the frame, then the frame's first `resizedSize` samples to `origSize`);
+ * null for SAM 2's direct resize (k = 2).
+ */
+export function axisTaps(origSize: number, resizedSize: number | null): AxisTaps {
+  if (resizedSize === null) {
+    const { i0, i1, w0, w1 } = linearTaps(LOW_RES, origSize);
+    const index = new Int32Array(2 * origSize);
+    const weight = new Float32Array(2 * origSize);
+    for (let o = 0; o < origSize; o++) {
+      index.set([i0[o], i1[o]], 2 * o);
+      weight.set([w0[o], w1[o]], 2 * o);
+    }
+    return { k: 2, index, weight };
+  }
+  const a = linearTaps(LOW_RES, 4 * LOW_RES);
+  const b = linearTaps(resizedSize, origSize);
+  const index = new Int32Array(4 * origSize);
+  const weight = new Float32Array(4 * origSize); // float32 products, as the Python side's
+  for (let o = 0; o < origSize; o++) {
+    const [b0, b1] = [b.i0[o], b.i1[o]];
+    index.set([a.i0[b0], a.i1[b0], a.i0[b1], a.i1[b1]], 4 * o);
+    weight.set([b.w0[o] * a.w0[b0], b.w0[o] * a.w1[b0], b.w1[o] * a.w0[b1], b.w1[o] * a.w1[b1]], 4 * o);
+  }
+  return { k: 4, index, weight };
+}
+
+/** Row taps (along H) and column taps (along W) for an image of size `orig` [H, W]. */
+export interface UpscaleTaps {
+  orig: HW;
+  rows: AxisTaps;
+  cols: AxisTaps;
+}
+
+export function upscaleTaps(orig: HW, resize: Resize): UpscaleTaps {
+  const [h, w] = orig;
+  if (resize === "square") return { orig, rows: axisTaps(h, null), cols: axisTaps(w, null) };
+  const [rh, rw] = resizedHW(orig, LONG_SIDE);
+  return { orig, rows: axisTaps(h, rh), cols: axisTaps(w, rw) };
+}
+
+let cached: { key: string; taps: UpscaleTaps } | null = null;
+
+/** `upscaleTaps`, kept for the last image: a person clicks many times on one. */
+function tapsFor(orig: HW, resize: Resize): UpscaleTaps {
+  const key = `${orig[0]}x${orig[1]}:${resize}`;
+  if (cached?.key !== key) cached = { key, taps: upscaleTaps(orig, resize) };
+  return cached.taps;
+}
+
+/** The rows resized: `H x 256` float32 from 256x256 `lowRes`. */
+function resizeRows(lowRes: Float32Array, rows: AxisTaps, h: number): Float32Array {
+  const partial = new Float32Array(h * LOW_RES);
+  for (let y = 0; y < h; y++) {
+    const out = y * LOW_RES;
+    for (let t = y * rows.k; t < (y + 1) * rows.k; t++) {
+      const wt = rows.weight[t];
+      if (wt === 0) continue;
+      const src = rows.index[t] * LOW_RES;
+      for (let x = 0; x < LOW_RES; x++) partial[out + x] += wt * lowRes[src + x];
+    }
+  }
+  return partial;
+}
+
+function checkLowRes(lowRes: Float32Array): void {
+  if (lowRes.length !== LOW_RES * LOW_RES) {
+    throw new RangeError(`low-res logits: expected ${LOW_RES * LOW_RES} floats (256x256), got ${lowRes.length}`);
+  }
+}
+
+/** 256x256 float32 logits -> H x W float32 logits at `orig` [H, W], row-major (`upscale_logits`). */
+export function upscaleLogits(lowRes: Float32Array, orig: HW, resize: Resize): Float32Array {
+  checkLowRes(lowRes);
+  const { rows, cols } = tapsFor(orig, resize);
+  const [h, w] = orig;
+  const partial = resizeRows(lowRes, rows, h);
+  const out = new Float32Array(h * w);
+  const k = cols.k;
+  for (let y = 0; y < h; y++) {
+    const src = y * LOW_RES;
+    for (let x = 0; x < w; x++) {
+      let sum = 0;
+      for (let t = x * k; t < (x + 1) * k; t++) sum += cols.weight[t] * partial[src + cols.index[t]];
+      out[y * w + x] = sum;
+    }
+  }
+  return out;
+}
+
+/**
+ * 256x256 float32 logits -> H x W mask at `orig` [H, W], 1 where the upscaled logit is above 0
+ * (`upscale_masks`), without holding the float32 logits.
+ */
+export function upscaleMask(lowRes: Float32Array, orig: HW, resize: Resize): Uint8Array {
+  checkLowRes(lowRes);
+  const { rows, cols } = tapsFor(orig, resize);
+  const [h, w] = orig;
+  const partial = resizeRows(lowRes, rows, h);
+  const out = new Uint8Array(h * w);
+  const { k, index, weight } = cols;
+  for (let y = 0; y < h; y++) {
+    const src = y * LOW_RES;
+    for (let x = 0; x < w; x++) {
+      let sum = 0;
+      for (let t = x * k; t < (x + 1) * k; t++) sum += weight[t] * partial[src + index[t]];
+      out[y * w + x] = Math.fround(sum) > 0 ? 1 : 0;
+    }
+  }
+  return out;
+}
