@@ -84,13 +84,16 @@ def make_demo_server(files: DemoFiles, web_dir: Path, *, host: str = "127.0.0.1"
 
 
 def write_sample_bundle(model_dir: Path, out_dir: Path, image: np.ndarray) -> Path:
-    """Embed ``image`` (``H x W x 3`` uint8 RGB) with ``model_dir``'s encoder into a bundle (no page)."""
+    """Embed ``image`` (``H x W x 3`` uint8 RGB) with ``model_dir``'s encoder into a bundle (no page),
+    with the export's fast decoder pair when it has one."""
     from .bundle import write_bundle
+    from .fast_decoder import fast_decoder_paths
     from .graphs import web_decoder_paths
     from .predictor import SamPredictor
 
     embedding = SamPredictor.from_export(model_dir).embed(image)
-    write_bundle(out_dir, image, embedding, web_decoder_paths(model_dir), name="sample.png")
+    decoders, fast = web_decoder_paths(model_dir), fast_decoder_paths(model_dir)
+    write_bundle(out_dir, image, embedding, decoders, name="sample.png", fast_decoder=fast)
     return out_dir
 
 

@@ -61,6 +61,9 @@ def test_demo_makes_a_random_checkpoint_exports_and_embeds_the_sample(demo):
     want = SamPredictor.from_export(files.model_dir).embed(sample).embedding
     np.testing.assert_array_equal(emb.embedding, want)
     assert meta["orig_hw"] == [480, 640] and meta["checkpoint_sha256"] == manifest["checkpoint_sha256"]
+    # the page runs the fast decoder pair for this sample
+    assert meta["fast_decoder"] == {"image": "decoder_image.onnx", "click": "decoder_click.onnx"}
+    assert (files.bundle_dir / "decoder_click.onnx").is_file()
 
 
 def test_demo_reuses_its_export(demo):

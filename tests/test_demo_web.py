@@ -1,6 +1,8 @@
 """The web demo end to end in headless Chromium: the built page, served by ``sam-onnx serve`` (and
 by a plain static server), decodes golden clicks with the exported seed-0 decoder in wasm, and the
-masks read back from the page agree with the official ONNX outputs.
+masks read back from the page agree with the official ONNX outputs. The bundles carry the fast
+decoder pair, which the page then runs (its click graph, the token pick and the upscaling in
+TypeScript); one bundle without it keeps the page's ``decoder.onnx`` path under test.
 
 Needs the built page (``demo_web/dist``), ``demo_web/node_modules`` (playwright-core) and Debian's
 Chromium at ``/usr/bin/chromium`` (or ``$SAM_CHROMIUM``); ``.ci/run`` provides all three and sets
@@ -27,6 +29,7 @@ import pytest
 
 from sam_onnx.runtime.bundle import write_bundle
 from sam_onnx.runtime.embedding import ImageEmbedding
+from sam_onnx.runtime.fast_decoder import fast_decoder_paths
 from sam_onnx.runtime.graphs import decoder_identity, web_decoder_paths
 from sam_onnx.runtime.predictor import SamPredictor
 from sam_onnx.runtime.serve import ServeOptions, make_server
@@ -39,6 +42,9 @@ CHROMIUM = Path(os.environ.get("SAM_CHROMIUM", "/usr/bin/chromium"))
 IMAGE_FILES = {"landscape": "landscape_480x640.png", "portrait": "portrait_700x525.png"}
 MIN_AGREEMENT = 0.999
 REPEATS = 7
+PAIR, OFFICIAL = "fast decoder pair", "decoder.onnx"  # the page's data-decoder
+# cases whose clicks are repeated for latency, and the decoder each must have run
+TIMED = {"serve-landscape": PAIR, "serve-portrait": PAIR, "serve-landscape-official": OFFICIAL}
 
 
 def require_web() -> None:
@@ -73,14 +79,17 @@ def golden_mask(golden, image: str, case: str = "one_point_single") -> np.ndarra
 
 @pytest.fixture(scope="module")
 def site(vit_b_export, golden, reference_dir, tmp_path_factory):
-    """Bundles of the golden embeddings, served by sam-onnx serve and by a plain static server."""
+    """Bundles of the golden embeddings, served by sam-onnx serve and by a plain static server;
+    ``landscape_official`` is the landscape one without the fast decoder pair."""
     require_web()
     model_dir = vit_b_export.output_dir
     decoders = web_decoder_paths(model_dir)
+    pair = fast_decoder_paths(model_dir)
+    assert pair is not None, "the ViT-B export has no fast decoder pair"
     meta = decoder_identity(decoders["fp32"])
     root = tmp_path_factory.mktemp("web")
     bundles = {}
-    for image in IMAGE_FILES:
+    for image, fast in (*((image, pair) for image in IMAGE_FILES), ("landscape", None)):
         pixels = golden[f"{image}/image"]
         emb = ImageEmbedding(
             golden[f"{image}/embedding"].astype(np.float32),
@@ -88,9 +97,11 @@ def site(vit_b_export, golden, reference_dir, tmp_path_factory):
             variant=meta["variant"],
             checkpoint_sha256=meta["checkpoint_sha256"],
         )
-        out = root / image
-        write_bundle(out, pixels, emb, decoders, name=IMAGE_FILES[image], web_dir=DEMO / "dist")
-        bundles[image] = out
+        out = root / (image if fast else f"{image}_official")
+        write_bundle(
+            out, pixels, emb, decoders, name=IMAGE_FILES[image], web_dir=DEMO / "dist", fast_decoder=fast
+        )
+        bundles[out.name] = out
     predictor = SamPredictor.from_export(model_dir)
     options = ServeOptions(web_dir=DEMO / "dist", bundle_dirs=tuple(bundles.values()), port=0)
     server = make_server(predictor, decoders, options)
@@ -152,6 +163,11 @@ def e2e(site, golden, reference_dir, artifacts):
             "url": f"{serve}?bundle=bundles/portrait/bundle.json",
             "drag": box("portrait"),
         },
+        {
+            "name": "serve-landscape-official",
+            "url": f"{serve}?bundle=bundles/landscape_official/bundle.json",
+            "click": click("landscape"),
+        },
         {"name": "upload-not-an-image", "url": serve, "upload": str(bad), "expectError": True},
         {
             "name": "static-landscape",
@@ -162,7 +178,7 @@ def e2e(site, golden, reference_dir, artifacts):
     ]
     for c in cases:
         c["mask"] = str(artifacts / f"{c['name']}.mask.bin")
-        c["repeats"] = REPEATS if c["name"] in ("serve-landscape", "serve-portrait") else 0
+        c["repeats"] = REPEATS if c["name"] in TIMED else 0
         if "screenshot" in c:
             c["screenshot"] = str(artifacts / c["screenshot"])
     return run_browser(cases, artifacts, "result"), artifacts
@@ -192,6 +208,7 @@ def run_browser(
         ("serve-portrait", "portrait", "one_point_single"),
         ("serve-portrait-box", "portrait", "box"),
         ("static-landscape", "landscape", "one_point_single"),
+        ("serve-landscape-official", "landscape", "one_point_single"),  # decoder.onnx, no pair
         # the server's own embedding of the uploaded PNG, within 1e-3 of the golden one
         ("upload-portrait", "portrait", "one_point_single"),
     ],
@@ -206,9 +223,33 @@ def test_page_mask_matches_the_golden_onnx_output(e2e, golden, artifacts_note, c
     want = golden_mask(golden, image, golden_case)
     agreement = float((mask == want).mean())
     artifacts_note(
-        case, agreement=agreement, differing=int((mask != want).sum()), clicked=r["clicked"], box=r["box"]
+        case,
+        agreement=agreement,
+        differing=int((mask != want).sum()),
+        clicked=r["clicked"],
+        box=r["box"],
+        decoder=r["decoder"],
     )
+    assert r["decoder"] == (OFFICIAL if case.endswith("-official") else PAIR)
     assert agreement >= MIN_AGREEMENT, f"{case}: {agreement:.5f} of pixels agree"
+
+
+def note_decode_times(artifacts_note, case: str, r: dict) -> None:
+    """Record a timed case's medians: ``decode_ms`` the whole decode (the pair: click graph, token
+    pick and upscaling), ``click_ms`` the graph run alone (``decoder.onnx``: the same run)."""
+    ms, click_ms = r["runMs"], r["clickMs"]
+    assert len(ms) == len(click_ms) == REPEATS and all(v > 0 for v in ms + click_ms)
+    assert all(c <= m for c, m in zip(click_ms, ms, strict=True))
+    artifacts_note(
+        case,
+        decoder=r["decoder"],
+        decode_ms_median=float(np.median(ms)),
+        decode_ms_range=[min(ms), max(ms)],
+        click_ms_median=float(np.median(click_ms)),
+        round_trip_ms_median=float(np.median(r["roundTripMs"])),
+        threads=r["threads"],
+        load_average=os.getloadavg()[0],
+    )
 
 
 def test_served_page_is_isolated_and_multithreaded(e2e, artifacts_note):
@@ -221,16 +262,9 @@ def test_served_page_is_isolated_and_multithreaded(e2e, artifacts_note):
     assert static["crossOriginIsolated"] is False and static["threads"] == 1
     assert "not cross-origin isolated" in static["status"]
     assert (artifacts / "landscape.png").stat().st_size > 10_000  # the screenshot was written
-    for case in ("serve-landscape", "serve-portrait"):
-        ms = results[case]["runMs"]
-        assert len(ms) == REPEATS and all(v > 0 for v in ms)
-        artifacts_note(
-            case,
-            decode_ms_median=float(np.median(ms)),
-            decode_ms_range=[min(ms), max(ms)],
-            round_trip_ms_median=float(np.median(results[case]["roundTripMs"])),
-            threads=results[case]["threads"],
-        )
+    for case, decoder in TIMED.items():
+        assert results[case]["decoder"] == decoder, case
+        note_decode_times(artifacts_note, case, results[case])
 
 
 def test_a_refused_upload_is_shown_on_the_page(e2e):
@@ -308,10 +342,13 @@ def test_readme_serve_segments_a_dropped_image(readme_server, tiny_model_dir, re
 @pytest.fixture(scope="module")
 def sam2_site(hiera_t_export, sam2_golden, tmp_path_factory):
     """``sam-onnx serve`` on the kit's hiera_t export, with bundles of the SAM 2.1 golden features
-    (``image_embed`` and the two high-res maps) of the landscape and portrait images."""
+    (``image_embed`` and the two high-res maps) of the landscape and portrait images, with the fast
+    decoder pair."""
     require_web()
     model_dir = hiera_t_export.output_dir
     decoders = web_decoder_paths(model_dir)
+    pair = fast_decoder_paths(model_dir)
+    assert pair is not None, "the hiera_t export has no fast decoder pair"
     meta = decoder_identity(decoders["fp32"])
     root = tmp_path_factory.mktemp("web_sam2")
     bundles = []
@@ -326,7 +363,8 @@ def sam2_site(hiera_t_export, sam2_golden, tmp_path_factory):
             family="sam2",
             high_res_feats=high_res,
         )
-        write_bundle(root / f"sam2_{image}", pixels, emb, decoders, name=IMAGE_FILES[image])
+        out = root / f"sam2_{image}"
+        write_bundle(out, pixels, emb, decoders, name=IMAGE_FILES[image], fast_decoder=pair)
         bundles.append(root / f"sam2_{image}")
     predictor = SamPredictor.from_export(model_dir)
     options = ServeOptions(web_dir=DEMO / "dist", bundle_dirs=tuple(bundles), port=0)
@@ -379,6 +417,7 @@ def test_sam2_page_mask_matches_the_golden_output(sam2_e2e, sam2_golden, artifac
     h, w = sam2_golden[f"{image}/image"].shape[:2]
     assert r["hw"] == [h, w] and r["kind"] == "committed"
     assert "wasm threads" in r["status"] and r["crossOriginIsolated"] is True and r["threads"] > 1
+    assert r["decoder"] == PAIR
     mask = np.fromfile(artifacts / f"{case}.mask.bin", np.uint8).reshape(h, w).astype(bool)
     want = unpack_masks(sam2_golden[f"{image}/{golden_case}/masks_packed"], w)[0]
     assert 0.01 < want.mean() < 0.99, "the golden mask is trivial; the comparison would prove nothing"
@@ -390,14 +429,7 @@ def test_sam2_page_mask_matches_the_golden_output(sam2_e2e, sam2_golden, artifac
 
 
 def test_sam2_decode_time_is_recorded(sam2_e2e, artifacts_note):
-    """Median time in ``session.run`` of the SAM 2.1 single-mask decoder per click, in wasm."""
+    """Median whole decode per click (the pair's click graph, SAM 2's single-mask rule, upscaling)
+    and its click graph alone, in wasm."""
     for case in ("sam2-landscape", "sam2-portrait"):
-        ms = sam2_e2e[case]["runMs"]
-        assert len(ms) == REPEATS and all(v > 0 for v in ms)
-        artifacts_note(
-            case,
-            decode_ms_median=float(np.median(ms)),
-            decode_ms_range=[min(ms), max(ms)],
-            round_trip_ms_median=float(np.median(sam2_e2e[case]["roundTripMs"])),
-            threads=sam2_e2e[case]["threads"],
-        )
+        note_decode_times(artifacts_note, case, sam2_e2e[case])

@@ -1,5 +1,6 @@
 /**
- * The demo page: an image, its embedding and the single-mask decoder; the person prompts with
+ * The demo page: an image, its embedding and the single-mask decoder (the bundle's fast decoder
+ * pair when it has one, see `fast_decoder.ts`; else `decoder.onnx`); the person prompts with
  * clicks (positive), shift- or right-clicks (negative) and drags (a box); the mask, its score and
  * the decode latency are shown, and the cut-out can be downloaded as a PNG.
  *
