@@ -11,7 +11,7 @@ import * as ort from "onnxruntime-web/wasm";
 import { CLICK_OUTPUTS, CLICK_PROMPT_INPUTS, type FastDecoderUrls, feedbackLowRes, singleMaskToken } from "./fast_decoder";
 import { type Family, FAMILIES } from "./family";
 import { binarize } from "./masks";
-import { type ImageFeatures, decoderFeeds, decoderInputNames, promptFeeds } from "./prompt";
+import { type ImageFeatures, checkFeatures, decoderFeeds, decoderInputNames, promptFeeds } from "./prompt";
 import type { FromWorker, ToWorker } from "./protocol";
 import type { HW } from "./geometry";
 import { LOW_RES, upscaleMask } from "./upscale";
@@ -105,6 +105,7 @@ async function loadDecoder(message: Extract<ToWorker, { type: "load-decoder" }>)
 
 /** The pair's per-image tensors of `features` into `imageTensors`; returns the run's milliseconds. */
 async function runImageGraph(opened: Pair, features: ImageFeatures): Promise<number> {
+  checkFeatures(features, family);
   const feeds: Record<string, ort.Tensor> = {};
   for (const spec of family.features) feeds[spec.name] = new ort.Tensor("float32", features[spec.name], [...spec.dims]);
   const start = performance.now();
