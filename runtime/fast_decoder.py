@@ -1,9 +1,10 @@
 """The fast decoder pair at run time: ``decoder_image.onnx`` once per image, ``decoder_click.onnx``
 per click (see ``sam_onnx.export.fast_decoder_graph`` for what the two graphs compute).
 
-:class:`SamPredictor` opens the pair when the export has it and uses it for one-prompt
-:meth:`~SamPredictor.predict` calls; the official-contract decoders stay in use for everything else
-(boxes in batches, the automatic mask generator).
+:class:`SamPredictor` opens the pair when the export has it and runs every prompt through it, one
+click graph run per prompt (single prompts, boxes in batches, the automatic mask generator's
+clicks: per prompt the pair beats the batched decoder, which upscales all four tokens to the image
+size); the official-contract decoders stay in use with IO binding and for the int8 decoder.
 """
 
 from __future__ import annotations

@@ -99,8 +99,9 @@ class SamPredictor:
       progress: a line with a running clock on stderr during each encoder run, and bars in the
         automatic mask generator (``None``: when stderr is a terminal; see :mod:`sam_onnx.progress`).
       fast_decoder: ``(decoder_image.onnx, decoder_click.onnx)``, the fast decoder pair that
-        one-prompt :meth:`predict` calls use (the same masks up to rounding; see
-        :mod:`sam_onnx.runtime.fast_decoder`); ``None``: the decoder graph for every prompt.
+        every prompt goes through when given (:meth:`predict`, :meth:`predict_boxes`,
+        :meth:`decode_points` and so the automatic mask generator; the same masks up to rounding,
+        see :mod:`sam_onnx.runtime.fast_decoder`); ``None``: the decoder graph for every prompt.
 
     Raises :class:`~sam_onnx.errors.ModelLoadError` for a missing or corrupt graph and
     :class:`~sam_onnx.errors.ModelMismatchError` for graphs that do not belong together.
@@ -151,6 +152,12 @@ class SamPredictor:
         if precision != "int8":
             kwargs.setdefault("fast_decoder", fast_decoder_paths(model_dir))
         return cls(encoder_path, decoder, **kwargs)
+
+    @property
+    def _fast_path(self) -> bool:
+        """Whether prompts go through the fast decoder pair (IO binding keeps the decoder graph,
+        whose image inputs it holds on the device)."""
+        return self.fast is not None and not self.io_binding
 
     @property
     def providers(self) -> list[str]:
@@ -266,7 +273,7 @@ class SamPredictor:
             point_coords, point_labels, box, mask_input, frame_hw, max_points=self.max_points
         )
         feeds = self._feeds(emb, *checked, normalized=not normalize_coords)
-        if self.fast is not None and not self.io_binding:
+        if self._fast_path:
             return self._predict_fast(emb, feeds, multimask_output, return_logits)
         (masks, iou, low_res), *_ = self._decode(emb, [feeds])
         return self._select(masks[0], iou[0], low_res[0], multimask_output, return_logits)
@@ -315,11 +322,14 @@ class SamPredictor:
         feeds = [
             self._feeds(emb, pts, lbl, box, None) for (pts, lbl), box in zip(per_box, boxes_xyxy, strict=True)
         ]
-        picked = [
-            self._select(m, s, r, multimask_output, return_logits)
-            for chunk in self._decode(emb, feeds)
-            for m, s, r in zip(*chunk, strict=True)
-        ]
+        if self._fast_path:
+            picked = [self._predict_fast(emb, f, multimask_output, return_logits) for f in feeds]
+        else:
+            picked = [
+                self._select(m, s, r, multimask_output, return_logits)
+                for chunk in self._decode(emb, feeds)
+                for m, s, r in zip(*chunk, strict=True)
+            ]
         return Prediction(
             np.stack([p.masks for p in picked]),
             np.stack([p.iou_predictions for p in picked]),
@@ -363,6 +373,9 @@ class SamPredictor:
         masks_in = [None] * len(points) if mask_input is None else self._grid_masks(mask_input, len(points))
         labels = np.ones(1, np.int64)
         feeds = [self._feeds(emb, p, labels, None, m) for p, m in zip(points, masks_in, strict=True)]
+        if self._fast_path:
+            yield from self._decode_fast(emb, feeds, batch, multimask_output)
+            return
         for masks, iou, low_res in self._decode(emb, feeds, batch):
             yield self.pick_tokens(masks, iou, low_res, multimask_output)
 
@@ -491,20 +504,42 @@ class SamPredictor:
             self._local.fast = cached
         return cached[1]
 
-    def _predict_fast(self, emb, feeds, multimask_output: bool, return_logits: bool) -> Prediction:
-        """:meth:`predict` through the fast decoder pair: four low-res tokens from the click graph,
-        the official tokens picked (:meth:`pick_tokens`), only those upscaled (numpy)."""
+    def _fast_tokens(self, emb, feeds, multimask_output: bool) -> tuple[np.ndarray, np.ndarray]:
+        """One prompt through the fast pair's click graph: the official tokens' IoU ``M`` and
+        low-res logits ``M x 256 x 256`` (not clamped), M = 3 or 1 (:meth:`pick_tokens`)."""
         tensors = self._fast_tensors(emb)
         try:
             low_res, iou = self.fast.tokens(tensors, feeds)
         except Exception as exc:  # onnxruntime's own exception types
             raise _inference_error(self.fast.click, feeds, exc) from None
         _, scores, low = (a[0] for a in self.pick_tokens(low_res, iou, low_res, multimask_output))
+        return scores, low
+
+    def _feedback(self, low: np.ndarray) -> np.ndarray:
+        """Low-res logits as the decoder contract returns them, to feed back (SAM 2: clamped)."""
+        if self.family == "sam2":
+            low = np.clip(low, -SAM2_LOW_RES_CLAMP, SAM2_LOW_RES_CLAMP)
+        return np.ascontiguousarray(low)
+
+    def _predict_fast(self, emb, feeds, multimask_output: bool, return_logits: bool) -> Prediction:
+        """:meth:`predict` through the fast decoder pair: four low-res tokens from the click graph,
+        the official tokens picked (:meth:`pick_tokens`), only those upscaled (numpy)."""
+        scores, low = self._fast_tokens(emb, feeds, multimask_output)
         upscale = upscale_logits if return_logits else upscale_masks
         masks = upscale(low, emb.orig_hw, self.family)
-        if self.family == "sam2":  # as the contract returns them, to feed back
-            low = np.clip(low, -SAM2_LOW_RES_CLAMP, SAM2_LOW_RES_CLAMP)
-        return Prediction(masks, np.ascontiguousarray(scores), np.ascontiguousarray(low))
+        return Prediction(masks, np.ascontiguousarray(scores), self._feedback(low))
+
+    def _decode_fast(self, emb, feeds: list[dict[str, np.ndarray]], batch: int, multimask_output: bool):
+        """:meth:`decode_points` through the fast pair: each prompt's click graph run, its
+        official tokens picked, only those upscaled to ``H x W`` float32 logits. Yields runs of at
+        most ``batch`` prompts holding at most :data:`DECODER_BYTES` (as :meth:`_decode`)."""
+        step = max(1, min(batch, DECODER_BYTES // decoder_bytes(emb.orig_hw, self.family)))
+        for start in range(0, len(feeds), step):
+            picked = [self._fast_tokens(emb, f, multimask_output) for f in feeds[start : start + step]]
+            iou = np.stack([scores for scores, _ in picked])
+            low = np.stack([low for _, low in picked])  # b x M x 256 x 256
+            logits = upscale_logits(low.reshape(-1, *low.shape[2:]), emb.orig_hw, self.family)
+            yield logits.reshape(*low.shape[:2], *logits.shape[1:]), iou, self._feedback(low)
 
     def _select(self, masks, iou, low_res, multimask_output: bool, return_logits: bool) -> Prediction:
         """One prompt's official outputs from its 4 tokens (:meth:`pick_tokens`)."""

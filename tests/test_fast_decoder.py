@@ -142,6 +142,56 @@ def test_every_sam2_golden_prompt_matches_official_contract(hiera_t_export, sam2
             _assert_same_as_official(fast, official, kwargs, emb, key)
 
 
+@pytest.mark.parametrize("family", ["sam", "sam2"])
+@pytest.mark.parametrize("multimask", [True, False])
+def test_decode_points_through_the_pair_matches_the_decoder(
+    family, multimask, tiny_model_dir, sam2_tiny_export, monkeypatch
+):
+    """The automatic generator's step (one click per prompt, in runs, optional mask inputs) through
+    the pair against the same prompts through the batched official-contract decoder."""
+    clicks = []
+    tokens = FastDecoder.tokens
+    monkeypatch.setattr(FastDecoder, "tokens", lambda self, *a: clicks.append(1) or tokens(self, *a))
+    model_dir = tiny_model_dir if family == "sam" else sam2_tiny_export.output_dir
+    fast = SamPredictor.from_export(model_dir)
+    official = SamPredictor.from_export(model_dir, fast_decoder=None)
+    assert fast.fast is not None and official.fast is None
+    rng = np.random.default_rng(3)
+    emb = fast.embed(rng.integers(0, 256, (45, 70, 3), np.uint8))
+    points = rng.uniform((0, 0), (70, 45), (7, 2))
+    masks_in = rng.normal(0, 8, (7, 1, 256, 256)).astype(np.float32)
+    for mask_input in (None, masks_in):
+        kwargs = {"batch": 3, "multimask_output": multimask, "mask_input": mask_input}
+        got = list(fast.decode_points(points, emb, **kwargs))
+        ref = list(official.decode_points(points, emb, **kwargs))
+        assert [len(run[1]) for run in got] == [3, 3, 1]
+        assert len(clicks) == len(points)  # every prompt went through the click graph
+        clicks.clear()
+        joined = [[np.concatenate([run[k] for run in runs]) for k in range(3)] for runs in (got, ref)]
+        for name, a, b in zip(("logits", "iou", "low_res"), *joined, strict=True):
+            assert a.shape == b.shape and a.dtype == b.dtype == np.float32, name
+            scale = max(1.0, float(np.abs(b).max()))
+            assert np.abs(a - b).max() <= LOGIT_ATOL * scale, (name, float(np.abs(a - b).max()))
+            if name == "logits":
+                assert not (((a > 0) != (b > 0)) & (np.abs(b) > MASK_LOGIT_MARGIN)).any()
+
+
+@pytest.mark.parametrize("family", ["sam", "sam2"])
+def test_predict_boxes_through_the_pair_matches_the_decoder(family, tiny_model_dir, sam2_tiny_export):
+    model_dir = tiny_model_dir if family == "sam" else sam2_tiny_export.output_dir
+    fast = SamPredictor.from_export(model_dir)
+    official = SamPredictor.from_export(model_dir, fast_decoder=None)
+    emb = fast.embed(np.random.default_rng(4).integers(0, 256, (45, 70, 3), np.uint8))
+    boxes = np.array([[3, 4, 40, 30], [10, 0, 69, 44], [0, 20, 25, 44]])
+    for multimask in (True, False):
+        got = fast.predict_boxes(boxes, multimask_output=multimask, return_logits=True, embedding=emb)
+        ref = official.predict_boxes(boxes, multimask_output=multimask, return_logits=True, embedding=emb)
+        for field in ("masks", "iou_predictions", "low_res_logits"):
+            a, b = getattr(got, field), getattr(ref, field)
+            assert a.shape == b.shape, field
+            assert np.abs(a - b).max() <= LOGIT_ATOL * max(1.0, float(np.abs(b).max()))
+
+
 def test_export_declares_and_validates_the_pair(tiny_export):
     graphs = tiny_export.manifest["graphs"]
     for key in ("decoder_image", "decoder_click"):
