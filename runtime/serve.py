@@ -6,6 +6,8 @@ Routes (every response carries the cross-origin isolation headers the page's was
     GET  /api/config           JSON: family, resize, variant, checkpoint_sha256, decoder URLs,
                                upload limits, bundle
     GET  /api/decoder/<prec>   the official-contract decoder graph (fp32, and int8 if exported)
+    GET  /api/fast/<role>      the fast decoder pair's graphs, ``image`` and ``click``, when the
+                               predictor runs it (``fast_decoder`` in the config; else null)
     POST /api/embed            body: the image file, Content-Type image/*; answer: JSON with
                                orig_hw [H, W], input_hw, variant, checkpoint_sha256, family and
                                features: {decoder input name: {shape, dtype "float32", data_b64
@@ -107,6 +109,9 @@ class DemoServer(ThreadingHTTPServer):
         self.predictor = predictor
         self.decoders = decoders
         self.family = decoders_family(decoders)  # {"family", "resize"}: the page feeds by these
+        # the page runs the pair the predictor runs (opened and checked against its decoder there)
+        fast = predictor.fast
+        self.fast = {} if fast is None else {"image": fast.image.path, "click": fast.click.path}
         self.options = options
         self.web_root = options.web_dir.resolve()
         self.bundles = {p.resolve().name: p.resolve() for p in options.bundle_dirs}
@@ -127,6 +132,7 @@ class DemoServer(ThreadingHTTPServer):
             "variant": self.predictor.variant,
             "checkpoint_sha256": self.predictor.checkpoint_sha256,
             "decoders": {p: f"api/decoder/{p}" for p in self.decoders},
+            "fast_decoder": {role: f"api/fast/{role}" for role in self.fast} or None,
             "max_upload_bytes": self.options.max_upload_bytes,
             "max_pixels": self.options.max_pixels,
             "upload_types": list(UPLOAD_TYPES),
@@ -252,6 +258,11 @@ class DemoHandler(BaseHTTPRequestHandler):
             if decoder is None:
                 raise HttpError(HTTPStatus.NOT_FOUND, "NotFound", f"no decoder {path!r}")
             return _file(decoder)
+        if path.startswith("/api/fast/"):
+            graph = self.server.fast.get(path.removeprefix("/api/fast/"))
+            if graph is None:
+                raise HttpError(HTTPStatus.NOT_FOUND, "NotFound", f"no fast decoder graph {path!r}")
+            return _file(graph)
         if path.startswith("/api/"):
             raise HttpError(HTTPStatus.NOT_FOUND, "NotFound", f"no endpoint {path!r}")
         if path.startswith("/bundles/"):

@@ -69,7 +69,7 @@ def _serve(args, open_predictor: Callable, log: Callable[[str], None]) -> int:
 
 def _serve_until_stopped(server, args, log: Callable[[str], None]) -> int:
     server.quiet = args.quiet
-    decoders = ", ".join(server.decoders)
+    decoders = ", ".join(server.decoders) + (", fast decoder pair" if server.fast else "")
     print(f"sam-onnx serve: {server.url} (model {server.predictor.variant}, decoders {decoders})", flush=True)
     try:
         server.serve_forever()

@@ -313,8 +313,9 @@ def readme_server(tiny_model_dir, tmp_path_factory):
 
 def test_readme_serve_segments_a_dropped_image(readme_server, tiny_model_dir, reference_dir, tmp_path):
     """The README's "drop any image" flow: upload a kit image to the served page, click, and get the
-    Python runtime's mask for the same click (the page's single-mask decoder with one click and its
-    padding point picks the best of the three multimask tokens, as the official rule does)."""
+    Python runtime's mask for the same click, through the fast decoder pair the server offers
+    (the page's single-mask rule with one click and its padding point picks the best of the three
+    multimask tokens, as the official rule does)."""
     url, server_log = readme_server
     image_path = reference_dir / "images" / IMAGE_FILES["portrait"]
     case = {"name": "readme-serve-upload", "url": url, "upload": str(image_path), "click": [210.0, 330.0]}
@@ -330,6 +331,7 @@ def test_readme_serve_segments_a_dropped_image(readme_server, tiny_model_dir, re
     pred = predictor.predict(point_coords=np.array([r["clicked"]]), point_labels=np.array([1]))
     want = pred.masks[int(np.argmax(pred.iou_predictions))]
     assert (h, w) == want.shape and r["kind"] == "committed"
+    assert r["decoder"] == PAIR  # api/config offered the pair the server's predictor runs
     assert 0.01 < want.mean() < 0.99, "the reference mask is trivial; the comparison would prove nothing"
     agreement = float((page_mask == want).mean())
     print(f"readme-serve-upload: {agreement:.5f} of pixels agree, mask area {want.mean():.3f}")

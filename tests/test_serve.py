@@ -17,9 +17,11 @@ import pytest
 from PIL import Image
 
 from sam_onnx.errors import InvalidInputError, ModelMismatchError
+from sam_onnx.runtime import SamPredictor
 from sam_onnx.runtime.bundle import write_bundle
 from sam_onnx.runtime.cli import main as cli_main
 from sam_onnx.runtime.embedding import ImageEmbedding
+from sam_onnx.runtime.fast_decoder import fast_decoder_paths
 from sam_onnx.runtime.graphs import web_decoder_paths
 from sam_onnx.runtime.serve import ServeOptions, make_server
 
@@ -140,6 +142,22 @@ def test_static_files_and_decoder_downloads(server, tiny_model_dir):
     status, _, body = request(server, "GET", "/bundles/first/bundle.json")
     assert status == 200 and json.loads(body)["decoders"]["fp32"] == "decoder.onnx"
     assert error_of(request(server, "GET", "/api/decoder/fp64"))["type"] == "NotFound"
+
+
+def test_the_page_gets_the_pair_the_predictor_runs(server, tiny_predictor, web_dir, tiny_model_dir):
+    """api/config names the fast decoder pair and serves its two graphs; a predictor without
+    the pair gives null (the page then runs decoder.onnx)."""
+    config = json.loads(request(server, "GET", "/api/config")[2])
+    assert config["fast_decoder"] == {"image": "api/fast/image", "click": "api/fast/click"}
+    pair = fast_decoder_paths(tiny_model_dir)
+    for role, path in zip(("image", "click"), pair, strict=True):
+        status, _, body = request(server, "GET", f"/api/fast/{role}")
+        assert status == 200 and body == path.read_bytes(), role
+    assert error_of(request(server, "GET", "/api/fast/decoder"))["type"] == "NotFound"
+    plain = SamPredictor.from_export(tiny_model_dir, fast_decoder=None)
+    with serving(plain, tiny_model_dir, ServeOptions(web_dir=web_dir, port=0)) as srv:
+        assert json.loads(request(srv, "GET", "/api/config")[2])["fast_decoder"] is None
+        assert error_of(request(srv, "GET", "/api/fast/click"))["type"] == "NotFound"
 
 
 @pytest.mark.parametrize(
@@ -365,8 +383,6 @@ def sam2_model_dir(sam2_tiny_export) -> Path:
 
 @pytest.fixture(scope="module")
 def sam2_predictor(sam2_model_dir):
-    from sam_onnx.runtime import SamPredictor
-
     return SamPredictor.from_export(sam2_model_dir)
 
 

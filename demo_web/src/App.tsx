@@ -153,7 +153,8 @@ export function App() {
       if (!found || !found.fp32 || !fam) throw new Error("no decoder: open this page through `sam-onnx serve` or a `sam-onnx bundle` folder");
       setDecoders(found);
       setFamily(fam);
-      const fast = bundle?.fastDecoder ?? null;
+      // a bundle's decoders come with its own pair; the server's with the pair its predictor runs
+      const fast = bundle ? bundle.fastDecoder : (config?.fastDecoder ?? null);
       setFastDecoder(fast);
       setReady(await c.loadDecoder(found.fp32, WANTED_THREADS, fam.name, fast));
       if (bundle?.image) await showImage(bundle.image, config?.checkpoint_sha256 ?? null, fam);

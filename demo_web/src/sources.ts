@@ -20,6 +20,8 @@ export interface ServerConfig {
   variant: string;
   checkpoint_sha256: string;
   decoders: Decoders;
+  /** The fast decoder pair the server's predictor runs (`fast_decoder`, absolute URLs), or null. */
+  fastDecoder: FastDecoderUrls | null;
   max_upload_bytes: number;
   upload_types: string[];
   /** A bundle to open first, or null. */
@@ -127,7 +129,8 @@ export async function fetchServerConfig(base = ""): Promise<ServerConfig | null>
   for (const [precision, path] of Object.entries(config.decoders ?? {})) decoders[precision] = near(path, base);
   const raw = config as unknown as { family?: unknown; resize?: unknown };
   const fam = family(raw, "server config");
-  return { ...config, family: fam, decoders, bundle: config.bundle ? near(config.bundle, base) : null };
+  const fastDecoder = fastDecoderUrls((config as unknown as { fast_decoder?: unknown }).fast_decoder, base, "server config");
+  return { ...config, family: fam, decoders, fastDecoder, bundle: config.bundle ? near(config.bundle, base) : null };
 }
 
 /** Resolve `path` against the URL of the file that named it (itself relative to the page). */
@@ -150,7 +153,7 @@ export async function loadBundle(url: string): Promise<Bundle> {
   const decoders: Decoders = {};
   for (const [precision, file] of Object.entries(meta.decoders as Record<string, string>)) decoders[precision] = near(file, url);
   const encoder = bundleEncoder(meta.encoder, url);
-  const fastDecoder = bundleFastDecoder(meta.fast_decoder, url);
+  const fastDecoder = fastDecoderUrls(meta.fast_decoder, url);
   if (meta.image === undefined && encoder !== null) return { image: null, decoders, family: fam, encoder, fastDecoder };
   const orig = checkHW(meta.orig_hw, `bundle ${url}`);
   const files: Record<string, string> = meta.features ?? { image_embeddings: meta.embedding };
@@ -179,12 +182,16 @@ export async function loadBundle(url: string): Promise<Bundle> {
   };
 }
 
-/** A bundle's `fast_decoder` entry (absent: null); a SourceError names what is wrong with it. */
-function bundleFastDecoder(entry: unknown, url: string): FastDecoderUrls | null {
+/**
+ * The `fast_decoder` entry of a bundle or of the server's config (absent or null: null), its paths
+ * resolved against `url` (the bundle.json, or the page's folder for the server's paths, as its
+ * decoders); a SourceError naming `what` says what is wrong with it.
+ */
+function fastDecoderUrls(entry: unknown, url: string, what = `bundle ${url}`): FastDecoderUrls | null {
   if (entry === undefined || entry === null) return null;
   const e = entry as Record<string, unknown>;
   if (typeof e.image !== "string" || typeof e.click !== "string") {
-    throw new SourceError(`bundle ${url}: fast_decoder: expected {image, click} file names, got ${JSON.stringify(entry)}`);
+    throw new SourceError(`${what}: fast_decoder: expected {image, click} paths, got ${JSON.stringify(entry)}`);
   }
   return { image: near(e.image, url), click: near(e.click, url) };
 }

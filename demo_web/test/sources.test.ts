@@ -43,6 +43,20 @@ describe("fetchServerConfig", () => {
     expect(config?.bundle).toBeNull();
   });
 
+  it("gives the fast decoder pair the server's predictor runs, absolute like the decoders, or null", async () => {
+    servePage("https://example.org/tools/sam/", { ...CONFIG, fast_decoder: { image: "api/fast/image", click: "api/fast/click" } });
+    expect((await fetchServerConfig())?.fastDecoder).toEqual({
+      image: "https://example.org/tools/sam/api/fast/image",
+      click: "https://example.org/tools/sam/api/fast/click",
+    });
+    servePage("http://127.0.0.1:8000/", { ...CONFIG, fast_decoder: null });
+    expect((await fetchServerConfig())?.fastDecoder).toBeNull();
+    servePage("http://127.0.0.1:8000/", CONFIG); // a server from before the pair
+    expect((await fetchServerConfig())?.fastDecoder).toBeNull();
+    servePage("http://127.0.0.1:8000/", { ...CONFIG, fast_decoder: { image: 3 } });
+    await expect(fetchServerConfig()).rejects.toThrow(/server config: fast_decoder: expected \{image, click\}/);
+  });
+
   it("is null for anything but a sam-onnx server", async () => {
     servePage("http://127.0.0.1:8080/", { format: "something-else" });
     expect(await fetchServerConfig()).toBeNull();
