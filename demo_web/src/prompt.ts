@@ -100,14 +100,19 @@ export function decoderFeeds(
   maskInput: Float32Array | null,
   family: Family = FAMILIES.sam,
 ): DecoderFeeds {
-  checkFeatures(features, family);
-  const feeds: DecoderFeeds = {};
-  for (const spec of family.features) feeds[spec.name] = { data: features[spec.name], dims: [...spec.dims] };
   return {
-    ...feeds,
+    ...featureFeeds(features, family),
     ...promptFeeds(prompt, orig, maskInput, family),
     orig_im_size: { data: Float32Array.of(orig[0], orig[1]), dims: [2] },
   };
+}
+
+/** The image features alone, checked (`checkFeatures`): the feeds of the fast decoder pair's image graph. */
+export function featureFeeds(features: ImageFeatures, family: Family = FAMILIES.sam): DecoderFeeds {
+  checkFeatures(features, family);
+  const feeds: DecoderFeeds = {};
+  for (const spec of family.features) feeds[spec.name] = { data: features[spec.name], dims: [...spec.dims] };
+  return feeds;
 }
 
 /**

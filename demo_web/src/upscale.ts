@@ -126,23 +126,37 @@ function checkLowRes(lowRes: Float32Array): void {
   }
 }
 
-/** 256x256 float32 logits -> H x W float32 logits at `orig` [H, W], row-major (`upscale_logits`). */
-export function upscaleLogits(lowRes: Float32Array, orig: HW, resize: Resize): Float32Array {
+/**
+ * Fill `out` (H x W at `orig` [H, W], row-major) from 256x256 `lowRes`: rows first (H x 256), then
+ * the columns of each row; float32 logits, or with `threshold` 1 where the logit is above 0 and
+ * 0 elsewhere (as the Python runtime's `_resized`).
+ */
+function resized<T extends Float32Array | Uint8Array>(
+  lowRes: Float32Array,
+  orig: HW,
+  resize: Resize,
+  out: T,
+  threshold: boolean,
+): T {
   checkLowRes(lowRes);
   const { rows, cols } = tapsFor(orig, resize);
   const [h, w] = orig;
   const partial = resizeRows(lowRes, rows, h);
-  const out = new Float32Array(h * w);
-  const k = cols.k;
+  const { k, index, weight } = cols;
   for (let y = 0; y < h; y++) {
     const src = y * LOW_RES;
     for (let x = 0; x < w; x++) {
       let sum = 0;
-      for (let t = x * k; t < (x + 1) * k; t++) sum += cols.weight[t] * partial[src + cols.index[t]];
-      out[y * w + x] = sum;
+      for (let t = x * k; t < (x + 1) * k; t++) sum += weight[t] * partial[src + index[t]];
+      out[y * w + x] = threshold ? (Math.fround(sum) > 0 ? 1 : 0) : sum;
     }
   }
   return out;
+}
+
+/** 256x256 float32 logits -> H x W float32 logits at `orig` [H, W], row-major (`upscale_logits`). */
+export function upscaleLogits(lowRes: Float32Array, orig: HW, resize: Resize): Float32Array {
+  return resized(lowRes, orig, resize, new Float32Array(orig[0] * orig[1]), false);
 }
 
 /**
@@ -150,19 +164,5 @@ export function upscaleLogits(lowRes: Float32Array, orig: HW, resize: Resize): F
  * (`upscale_masks`), without holding the float32 logits.
  */
 export function upscaleMask(lowRes: Float32Array, orig: HW, resize: Resize): Uint8Array {
-  checkLowRes(lowRes);
-  const { rows, cols } = tapsFor(orig, resize);
-  const [h, w] = orig;
-  const partial = resizeRows(lowRes, rows, h);
-  const out = new Uint8Array(h * w);
-  const { k, index, weight } = cols;
-  for (let y = 0; y < h; y++) {
-    const src = y * LOW_RES;
-    for (let x = 0; x < w; x++) {
-      let sum = 0;
-      for (let t = x * k; t < (x + 1) * k; t++) sum += weight[t] * partial[src + index[t]];
-      out[y * w + x] = Math.fround(sum) > 0 ? 1 : 0;
-    }
-  }
-  return out;
+  return resized(lowRes, orig, resize, new Uint8Array(orig[0] * orig[1]), true);
 }

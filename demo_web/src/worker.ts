@@ -11,7 +11,7 @@ import * as ort from "onnxruntime-web/wasm";
 import { CLICK_OUTPUTS, CLICK_PROMPT_INPUTS, type FastDecoderUrls, feedbackLowRes, singleMaskToken } from "./fast_decoder";
 import { type Family, FAMILIES } from "./family";
 import { binarize } from "./masks";
-import { type ImageFeatures, checkFeatures, decoderFeeds, decoderInputNames, promptFeeds } from "./prompt";
+import { type DecoderFeeds, type ImageFeatures, decoderFeeds, decoderInputNames, featureFeeds, promptFeeds } from "./prompt";
 import type { FromWorker, ToWorker } from "./protocol";
 import type { HW } from "./geometry";
 import { LOW_RES, upscaleMask } from "./upscale";
@@ -31,6 +31,13 @@ let imageTensors: Record<string, ort.Tensor> | null = null;
 
 function post(message: FromWorker, transfer: Transferable[] = []): void {
   (self as unknown as DedicatedWorkerGlobalScope).postMessage(message, transfer);
+}
+
+/** onnxruntime-web tensors of `feeds` (float32), by input name. */
+function tensors(feeds: DecoderFeeds): Record<string, ort.Tensor> {
+  const out: Record<string, ort.Tensor> = {};
+  for (const [name, t] of Object.entries(feeds)) out[name] = new ort.Tensor("float32", t.data, t.dims);
+  return out;
 }
 
 async function openSession(url: string, what: string): Promise<ort.InferenceSession> {
@@ -105,9 +112,7 @@ async function loadDecoder(message: Extract<ToWorker, { type: "load-decoder" }>)
 
 /** The pair's per-image tensors of `features` into `imageTensors`; returns the run's milliseconds. */
 async function runImageGraph(opened: Pair, features: ImageFeatures): Promise<number> {
-  checkFeatures(features, family);
-  const feeds: Record<string, ort.Tensor> = {};
-  for (const spec of family.features) feeds[spec.name] = new ort.Tensor("float32", features[spec.name], [...spec.dims]);
+  const feeds = tensors(featureFeeds(features, family));
   const start = performance.now();
   imageTensors = await opened.image.run(feeds);
   return performance.now() - start;
@@ -125,11 +130,9 @@ async function decode(message: Extract<ToWorker, { type: "decode" }>): Promise<v
   if (current === null) throw new Error("no image embedding set yet");
   if (pair) return decodeFast(pair, current, message);
   if (session === null) throw new Error("no decoder loaded yet");
-  const feeds = decoderFeeds(current.features, message.prompt, current.orig, message.maskInput, family);
-  const tensors: Record<string, ort.Tensor> = {};
-  for (const [name, t] of Object.entries(feeds)) tensors[name] = new ort.Tensor("float32", t.data, t.dims);
+  const feeds = tensors(decoderFeeds(current.features, message.prompt, current.orig, message.maskInput, family));
   const start = performance.now();
-  const out = await session.run(tensors);
+  const out = await session.run(feeds);
   const runMs = performance.now() - start;
   const [h, w] = current.orig;
   const masks = out.masks;
@@ -155,8 +158,7 @@ async function decode(message: Extract<ToWorker, { type: "decode" }>): Promise<v
 async function decodeFast(opened: Pair, image: { features: ImageFeatures; orig: HW }, message: Extract<ToWorker, { type: "decode" }>) {
   if (imageTensors === null) await runImageGraph(opened, image.features);
   const prompt = promptFeeds(message.prompt, image.orig, message.maskInput, family);
-  const feeds: Record<string, ort.Tensor> = { ...imageTensors };
-  for (const [name, t] of Object.entries(prompt)) feeds[name] = new ort.Tensor("float32", t.data, t.dims);
+  const feeds = { ...imageTensors, ...tensors(prompt) };
   const start = performance.now();
   const out = await opened.click.run(feeds);
   const clickMs = performance.now() - start;
