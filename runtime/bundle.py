@@ -244,15 +244,15 @@ def web_fast_decoder(paths: tuple[Path, Path], decoders: dict[str, Path]) -> dic
     """``bundle.json``'s ``fast_decoder`` entry for the pair ``paths`` (image graph, click graph):
     ``{"image": name, "click": name}``. Raises :class:`ModelMismatchError` unless each graph is its
     role of the pair and comes from the checkpoint of every decoder in ``decoders``."""
-    from .fast_decoder import FAST_KEYS
-    from .graphs import Graph, _check_role, check_decoders_belong
+    from .fast_decoder import FastDecoder
+    from .graphs import check_decoders_belong
     from .session import SessionConfig
 
-    for path, key in zip(paths, FAST_KEYS, strict=True):
-        graph = Graph.open(path, SessionConfig(), role=key)
-        _check_role(graph, key)
-        check_decoders_belong(decoders, graph.metadata["checkpoint_sha256"], f"the fast decoder {path.name}")
-    return {"image": paths[0].name, "click": paths[1].name}
+    pair = FastDecoder.open_unchecked(paths, SessionConfig())
+    for graph in (pair.image, pair.click):
+        owner = f"the fast decoder {graph.path.name}"
+        check_decoders_belong(decoders, graph.metadata["checkpoint_sha256"], owner)
+    return {"image": pair.image.path.name, "click": pair.click.path.name}
 
 
 def encoder_numbers(meta: dict[str, str]) -> EncoderNumbers:

@@ -44,12 +44,21 @@ class FastDecoder:
     click: Graph
 
     @classmethod
+    def open_unchecked(cls, paths: tuple[Path, Path], config: SessionConfig) -> FastDecoder:
+        """Open both graphs; raise :class:`ModelMismatchError` unless each is its role of the pair
+        (which checkpoint they come from is the caller's to check)."""
+        graphs = []
+        for path, key in zip(paths, FAST_KEYS, strict=True):
+            graphs.append(Graph.open(path, config, role=key))
+            _check_role(graphs[-1], key)
+        return cls(*graphs)
+
+    @classmethod
     def open(cls, paths: tuple[Path, Path], config: SessionConfig, decoder: Graph) -> FastDecoder:
         """Open both graphs; raise :class:`ModelMismatchError` unless they are the pair's roles and
         come from ``decoder``'s checkpoint."""
-        image, click = (Graph.open(p, config, role=key) for p, key in zip(paths, FAST_KEYS, strict=True))
-        for graph, key in ((image, FAST_KEYS[0]), (click, FAST_KEYS[1])):
-            _check_role(graph, key)
+        pair = cls.open_unchecked(paths, config)
+        for graph in (pair.image, pair.click):
             sha = graph.metadata.get("checkpoint_sha256")
             if sha != decoder.metadata.get("checkpoint_sha256"):
                 raise ModelMismatchError(
@@ -57,7 +66,7 @@ class FastDecoder:
                     f"comes from checkpoint {sha}, decoder {decoder.path.name} from "
                     f"{decoder.metadata.get('checkpoint_sha256')}: export both with one sam-export run",
                 )
-        return cls(image, click)
+        return pair
 
     def image_tensors(self, image_inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The per-image tensors by name, from the image's decoder inputs (``image_embeddings``

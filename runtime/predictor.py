@@ -449,14 +449,18 @@ class SamPredictor:
     ):
         """Yield all 4 mask tokens for runs of prompts: ``b x 4 x H x W`` logits, ``b x 4`` IoU,
         ``b x 4 x 256 x 256`` low-res logits. Runs hold at most :data:`DECODER_BYTES` of logits."""
-        per_prompt = decoder_bytes(emb.orig_hw, self.family)
-        step = max(1, min(max_batch, DECODER_BYTES // per_prompt)) if self.batched else 1
+        step = self._run_size(emb, max_batch) if self.batched else 1
         for start in range(0, len(feeds), step):
             chunk = feeds[start : start + step]
             if len({f["point_coords"].shape[1] for f in chunk}) == 1:
                 yield self._run_decoder(emb, stack_feeds(chunk))
             else:  # prompts of one run must share N; mixed counts run one by one
                 yield from (self._run_decoder(emb, f) for f in chunk)
+
+    def _run_size(self, emb: ImageEmbedding, batch: int) -> int:
+        """Prompts per decoder run: at most ``batch``, and at most :data:`DECODER_BYTES` of working
+        memory (:func:`decoder_bytes`) at the embedded image's size; at least 1."""
+        return max(1, min(batch, DECODER_BYTES // decoder_bytes(emb.orig_hw, self.family)))
 
     def _run_decoder(self, emb: ImageEmbedding, feeds: dict[str, np.ndarray]):
         session, names = self.decoder.session, DECODER_OUTPUTS
@@ -533,7 +537,7 @@ class SamPredictor:
         """:meth:`decode_points` through the fast pair: each prompt's click graph run, its
         official tokens picked, only those upscaled to ``H x W`` float32 logits. Yields runs of at
         most ``batch`` prompts holding at most :data:`DECODER_BYTES` (as :meth:`_decode`)."""
-        step = max(1, min(batch, DECODER_BYTES // decoder_bytes(emb.orig_hw, self.family)))
+        step = self._run_size(emb, batch)
         for start in range(0, len(feeds), step):
             picked = [self._fast_tokens(emb, f, multimask_output) for f in feeds[start : start + step]]
             iou = np.stack([scores for scores, _ in picked])
