@@ -33,6 +33,12 @@ channels and constant rows). It holds exactly:
   * every linear map ``W`` of the tokens is ``s * (B W) + Z @ (R W)``, with ``B W`` per image.
 So per click no product runs over 4096 x 256 x 256 except the first transposed convolution's,
 done as ``4096 x r x 256``; the second transposed convolution (after a GELU) runs as before.
+
+Layout. The click graph holds ``Z`` and ``Y`` transposed, ``r x 4096`` (:class:`LowRank`), and
+the image->token attention weights as ``heads x T x 4096``: each per-pixel scale, the softmax over
+the T tokens and each growth of ``Z`` then run along contiguous rows of 4096 values. Pixels first,
+each of those was a broadcast against ``4096 x 1`` over rows of about 7 values, and the click
+took about 15 % longer (ViT-B, onnxruntime, 2 threads).
 """
 
 from __future__ import annotations
@@ -89,11 +95,12 @@ def fast_metadata(common: Mapping[str, str], key: str, wrapper: nn.Module) -> di
 
 def image_tensor_names(depth: int, *, sam2: bool) -> tuple[str, ...]:
     """Names of the per-image tensors, in the per-image graph's output order: per transformer
-    layer ``i``: ``l{i}_tk``/``l{i}_tv`` (token->image keys/values of ``B``, heads x 4096 x d),
-    ``l{i}_iq`` (image->token queries), ``l{i}_var`` (4096 x 1, ``mean((B - mean B)^2)``), ``l{i}_fb``
-    (4096 x f: ``(B - mean) @ F^T``); then ``final_tk``/``final_tv``, ``up1`` (4096 x 4C/4, the
-    first transposed convolution of ``B``), and with SAM 2 the skip rows ``skip1`` (16384 x C/4)
-    and ``skip0`` (16384 x 4C/8), see :func:`skip_rows`."""
+    layer ``i``: ``l{i}_tk`` (token->image keys of ``B``, heads x d x 4096), ``l{i}_tv`` (its
+    values, heads x 4096 x d), ``l{i}_iq`` (image->token queries, heads x d x 4096), ``l{i}_var``
+    (1 x 4096, ``mean((B - mean B)^2)``), ``l{i}_fb`` (f x 4096: ``F (B - mean)^T``); then
+    ``final_tk``/``final_tv``, ``up1`` (4096 x 4C/4 rows, the first transposed convolution of
+    ``B``), and with SAM 2 the skip rows ``skip1`` (16384 x C/4) and ``skip0`` (16384 x 4C/8), see
+    :func:`skip_rows`."""
     names = [f"l{i}_{part}" for i in range(depth) for part in ("tk", "tv", "iq", "var", "fb")]
     names += ["final_tk", "final_tv", "up1"]
     return tuple(names + (["skip1", "skip0"] if sam2 else []))
@@ -102,11 +109,6 @@ def image_tensor_names(depth: int, *, sam2: bool) -> tuple[str, ...]:
 def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
     """``N x (heads*d)`` -> ``heads x N x d``."""
     return x.reshape(x.shape[0], heads, -1).transpose(0, 1)
-
-
-def _head_weight(linear: nn.Linear, heads: int) -> torch.Tensor:
-    """``linear``'s weight as ``heads x C_in x d`` (so that ``x @ w[h]`` is head h's projection)."""
-    return linear.weight.t().reshape(linear.in_features, heads, -1).transpose(0, 1)
 
 
 class FoldedDecoder(nn.Module):
@@ -187,26 +189,31 @@ class FastDecoderImageGraph(_PairGraph):
     def forward(self, image_embeddings: torch.Tensor, *high_res: torch.Tensor) -> tuple[torch.Tensor, ...]:
         transformer = self.mask_decoder.transformer
         c = image_embeddings.shape[1]
-        rows = image_embeddings[0].reshape(c, -1).t()  # 4096 x C, row-major pixels
-        base = rows + self.prompt_encoder.no_mask_embed.weight  # layer 0's B: image + no-mask embedding
+        # Channels first, C x N (N pixels row-major), as the embedding comes: the click graph's
+        # per-pixel scalars and reductions then run along contiguous rows of N.
+        base = image_embeddings[0].reshape(c, -1) + self.prompt_encoder.no_mask_embed.weight.t()
         out = []
         for i, layer in enumerate(transformer.layers):
             t2i, i2t = layer.cross_attn_token_to_image, layer.cross_attn_image_to_token
-            out += [(base @ _head_weight(t2i.k_proj, t2i.num_heads)).transpose(1, 2)]
-            out += [base @ _head_weight(t2i.v_proj, t2i.num_heads)]
-            out.append(base @ _head_weight(i2t.q_proj, i2t.num_heads))
-            mean = base.mean(-1, keepdim=True)
-            centred = base - mean
-            out += [(centred * centred).mean(-1, keepdim=True), centred @ self.folded.fixed_rows(i).t()]
-            base = centred * layer.norm4.weight
+            out.append(_project(t2i.k_proj, base, t2i.num_heads))
+            out.append(_project(t2i.v_proj, base, t2i.num_heads).transpose(1, 2))
+            out.append(_project(i2t.q_proj, base, i2t.num_heads))
+            centred = base - base.mean(0, keepdim=True)
+            out += [(centred * centred).mean(0, keepdim=True), self.folded.fixed_rows(i) @ centred]
+            base = centred * layer.norm4.weight[:, None]
         final = transformer.final_attn_token_to_image
-        out += [(base @ _head_weight(final.k_proj, final.num_heads)).transpose(1, 2)]
-        out += [base @ _head_weight(final.v_proj, final.num_heads)]
+        out.append(_project(final.k_proj, base, final.num_heads))
+        out.append(_project(final.v_proj, base, final.num_heads).transpose(1, 2))
         up1 = self.mask_decoder.output_upscaling[0]
-        out.append(base @ up1_matrix(up1))
+        out.append((base.t() @ up1_matrix(up1)).contiguous())
         if self.sam2:
             out += list(skip_rows(high_res, up1, self.mask_decoder.output_upscaling[3]))
         return tuple(out)
+
+
+def _project(linear: nn.Linear, columns: torch.Tensor, heads: int) -> torch.Tensor:
+    """``linear``'s weight (no bias) times channels-first ``C x N`` columns: ``heads x d x N``."""
+    return (linear.weight @ columns).reshape(heads, -1, columns.shape[1])
 
 
 def skip_rows(
@@ -223,11 +230,12 @@ def skip_rows(
     return skip1, skip0 + up2.bias.repeat(4)
 
 
-def softmax_last(x: torch.Tensor) -> torch.Tensor:
-    """Softmax over the last axis, written out: onnxruntime's Softmax is slow on a short last
-    axis (8 x 4096 rows of T about 7), the three elementwise passes are not."""
-    e = torch.exp(x - x.amax(dim=-1, keepdim=True))
-    return e / e.sum(dim=-1, keepdim=True)
+def softmax_tokens(x: torch.Tensor) -> torch.Tensor:
+    """Softmax over axis 1 of ``heads x T x N`` (the T prompt tokens of each pixel), written out:
+    with N last every pass and reduction runs along contiguous rows of N (onnxruntime's Softmax
+    over a short last axis, and broadcasts against ``N x 1``, are slow)."""
+    e = torch.exp(x - x.amax(dim=1, keepdim=True))
+    return e / e.sum(dim=1, keepdim=True)
 
 
 def up1_matrix(up1: nn.ConvTranspose2d) -> torch.Tensor:
@@ -237,17 +245,20 @@ def up1_matrix(up1: nn.ConvTranspose2d) -> torch.Tensor:
 
 
 class LowRank:
-    """Image tokens ``s * B + Z @ R`` of one click (the module docstring's notation).
+    """Image tokens of one click, channels first: ``X^T = s * B^T + R^T @ Zt`` (the module
+    docstring's ``s * B + Z @ R``, transposed).
 
-    ``s``: ``N x 1`` or None (1); ``z``: ``N x r``; ``r``: ``r x C``; ``y``: ``N x f`` with
-    ``y @ F = z @ r`` for the fixed rows ``F`` of the next LayerNorm.
+    ``s``: ``1 x N`` or None (1); ``zt``: ``r x N``; ``r``: ``r x C``; ``yt``: ``f x N`` with
+    ``F^T @ yt = R^T @ zt`` for the fixed rows ``F`` of the next LayerNorm. Growing ``Z`` by
+    columns is then a concatenation of whole rows of N.
     """
 
-    def __init__(self, s, z, r, y):
-        self.s, self.z, self.r, self.y = s, z, r, y
+    def __init__(self, s, zt, r, yt):
+        self.s, self.zt, self.r, self.yt = s, zt, r, yt
 
     def scaled(self, t: torch.Tensor) -> torch.Tensor:
-        return t if self.s is None else self.s * t
+        """``t`` (``... x N``) times ``s``."""
+        return t if self.s is None else t * self.s
 
 
 class FastDecoderClickGraph(_PairGraph):
@@ -325,15 +336,15 @@ class FastDecoderClickGraph(_PairGraph):
 
     def _mask_state(self, mask_input: torch.Tensor, has_mask_input: torch.Tensor) -> LowRank:
         """Layer 0's image tokens minus ``B``: the dense embedding's difference from no-mask,
-        ``has * (M16 @ W + b - no_mask)`` with M16 the downscaler's 16 channels before its
-        last 1x1 convolution (4096 x 16)."""
+        ``has * (W^T M16 + b - no_mask)`` with M16 the downscaler's 16 channels before its
+        last 1x1 convolution (16 x 4096, channels first as the convolution gives them)."""
         downscale = self.prompt_encoder.mask_downscaling
         m16 = downscale[:-1](mask_input)[0]
-        m16 = m16.reshape(m16.shape[0], -1).t()
+        m16 = m16.reshape(m16.shape[0], -1)
         has = has_mask_input.reshape(1, 1)
-        z = torch.cat([m16 * has, has.expand(m16.shape[0], 1)], dim=1)
-        rows = self.folded.fixed_rows(0)[: z.shape[1]]
-        return LowRank(None, z, rows, z)
+        zt = torch.cat([m16 * has, has.expand(1, m16.shape[1])])
+        rows = self.folded.fixed_rows(0)[: zt.shape[0]]
+        return LowRank(None, zt, rows, zt)
 
     # -- image side ---------------------------------------------------------------------------
 
@@ -355,84 +366,66 @@ class FastDecoderClickGraph(_PairGraph):
         state = self._image_to_token(i2t, state, queries + tokens, queries, image[f"l{i}_iq"])
         return queries, state
 
-    def _image_logits(self, attn: Attention, state: LowRank, base_q, keys: torch.Tensor) -> torch.Tensor:
-        """Image->token attention logits ``heads x N x T``: ``q_proj(image + pe)_h @ k_h^T / sqrt(d)``
-        with ``base_q`` = ``B`` through ``q_proj`` (heads x N x d) and ``keys`` ``T x (heads*d)``."""
-        heads = attn.num_heads
-        k = _heads(keys / attn.sqrt_head_dim, heads).transpose(1, 2)  # heads x d x T
-        rw = (state.r @ attn.q_proj.weight.t()).reshape(state.r.shape[0], heads, -1).transpose(0, 1)
-        low = state.z @ (rw @ k)  # heads x N x T (Z broadcast over heads)
-        pe_q = self._pe_rows(attn.q_proj, heads, transpose=False)
-        return self._scaled(state, base_q @ k) + pe_q @ k + low
+    def _logits(self, linear: nn.Linear, state: LowRank, base: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Attention logits ``heads x T x N`` of the prompt side's ``rows`` (``heads x T x d``,
+        already scaled by 1/sqrt(d)) against the image tokens plus positional encoding through
+        ``linear`` (the image side's projection); ``base``: ``B`` through ``linear``, heads x d x N."""
+        heads = rows.shape[0]
+        rw = (state.r @ linear.weight.t()).reshape(state.r.shape[0], heads, -1).permute(1, 2, 0)  # h x d x r
+        low = (rows @ rw) @ state.zt  # heads x T x N
+        return state.scaled(rows @ base) + rows @ self._pe_columns(linear, heads) + low
 
-    def _token_logits(self, attn: Attention, state: LowRank, base_kt, queries: torch.Tensor) -> torch.Tensor:
-        """Token->image attention logits ``heads x T x N``: ``q_h @ k_proj(image + pe)_h^T / sqrt(d)``
-        with ``base_kt`` = ``B`` through ``k_proj``, transposed (heads x d x N), ``queries``
-        ``T x (heads*d)``."""
-        heads = attn.num_heads
-        q = _heads(queries / attn.sqrt_head_dim, heads)  # heads x T x d
-        rw = (state.r @ attn.k_proj.weight.t()).reshape(state.r.shape[0], heads, -1).permute(1, 2, 0)
-        low = (q @ rw) @ state.z.t()  # heads x T x N
-        pe_k = self._pe_rows(attn.k_proj, heads, transpose=True)
-        return self._scaled_rows(state, q @ base_kt) + q @ pe_k + low
-
-    def _scaled(self, state: LowRank, t: torch.Tensor) -> torch.Tensor:
-        return t if state.s is None else state.s * t
-
-    @staticmethod
-    def _scaled_rows(state: LowRank, wt: torch.Tensor) -> torch.Tensor:
-        return wt if state.s is None else wt * state.s.reshape(1, 1, -1)
-
-    def _pe_rows(self, linear: nn.Linear, heads: int, *, transpose: bool) -> torch.Tensor:
-        """The dense positional encoding through ``linear`` (bias included), heads x N x d, or
-        heads x d x N with ``transpose``: a constant of the graph."""
+    def _pe_columns(self, linear: nn.Linear, heads: int) -> torch.Tensor:
+        """The dense positional encoding through ``linear`` (bias included), heads x d x N: a
+        constant of the graph."""
         with torch.no_grad():
             pe = self.prompt_encoder.get_dense_pe()[0]
-            rows = _heads(linear(pe.reshape(pe.shape[0], -1).t()), heads)
-            return rows.transpose(1, 2).contiguous() if transpose else rows
+            return (linear.weight @ pe.reshape(pe.shape[0], -1) + linear.bias[:, None]).reshape(heads, -1, pe[0].numel())
 
-    def _token_to_image(self, attn: Attention, q_tokens, state: LowRank, base_kt, base_v) -> torch.Tensor:
-        """``attn(q_tokens, image + pe, image)`` for tokens ``T x C`` -> ``T x C``."""
+    def _token_to_image(self, attn: Attention, q_tokens, state: LowRank, base_k, base_v) -> torch.Tensor:
+        """``attn(q_tokens, image + pe, image)`` for tokens ``T x C`` -> ``T x C``; ``base_k``:
+        ``B`` through ``k_proj``, heads x d x N; ``base_v``: through ``v_proj``, heads x N x d."""
         heads = attn.num_heads
-        wt = self._token_logits(attn, state, base_kt, attn.q_proj(q_tokens)).softmax(dim=-1)  # h x T x N
-        pooled = self._scaled_rows(state, wt) @ base_v  # heads x T x d
+        q = _heads(attn.q_proj(q_tokens) / attn.sqrt_head_dim, heads)  # heads x T x d
+        wt = self._logits(attn.k_proj, state, base_k, q).softmax(dim=-1)  # heads x T x N
+        pooled = state.scaled(wt) @ base_v  # heads x T x d
         rv = (state.r @ attn.v_proj.weight.t()).reshape(state.r.shape[0], heads, -1).transpose(0, 1)
-        pooled = pooled + (wt @ state.z) @ rv + attn.v_proj.bias.reshape(heads, 1, -1)
+        pooled = pooled + (wt @ state.zt.t()) @ rv + attn.v_proj.bias.reshape(heads, 1, -1)
         return attn.out_proj(pooled.transpose(0, 1).reshape(q_tokens.shape[0], -1))
 
     def _image_to_token(self, attn: Attention, state: LowRank, k_tokens, v_tokens, base_q) -> LowRank:
-        """``state + attn(image + pe, k_tokens, v_tokens)``, the update in low-rank form."""
+        """``state + attn(image + pe, k_tokens, v_tokens)``, the update in low-rank form;
+        ``base_q``: ``B`` through ``q_proj``, heads x d x N."""
         heads, t = attn.num_heads, k_tokens.shape[0]
-        k = attn.k_proj(k_tokens)
-        weights = softmax_last(self._image_logits(attn, state, base_q, k))  # heads x N x T
+        k = _heads(attn.k_proj(k_tokens) / attn.sqrt_head_dim, heads)  # heads x T x d
+        weights = softmax_tokens(self._logits(attn.q_proj, state, base_q, k))  # heads x T x N
         v = _heads(attn.v_proj(v_tokens), heads)  # heads x T x d
-        n = weights.shape[1]
-        a = weights.transpose(0, 1).reshape(n, heads * t)
-        o = (weights @ v).transpose(0, 1).reshape(n, -1)  # N x (heads*d)
+        n = weights.shape[-1]
+        a = weights.reshape(heads * t, n)
+        o = (v.transpose(1, 2) @ weights).reshape(-1, n)  # (heads*d) x N
         wo = attn.out_proj.weight.t().reshape(heads, -1, attn.out_proj.out_features)  # h x d x C
         u = (v @ wo).reshape(heads * t, -1)
-        ones = torch.ones_like(a[:, :1])
-        z = torch.cat([state.z, a, ones], dim=1)
+        ones = torch.ones_like(a[:1])
+        zt = torch.cat([state.zt, a, ones])
         r = torch.cat([state.r, u, attn.out_proj.bias[None]])
-        y = torch.cat([state.y, o, ones], dim=1)
-        return LowRank(state.s, z, r, y)
+        yt = torch.cat([state.yt, o, ones])
+        return LowRank(state.s, zt, r, yt)
 
     def _norm(self, norm: nn.LayerNorm, state: LowRank, var_b, fixed_b) -> LowRank:
-        """``norm`` of ``s * B + Z @ R`` as a :class:`LowRank` (see the module docstring)."""
+        """``norm`` of the image tokens as a :class:`LowRank` (see the module docstring)."""
         c = state.r.shape[1]
         r_c = state.r - state.r.mean(-1, keepdim=True)  # the mean of s * B is in B' (per image)
-        s2 = var_b if state.s is None else state.s * state.s * var_b
-        cross = (state.y * fixed_b).sum(-1, keepdim=True)
-        cross = cross if state.s is None else state.s * cross
-        quad = ((state.z @ (r_c @ r_c.t())) * state.z).sum(-1, keepdim=True)
+        s2 = var_b if state.s is None else var_b * state.s * state.s
+        cross = state.scaled((state.yt * fixed_b).sum(0, keepdim=True))
+        quad = (((r_c @ r_c.t()) @ state.zt) * state.zt).sum(0, keepdim=True)
         var = s2 + (2.0 / c) * cross + quad / c
-        inv = torch.rsqrt(var + norm.eps)
+        inv = torch.rsqrt(var + norm.eps)  # 1 x N
         s = inv if state.s is None else state.s * inv
         ones = torch.ones_like(inv)
-        z = torch.cat([state.z * inv, ones], dim=1)
+        zt = torch.cat([state.zt * inv, ones])
         r = torch.cat([r_c * norm.weight, norm.bias[None]])
-        y = torch.cat([state.y * inv, ones], dim=1)
-        return LowRank(s, z, r, y)
+        yt = torch.cat([state.yt * inv, ones])
+        return LowRank(s, zt, r, yt)
 
     # -- upscaling ----------------------------------------------------------------------------
 
@@ -441,7 +434,9 @@ class FastDecoderClickGraph(_PairGraph):
         up1, norm, act1, up2, act2 = self.mask_decoder.output_upscaling
         c1, c2 = up1.out_channels, up2.out_channels
         w1 = up1_matrix(up1)
-        x = self._scaled(state, image["up1"]) + state.z @ (state.r @ w1)  # N x (dy, dx, C1)
+        s = None if state.s is None else state.s.reshape(-1, 1)
+        x = image["up1"] if s is None else image["up1"] * s
+        x = x + state.zt.t() @ (state.r @ w1)  # N x (dy, dx, C1)
         h, w = self.prompt_encoder.image_embedding_hw
         # Rows into image order (2h x 2w pixels) once, on 64-float blocks, so that the masks
         # need one cheap transpose at the end instead of one over every 2 x 2 offset.
