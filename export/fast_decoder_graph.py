@@ -366,7 +366,9 @@ class FastDecoderClickGraph(_PairGraph):
         state = self._image_to_token(i2t, state, queries + tokens, queries, image[f"l{i}_iq"])
         return queries, state
 
-    def _logits(self, linear: nn.Linear, state: LowRank, base: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    def _logits(
+        self, linear: nn.Linear, state: LowRank, base: torch.Tensor, rows: torch.Tensor
+    ) -> torch.Tensor:
         """Attention logits ``heads x T x N`` of the prompt side's ``rows`` (``heads x T x d``,
         already scaled by 1/sqrt(d)) against the image tokens plus positional encoding through
         ``linear`` (the image side's projection); ``base``: ``B`` through ``linear``, heads x d x N."""
@@ -380,7 +382,9 @@ class FastDecoderClickGraph(_PairGraph):
         constant of the graph."""
         with torch.no_grad():
             pe = self.prompt_encoder.get_dense_pe()[0]
-            return (linear.weight @ pe.reshape(pe.shape[0], -1) + linear.bias[:, None]).reshape(heads, -1, pe[0].numel())
+            return (linear.weight @ pe.reshape(pe.shape[0], -1) + linear.bias[:, None]).reshape(
+                heads, -1, pe[0].numel()
+            )
 
     def _token_to_image(self, attn: Attention, q_tokens, state: LowRank, base_k, base_v) -> torch.Tensor:
         """``attn(q_tokens, image + pe, image)`` for tokens ``T x C`` -> ``T x C``; ``base_k``:
