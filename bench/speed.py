@@ -20,7 +20,9 @@ Rows (each measured in its own subprocess, so its peak memory is its own):
 * decoder, one click, single mask (the official contract with upscaling to the original size)
   at 480 x 640 and 1500 x 2250: the official layout (with ``--checkpoint``), ``decoder.onnx``
   and ``decoder.int8.onnx``, and the fast pair (``decoder_click.onnx`` on its per-image tensors,
-  then the picked mask upscaled to a bool mask in numpy, as ``SamPredictor`` does);
+  then the picked mask upscaled to a bool mask in numpy, as ``SamPredictor`` does), on
+  onnxruntime's CPU provider and, as the runtime opens it in an ``[openvino]`` environment, on
+  OpenVINO at f32 (an OpenVINO row, see below);
 * predictor end to end (``SamPredictor``: read the image, embed, one click) on 480 x 640.
 
 Each cell is the median over ``--repeats`` timed runs after one warm-up, with the min-max range.
@@ -156,8 +158,15 @@ def _fast_click(spec: dict, model_dir: Path, threads: int, repeats: int, rng) ->
     the original size in numpy. Same random embedding and prompt as the ``decoder`` rows."""
     from sam_onnx.runtime.upscale import upscale_masks
 
-    image = _session(model_dir / spec["image"], threads, "all")
-    click = _session(model_dir / spec["file"], threads, "all")
+    if "provider" in spec:  # as the runtime opens the pair (OpenVINO: f32, see session.py)
+        from sam_onnx.runtime.session import open_session
+
+        config = _engine_config(spec, threads)
+        image = open_session(model_dir / spec["image"], config, role="decoder_image")
+        click = open_session(model_dir / spec["file"], config, role="decoder_click")
+    else:
+        image = _session(model_dir / spec["image"], threads, "all")
+        click = _session(model_dir / spec["file"], threads, "all")
     family = click.get_modelmeta().custom_metadata_map.get("family", "sam")
     h, w = spec["hw"]
     feeds = _click_feeds(rng, h, w)
@@ -227,10 +236,13 @@ def rows(files: dict[str, str]) -> list[dict]:
                 name = f"decoder click {label} {hw[0]}x{hw[1]}"
                 out.append({"name": name, "kind": "decoder", "file": files[key], "hw": hw})
     if "decoder_click" in files:  # the fast pair: click graph + numpy upscaling of the picked mask
-        for hw in ((480, 640), (1500, 2250)):
-            name = f"decoder click fast pair {hw[0]}x{hw[1]}"
-            row = {"name": name, "kind": "fast-click", "file": files["decoder_click"], "hw": hw}
-            out.append({**row, "image": files["decoder_image"], "group": "decoder"})
+        for engine in ("", "OpenVINO f32 "):
+            for hw in ((480, 640), (1500, 2250)):
+                name = f"decoder click fast pair {engine}{hw[0]}x{hw[1]}"
+                row = {"name": name, "kind": "fast-click", "file": files["decoder_click"], "hw": hw}
+                if engine:
+                    row.update(provider="openvino", openvino_precision="f32", openvino=True)
+                out.append({**row, "image": files["decoder_image"], "group": "decoder"})
     out.append({"name": "predictor: embed + click, 480x640", "kind": "predictor"})
     for r in out:
         r.setdefault("group", r["kind"].split("-")[0])

@@ -96,11 +96,12 @@ def fast_metadata(common: Mapping[str, str], key: str, wrapper: nn.Module) -> di
 def image_tensor_names(depth: int, *, sam2: bool) -> tuple[str, ...]:
     """Names of the per-image tensors, in the per-image graph's output order: per transformer
     layer ``i``: ``l{i}_tk`` (token->image keys of ``B``, heads x d x 4096), ``l{i}_tv`` (its
-    values, heads x 4096 x d), ``l{i}_iq`` (image->token queries, heads x d x 4096), ``l{i}_var``
+    values, heads x 4096 x d), ``l{i}_iq`` (image->token queries, heads x d x 4096; ``l0_tk``
+    and ``l0_iq`` of ``B`` plus the positional encoding, bias included), ``l{i}_var``
     (1 x 4096, ``mean((B - mean B)^2)``), ``l{i}_fb`` (f x 4096: ``F (B - mean)^T``); then
     ``final_tk``/``final_tv``, ``up1`` (4096 x 4C/4 rows, the first transposed convolution of
-    ``B``), and with SAM 2 the skip rows ``skip1`` (16384 x C/4) and ``skip0`` (16384 x 4C/8), see
-    :func:`skip_rows`."""
+    ``B``), and with SAM 2 the skip rows ``skip1`` (16384 x C/4) and ``skip0`` (2 x 16384 x
+    2C/8), see :func:`skip_rows`."""
     names = [f"l{i}_{part}" for i in range(depth) for part in ("tk", "tv", "iq", "var", "fb")]
     names += ["final_tk", "final_tv", "up1"]
     return tuple(names + (["skip1", "skip0"] if sam2 else []))
@@ -158,6 +159,15 @@ class _PairGraph(nn.Module):
         self.folded = folded_decoder(prompt_encoder, mask_decoder)
         self.depth = len(mask_decoder.transformer.layers)
 
+    def _pe_columns(self, linear: nn.Linear, heads: int) -> torch.Tensor:
+        """The dense positional encoding through ``linear`` (bias included), heads x d x N: a
+        constant of the graph."""
+        with torch.no_grad():
+            pe = self.prompt_encoder.get_dense_pe()[0]
+            return (linear.weight @ pe.reshape(pe.shape[0], -1) + linear.bias[:, None]).reshape(
+                heads, -1, pe[0].numel()
+            )
+
 
 class FastDecoderImageGraph(_PairGraph):
     """Export-only wrapper: the per-image half of the fast decoder (see the module docstring).
@@ -195,9 +205,12 @@ class FastDecoderImageGraph(_PairGraph):
         out = []
         for i, layer in enumerate(transformer.layers):
             t2i, i2t = layer.cross_attn_token_to_image, layer.cross_attn_image_to_token
-            out.append(_project(t2i.k_proj, base, t2i.num_heads))
-            out.append(_project(t2i.v_proj, base, t2i.num_heads).transpose(1, 2))
-            out.append(_project(i2t.q_proj, base, i2t.num_heads))
+            keys = _project(t2i.k_proj, base, t2i.num_heads)
+            queries = _project(i2t.q_proj, base, i2t.num_heads)
+            if i == 0:  # s = 1 here: the positional encoding is added once per image, not per click
+                keys = keys + self._pe_columns(t2i.k_proj, t2i.num_heads)
+                queries = queries + self._pe_columns(i2t.q_proj, i2t.num_heads)
+            out += [keys, _project(t2i.v_proj, base, t2i.num_heads).transpose(1, 2), queries]
             centred = base - base.mean(0, keepdim=True)
             out += [(centred * centred).mean(0, keepdim=True), self.folded.fixed_rows(i) @ centred]
             base = centred * layer.norm4.weight[:, None]
@@ -207,7 +220,7 @@ class FastDecoderImageGraph(_PairGraph):
         up1 = self.mask_decoder.output_upscaling[0]
         out.append((base.t() @ up1_matrix(up1)).contiguous())
         if self.sam2:
-            out += list(skip_rows(high_res, up1, self.mask_decoder.output_upscaling[3]))
+            out += list(skip_rows(high_res, self.mask_decoder.output_upscaling[3]))
         return tuple(out)
 
 
@@ -216,18 +229,17 @@ def _project(linear: nn.Linear, columns: torch.Tensor, heads: int) -> torch.Tens
     return (linear.weight @ columns).reshape(heads, -1, columns.shape[1])
 
 
-def skip_rows(
-    high_res, up1: nn.ConvTranspose2d, up2: nn.ConvTranspose2d
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """SAM 2's skip features in the click graph's row order, each transposed convolution's bias
-    added: ``skip1`` ``4hw x C1`` (pixels of the 2h x 2w map, row-major) and ``skip0``
-    ``4hw x (dy, dx, C2)`` (the 4h x 4w map's pixel ``(2Y + dy, 2X + dx)`` in row ``(Y, X)``)."""
+def skip_rows(high_res, up2: nn.ConvTranspose2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """SAM 2's skip features in the click graph's row order: ``skip1`` ``4hw x C1`` (pixels of
+    the 2h x 2w map, row-major; the first transposed convolution's bias rides elsewhere) and
+    ``skip0`` ``2 x 4hw x (dx, C2)`` with the second's bias added (the 4h x 4w map's pixel
+    ``(2Y + dy, 2X + dx)`` at ``[dy, (Y, X)]``)."""
     feat_s0, feat_s1 = high_res
     c1, c0 = feat_s1.shape[1], feat_s0.shape[1]
-    skip1 = feat_s1[0].reshape(c1, -1).t() + up1.bias
+    skip1 = feat_s1[0].reshape(c1, -1).t()
     h2, w2 = feat_s1.shape[-2:]
-    skip0 = feat_s0[0].reshape(c0, h2, 2, w2, 2).permute(1, 3, 2, 4, 0).reshape(h2 * w2, 4 * c0)
-    return skip1, skip0 + up2.bias.repeat(4)
+    skip0 = feat_s0[0].reshape(c0, h2, 2, w2, 2).permute(2, 1, 3, 4, 0).reshape(2, h2 * w2, 2 * c0)
+    return skip1, skip0 + up2.bias.repeat(2)
 
 
 def softmax_tokens(x: torch.Tensor) -> torch.Tensor:
@@ -371,20 +383,14 @@ class FastDecoderClickGraph(_PairGraph):
     ) -> torch.Tensor:
         """Attention logits ``heads x T x N`` of the prompt side's ``rows`` (``heads x T x d``,
         already scaled by 1/sqrt(d)) against the image tokens plus positional encoding through
-        ``linear`` (the image side's projection); ``base``: ``B`` through ``linear``, heads x d x N."""
+        ``linear`` (the image side's projection); ``base``: ``B`` through ``linear``, heads x d x N
+        (layer 0: ``B`` plus the positional encoding, through ``linear`` with its bias)."""
         heads = rows.shape[0]
         rw = (state.r @ linear.weight.t()).reshape(state.r.shape[0], heads, -1).permute(1, 2, 0)  # h x d x r
         low = (rows @ rw) @ state.zt  # heads x T x N
+        if state.s is None:  # layer 0: the per-image tensor holds the positional encoding too
+            return rows @ base + low
         return state.scaled(rows @ base) + rows @ self._pe_columns(linear, heads) + low
-
-    def _pe_columns(self, linear: nn.Linear, heads: int) -> torch.Tensor:
-        """The dense positional encoding through ``linear`` (bias included), heads x d x N: a
-        constant of the graph."""
-        with torch.no_grad():
-            pe = self.prompt_encoder.get_dense_pe()[0]
-            return (linear.weight @ pe.reshape(pe.shape[0], -1) + linear.bias[:, None]).reshape(
-                heads, -1, pe[0].numel()
-            )
 
     def _token_to_image(self, attn: Attention, q_tokens, state: LowRank, base_k, base_v) -> torch.Tensor:
         """``attn(q_tokens, image + pe, image)`` for tokens ``T x C`` -> ``T x C``; ``base_k``:
@@ -437,23 +443,30 @@ class FastDecoderClickGraph(_PairGraph):
         """All mask tokens' low-res logits ``1 x M x 256 x 256`` (as :meth:`MaskDecoder.upscale_rows`)."""
         up1, norm, act1, up2, act2 = self.mask_decoder.output_upscaling
         c1, c2 = up1.out_channels, up2.out_channels
-        w1 = up1_matrix(up1)
+        # The last LayerNorm left a row of ones last in Z, so the bias rides on its row of R W1.
+        rw1 = state.r @ up1_matrix(up1)
+        rw1 = torch.cat([rw1[:-1], rw1[-1:] + up1.bias.repeat(4)])
         s = None if state.s is None else state.s.reshape(-1, 1)
         x = image["up1"] if s is None else image["up1"] * s
-        x = x + state.zt.t() @ (state.r @ w1)  # N x (dy, dx, C1)
+        x = x + state.zt.t() @ rw1  # N x (dy, dx, C1)
         h, w = self.prompt_encoder.image_embedding_hw
         # Rows into image order (2h x 2w pixels) once, on 64-float blocks, so that the masks
-        # need one cheap transpose at the end instead of one over every 2 x 2 offset.
+        # need only cheap reorders at the end instead of one over every 2 x 2 offset.
         x = x.reshape(h, w, 2, 2, c1).permute(0, 2, 1, 3, 4).reshape(4 * h * w, c1)
-        x = x + image["skip1"] if self.sam2 else x + up1.bias
+        if self.sam2:
+            x = x + image["skip1"]
         x = act1(F.layer_norm(x, (c1,), norm.weight, norm.bias, norm.eps))
-        w2 = up2.weight.permute(0, 2, 3, 1).reshape(c1, 4 * c2)
-        x = x @ w2 + (image["skip0"] if self.sam2 else up2.bias.repeat(4))  # 4N x (dy, dx, C2)
         m = hyper_in.shape[0]
-        # Each (dy, dx) group of C2 channels times the hypernetwork weights: one product with a
-        # block-diagonal (4 C2) x (4 M) matrix, a better shape for the GEMM than 16N x C2 x M.
-        eye = torch.eye(4, dtype=x.dtype)
-        blocks = (eye[:, None, :, None] * hyper_in.t()[None, :, None, :]).reshape(4 * c2, 4 * m)
-        masks = act2(x) @ blocks  # 4N x (dy, dx, M)
-        masks = masks.reshape(2 * h, 2 * w, 2, 2, m).permute(4, 0, 2, 1, 3)
-        return masks.reshape(1, m, 4 * h, 4 * w)
+        # Per output row offset dy: the second transposed convolution's (dx, C2) columns, then
+        # each dx group of C2 channels times the hypernetwork weights (one product with a
+        # block-diagonal (2 C2) x (M, dx) matrix). Each dy's masks are then M x (2h x 2w x dx),
+        # one cheap move of the M axis, and the two dy halves interleave by a concatenation.
+        w2 = up2.weight.permute(0, 2, 3, 1).reshape(c1, 2, 2 * c2)  # C1 x dy x (dx, C2)
+        eye = torch.eye(2, dtype=x.dtype)
+        blocks = (eye[:, None, None, :] * hyper_in.t()[None, :, :, None]).reshape(2 * c2, 2 * m)
+        halves = []
+        for dy in range(2):
+            bias = image["skip0"][dy] if self.sam2 else up2.bias.repeat(2)
+            masks = act2(x @ w2[:, dy] + bias) @ blocks  # 4N x (M, dx)
+            halves.append(masks.reshape(-1, m, 2).transpose(0, 1).reshape(m, 2 * h, 1, 4 * w))
+        return torch.cat(halves, dim=2).reshape(1, m, 4 * h, 4 * w)

@@ -73,7 +73,7 @@ class Graph:
             dict(session.get_modelmeta().custom_metadata_map),
             tuple(i.name for i in session.get_inputs()),
             tuple(o.name for o in session.get_outputs()),
-            engine_label(session, config),
+            engine_label(session, config, role),
         )
 
     @property

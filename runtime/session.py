@@ -59,7 +59,8 @@ class SessionConfig:
       openvino_precision: OpenVINO's compute precision on the CPU: ``f32``; ``bf16`` (the graph
         stays float32 at its inputs and outputs; masks within the tolerances in
         tests/test_openvino.py); ``auto``: bf16 where the CPU has native bf16
-        (:data:`BF16_CPU_FLAGS`), else f32. Ignored by the other providers.
+        (:data:`BF16_CPU_FLAGS`), else f32, for the encoder; f32 for the decoder graphs (see
+        :func:`openvino_precision`). Ignored by the other providers.
     """
 
     providers: tuple[str, ...] = ("auto",)
@@ -104,7 +105,7 @@ def open_session(path: str | os.PathLike[str], config: SessionConfig, *, role: s
     options.enable_cpu_mem_arena = config.memory_arena
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if config.spinning else "0")
     try:
-        providers = [_provider_entry(p, config) for p in requested if p in available]
+        providers = [_provider_entry(p, config, role) for p in requested if p in available]
         session = ort.InferenceSession(str(path), options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own C++ exception types
         raise ModelLoadError(path, _load_problem(exc)) from None
@@ -142,36 +143,40 @@ def cpu_bf16_flags() -> list[str]:
     return [f for f in BF16_CPU_FLAGS if f in flags]
 
 
-def openvino_precision(config: SessionConfig) -> tuple[str, str]:
-    """(``f32`` or ``bf16``, why) that OpenVINO computes in under ``config``."""
+def openvino_precision(config: SessionConfig, role: str = "encoder") -> tuple[str, str]:
+    """(``f32`` or ``bf16``, why) that OpenVINO computes the ``role`` graph in under ``config``.
+    ``auto`` takes bf16 for the encoder only: the decoder graphs' products are small, and in bf16
+    the fast pair's click flipped about 0.4 % of its low-res mask pixels (docs/BENCHMARKS.md)."""
     if config.openvino_precision != "auto":
         return config.openvino_precision, "asked for"
+    if role != "encoder":
+        return "f32", "auto: decoder graphs run in f32"
     flags = cpu_bf16_flags()
     if flags:
         return "bf16", f"auto: the CPU has native bf16 ({', '.join(flags)})"
     return "f32", "auto: the CPU has no native bf16"
 
 
-def _provider_entry(name: str, config: SessionConfig):
+def _provider_entry(name: str, config: SessionConfig, role: str = "encoder"):
     """``name``, or (name, options) for the providers that take options from the config."""
     if name != OPENVINO:
         return name
     # OpenVINO's own CPU default is bf16 on bf16 CPUs, so f32 is asked for explicitly too. Its
     # load_config must be inline JSON: a path to a JSON file there is a parse error (1.24.1).
-    hint = {"CPU": {"INFERENCE_PRECISION_HINT": openvino_precision(config)[0]}}
+    hint = {"CPU": {"INFERENCE_PRECISION_HINT": openvino_precision(config, role)[0]}}
     options = {"device_type": "CPU", "load_config": json.dumps(hint)}
     if config.intra_op_threads:
         options["num_of_threads"] = str(config.intra_op_threads)
     return name, options
 
 
-def engine_label(session, config: SessionConfig) -> str:
+def engine_label(session, config: SessionConfig, role: str = "encoder") -> str:
     """Which engine runs ``session`` and in what precision, e.g. ``OpenVINOExecutionProvider (CPU,
     bf16; auto: the CPU has native bf16 (avx512_bf16))`` or ``CPUExecutionProvider``."""
     used = session.get_providers()[0]
     if used != OPENVINO:
         return used
-    precision, why = openvino_precision(config)
+    precision, why = openvino_precision(config, role)
     return f"{used} (CPU, {precision}; {why})"
 
 

@@ -96,6 +96,19 @@ def test_precision_choice(monkeypatch, asked, flags, expected):
     assert json.loads(options["load_config"]) == {"CPU": {"INFERENCE_PRECISION_HINT": expected}}
 
 
+def test_auto_runs_the_decoder_graphs_in_f32(monkeypatch):
+    """``auto`` is bf16 for the encoder only; an asked-for precision holds for every graph."""
+    monkeypatch.setattr(session_module, "cpu_bf16_flags", lambda: ["avx512_bf16"])
+    config = SessionConfig(providers=("openvino",))
+    assert session_module.openvino_precision(config, "encoder")[0] == "bf16"
+    for role in ("decoder", "decoder_image", "decoder_click"):
+        assert session_module.openvino_precision(config, role) == ("f32", "auto: decoder graphs run in f32")
+        _, options = session_module._provider_entry(OPENVINO, config, role)
+        assert json.loads(options["load_config"]) == {"CPU": {"INFERENCE_PRECISION_HINT": "f32"}}
+    asked = SessionConfig(providers=("openvino",), openvino_precision="bf16")
+    assert session_module.openvino_precision(asked, "decoder_click") == ("bf16", "asked for")
+
+
 def test_cpu_flags_read_from_proc_cpuinfo():
     flags = session_module.cpu_bf16_flags()
     try:
@@ -218,6 +231,10 @@ def test_default_engine_is_openvino_and_says_its_precision(tiny_export, monkeypa
     predictor = SamPredictor.from_export(tiny_export.output_dir)
     assert predictor.providers[0] == OPENVINO
     assert predictor.engine == f"{OPENVINO} (CPU, bf16; auto: the CPU has native bf16 (avx512_bf16))"
+    decoders = [predictor.decoder] + ([predictor.fast.image, predictor.fast.click] if predictor.fast else [])
+    assert len(decoders) == 3, "the tiny export carries the fast pair"
+    for graph in decoders:
+        assert graph.engine == f"{OPENVINO} (CPU, f32; auto: decoder graphs run in f32)", graph.path
     cpu = SamPredictor.from_export(tiny_export.output_dir, config=SessionConfig(providers=("cpu",)))
     assert cpu.engine == "CPUExecutionProvider"
 
