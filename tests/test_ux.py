@@ -344,7 +344,7 @@ def test_export_chunks_only_while_tracing(tiny_model):
 
     encoder = tiny_model.image_encoder
     global_blocks = [b for b in encoder.blocks if b.window_size == 0]
-    assert global_blocks and GLOBAL_QUERY_CHUNKS == 4
+    assert global_blocks and GLOBAL_QUERY_CHUNKS == 16
     with chunked_global_attention(encoder, 4):
         assert [b.attn.query_chunks for b in encoder.blocks] == [
             4 if b.window_size == 0 else 1 for b in encoder.blocks
