@@ -261,17 +261,12 @@ class LowRank:
     docstring's ``s * B + Z @ R``, transposed).
 
     ``s``: ``1 x N`` or None (1); ``zt``: ``r x N``; ``r``: ``r x C``; ``yt``: ``f x N`` with
-    ``F[absent:]^T @ yt = R^T @ zt`` for the fixed rows ``F`` of the next LayerNorm, whose first
-    ``absent`` rows (the mask input's, none when there is one: a run-time count) have no row in
-    ``yt``. Growing ``Z`` by columns is then a concatenation of whole rows of N.
+    ``F^T @ yt = R^T @ zt`` for the fixed rows ``F`` of the next LayerNorm. Growing ``Z`` by
+    columns is then a concatenation of whole rows of N.
     """
 
-    def __init__(self, s, zt, r, yt, absent):
-        self.s, self.zt, self.r, self.yt, self.absent = s, zt, r, yt, absent
-
-    def fixed(self, per_fixed_row: torch.Tensor) -> torch.Tensor:
-        """The rows of ``per_fixed_row`` (one per row of ``F``) that ``yt`` has."""
-        return per_fixed_row.index_select(0, torch.arange(self.absent, per_fixed_row.shape[0]))
+    def __init__(self, s, zt, r, yt):
+        self.s, self.zt, self.r, self.yt = s, zt, r, yt
 
     def scaled(self, t: torch.Tensor) -> torch.Tensor:
         """``t`` (``... x N``) times ``s``."""
@@ -361,12 +356,7 @@ class FastDecoderClickGraph(_PairGraph):
         has = has_mask_input.reshape(1, 1)
         zt = torch.cat([m16 * has, has.expand(1, m16.shape[1])])
         rows = self.folded.fixed_rows(0)[: zt.shape[0]]
-        # Without a mask input these rows are zeros: keep none of them (a run-time row count,
-        # so every later product over Z is that much narrower).
-        absent = (has_mask_input[0] == 0).to(torch.int64) * zt.shape[0]
-        keep = torch.arange(absent, zt.shape[0])
-        zt, rows = zt.index_select(0, keep), rows.index_select(0, keep)
-        return LowRank(None, zt, rows, zt, absent)
+        return LowRank(None, zt, rows, zt)
 
     # -- image side ---------------------------------------------------------------------------
 
@@ -396,8 +386,7 @@ class FastDecoderClickGraph(_PairGraph):
         ``linear`` (the image side's projection); ``base``: ``B`` through ``linear``, heads x d x N
         (layer 0: ``B`` plus the positional encoding, through ``linear`` with its bias)."""
         heads = rows.shape[0]
-        d = linear.out_features // heads  # not -1: r may be 0 (no mask input, layer 0)
-        rw = (state.r @ linear.weight.t()).reshape(state.r.shape[0], heads, d).permute(1, 2, 0)  # h x d x r
+        rw = (state.r @ linear.weight.t()).reshape(state.r.shape[0], heads, -1).permute(1, 2, 0)  # h x d x r
         low = (rows @ rw) @ state.zt  # heads x T x N
         if state.s is None:  # layer 0: the per-image tensor holds the positional encoding too
             return rows @ base + low
@@ -410,8 +399,7 @@ class FastDecoderClickGraph(_PairGraph):
         q = _heads(attn.q_proj(q_tokens) / attn.sqrt_head_dim, heads)  # heads x T x d
         wt = self._logits(attn.k_proj, state, base_k, q).softmax(dim=-1)  # heads x T x N
         pooled = state.scaled(wt) @ base_v  # heads x T x d
-        d = attn.v_proj.out_features // heads
-        rv = (state.r @ attn.v_proj.weight.t()).reshape(state.r.shape[0], heads, d).transpose(0, 1)
+        rv = (state.r @ attn.v_proj.weight.t()).reshape(state.r.shape[0], heads, -1).transpose(0, 1)
         pooled = pooled + (wt @ state.zt.t()) @ rv + attn.v_proj.bias.reshape(heads, 1, -1)
         return attn.out_proj(pooled.transpose(0, 1).reshape(q_tokens.shape[0], -1))
 
@@ -431,14 +419,14 @@ class FastDecoderClickGraph(_PairGraph):
         zt = torch.cat([state.zt, a, ones])
         r = torch.cat([state.r, u, attn.out_proj.bias[None]])
         yt = torch.cat([state.yt, o, ones])
-        return LowRank(state.s, zt, r, yt, state.absent)
+        return LowRank(state.s, zt, r, yt)
 
     def _norm(self, norm: nn.LayerNorm, state: LowRank, var_b, fixed_b) -> LowRank:
         """``norm`` of the image tokens as a :class:`LowRank` (see the module docstring)."""
         c = state.r.shape[1]
         r_c = state.r - state.r.mean(-1, keepdim=True)  # the mean of s * B is in B' (per image)
         s2 = var_b if state.s is None else var_b * state.s * state.s
-        cross = state.scaled((state.yt * state.fixed(fixed_b)).sum(0, keepdim=True))
+        cross = state.scaled((state.yt * fixed_b).sum(0, keepdim=True))
         quad = (((r_c @ r_c.t()) @ state.zt) * state.zt).sum(0, keepdim=True)
         var = s2 + (2.0 / c) * cross + quad / c
         inv = torch.rsqrt(var + norm.eps)  # 1 x N
@@ -447,7 +435,7 @@ class FastDecoderClickGraph(_PairGraph):
         zt = torch.cat([state.zt * inv, ones])
         r = torch.cat([r_c * norm.weight, norm.bias[None]])
         yt = torch.cat([state.yt * inv, ones])
-        return LowRank(s, zt, r, yt, state.absent)
+        return LowRank(s, zt, r, yt)
 
     # -- upscaling ----------------------------------------------------------------------------
 
