@@ -14,7 +14,6 @@ multiply-adds by it to bound what bf16 can gain.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
 import tempfile
 import time
@@ -71,8 +70,12 @@ def main() -> None:
         onnx.save(chain_model(), path)
         print(f"{2 * PAIRS} products of {TOKENS} x {WIDTH} x {MLP}: {macs / 1e9:.1f} G multiply-adds")
         for provider, precision in engines:
-            config = SessionConfig((provider,), strict=True, intra_op_threads=args.threads)
-            config = dataclasses.replace(config, openvino_precision=precision)
+            config = SessionConfig(
+                providers=(provider,),
+                strict=True,
+                intra_op_threads=args.threads,
+                openvino_precision=precision,
+            )
             session = open_session(path, config, role="encoder")
             session.run(None, {"x": x})  # warm-up
             times = []

@@ -218,7 +218,7 @@ class FastDecoderImageGraph(_PairGraph):
         out.append(_project(final.k_proj, base, final.num_heads))
         out.append(_project(final.v_proj, base, final.num_heads).transpose(1, 2))
         up1 = self.mask_decoder.output_upscaling[0]
-        out.append((base.t() @ up1_matrix(up1)).contiguous())
+        out.append(base.t() @ up1_matrix(up1))
         if self.sam2:
             out += list(skip_rows(high_res, self.mask_decoder.output_upscaling[3]))
         return tuple(out)
@@ -446,8 +446,7 @@ class FastDecoderClickGraph(_PairGraph):
         # The last LayerNorm left a row of ones last in Z, so the bias rides on its row of R W1.
         rw1 = state.r @ up1_matrix(up1)
         rw1 = torch.cat([rw1[:-1], rw1[-1:] + up1.bias.repeat(4)])
-        s = None if state.s is None else state.s.reshape(-1, 1)
-        x = image["up1"] if s is None else image["up1"] * s
+        x = image["up1"] if state.s is None else image["up1"] * state.s.reshape(-1, 1)
         x = x + state.zt.t() @ rw1  # N x (dy, dx, C1)
         h, w = self.prompt_encoder.image_embedding_hw
         # Rows into image order (2h x 2w pixels) once, on 64-float blocks, so that the masks
