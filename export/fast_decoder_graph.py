@@ -27,14 +27,17 @@ channels and constant rows). It holds exactly:
     ``U`` the 8T x 256 value rows already pushed through ``out_proj``;
   * a LayerNorm of ``s * B + Z @ R`` is ``s' * B' + Z' @ R'`` with ``B' = (B - mean B) * gamma``
     (per image), ``s' = s / sigma``, ``Z' = [Z / sigma, 1]``, ``R' = [(R - mean R) * gamma; beta]``;
-    its variance needs ``mean((B - mean B)^2)`` and ``(B - mean B) @ F^T`` (per image) for fixed
-    rows ``F`` with ``Y @ F = Z @ R`` (``Y`` = ``Z`` with each head's ``A_h`` replaced by
-    ``A_h @ v_h``, whose rows go through the fixed ``out_proj`` weight), and ``Z @ (R_c R_c^T)``;
+    its variance needs ``mean((B - mean B)^2)`` (per image), the cross term ``sum(Z * G)`` per
+    pixel with ``G = (B - mean B) @ R^T``, and ``Z @ (R_c R_c^T)``. ``G`` costs no product over
+    256 channels: each row of ``R`` is a fixed row (the mask downscaler's weights, biases) or
+    ``v[h, t] @ W_h`` for an attention's value row and head ``h``'s fixed ``out_proj`` rows, so
+    ``G``'s columns are ``(B - mean B) @ F^T`` for fixed rows ``F`` (per image) or ``v_h``
+    times those (per click, ``8 T d`` per pixel);
   * every linear map ``W`` of the tokens is ``s * (B W) + Z @ (R W)``, with ``B W`` per image.
 So per click no product runs over 4096 x 256 x 256 except the first transposed convolution's,
 done as ``4096 x r x 256``; the second transposed convolution (after a GELU) runs as before.
 
-Layout. The click graph holds ``Z`` and ``Y`` transposed, ``r x 4096`` (:class:`LowRank`), and
+Layout. The click graph holds ``Z`` (and ``G``) transposed, ``r x 4096`` (:class:`LowRank`), and
 the image->token attention weights as ``heads x T x 4096``: each per-pixel scale, the softmax over
 the T tokens and each growth of ``Z`` then run along contiguous rows of 4096 values. Pixels first,
 each of those was a broadcast against ``4096 x 1`` over rows of about 7 values, and the click
@@ -98,11 +101,16 @@ def image_tensor_names(depth: int, *, sam2: bool) -> tuple[str, ...]:
     layer ``i``: ``l{i}_tk`` (token->image keys of ``B``, heads x d x 4096), ``l{i}_tv`` (its
     values, heads x 4096 x d), ``l{i}_iq`` (image->token queries, heads x d x 4096; ``l0_tk``
     and ``l0_iq`` of ``B`` plus the positional encoding, bias included), ``l{i}_var``
-    (1 x 4096, ``mean((B - mean B)^2)``), ``l{i}_fb`` (f x 4096: ``F (B - mean)^T``); then
+    (1 x 4096, ``mean((B - mean B)^2)``), ``l{i}_fb`` (s x 4096: ``S (B - mean)^T`` for the
+    single fixed rows ``S``) and ``l{i}_fw{j}`` for ``j <= i`` (heads x d x 4096: layer ``j``'s
+    ``out_proj`` weight rows times ``(B - mean)^T``), see :class:`FoldedDecoder`; then
     ``final_tk``/``final_tv``, ``up1`` (4096 x 4C/4 rows, the first transposed convolution of
     ``B``), and with SAM 2 the skip rows ``skip1`` (16384 x C/4) and ``skip0`` (2 x 16384 x
     2C/8), see :func:`skip_rows`."""
-    names = [f"l{i}_{part}" for i in range(depth) for part in ("tk", "tv", "iq", "var", "fb")]
+    names = []
+    for i in range(depth):
+        names += [f"l{i}_{part}" for part in ("tk", "tv", "iq", "var", "fb")]
+        names += [f"l{i}_fw{j}" for j in range(i + 1)]
     names += ["final_tk", "final_tv", "up1"]
     return tuple(names + (["skip1", "skip0"] if sam2 else []))
 
@@ -119,26 +127,37 @@ class FoldedDecoder(nn.Module):
       transformer: the mask decoder's :class:`TwoWayTransformer`.
       no_mask_embed: ``C`` (the dense embedding without a mask input).
       mask_out: the mask downscaler's last 1x1 convolution (C/16 -> C).
-    The fixed rows ``F`` of each LayerNorm (see the module docstring) are built here once:
-    ``fixed_rows(i)`` for layer ``i``'s ``norm4``.
+    The fixed rows ``F`` of each LayerNorm (see the module docstring) are built here once, in
+    two kinds: ``single_rows(i)`` (``s x C``: the mask downscaler's 16 output channels and its
+    bias, then per layer so far ``out_proj``'s bias and each earlier ``norm4``'s bias) and
+    ``weight_blocks(i)`` (per layer ``j <= i``, ``out_proj``'s weight transposed, ``heads*d x
+    C``), each as it stands before layer ``i``'s ``norm4``.
     """
 
     def __init__(self, transformer: TwoWayTransformer, no_mask_embed: torch.Tensor, mask_out: nn.Conv2d):
         super().__init__()
         self.transformer = transformer
-        self._rows = []
+        self._singles, self._blocks = [], []
         with torch.no_grad():  # constants of the traced graphs
-            fixed = torch.cat([mask_out.weight[:, :, 0, 0].t(), (mask_out.bias - no_mask_embed)[None]])
+            singles = torch.cat([mask_out.weight[:, :, 0, 0].t(), (mask_out.bias - no_mask_embed)[None]])
+            blocks = []
             for layer in transformer.layers:
                 out = layer.cross_attn_image_to_token.out_proj
-                fixed = torch.cat([fixed, out.weight.t(), out.bias[None]])
-                self._rows.append(fixed)
+                singles, blocks = torch.cat([singles, out.bias[None]]), [*blocks, out.weight.t().detach()]
+                self._singles.append(singles)
+                self._blocks.append(blocks)
                 norm = layer.norm4
-                fixed = torch.cat([(fixed - fixed.mean(-1, keepdim=True)) * norm.weight, norm.bias[None]])
+                blocks = [(b - b.mean(-1, keepdim=True)) * norm.weight for b in blocks]
+                singles = torch.cat([(singles - singles.mean(-1, keepdim=True)) * norm.weight, norm.bias[None]])
 
-    def fixed_rows(self, i: int) -> torch.Tensor:
-        """``f x C``: the fixed rows ``F`` before layer ``i``'s ``norm4``."""
-        return self._rows[i]
+    def single_rows(self, i: int) -> torch.Tensor:
+        """``s x C``: the fixed rows before layer ``i``'s ``norm4`` that are not ``out_proj`` weights."""
+        return self._singles[i]
+
+    def weight_blocks(self, i: int) -> list[torch.Tensor]:
+        """Per layer ``j <= i``: its ``out_proj`` weight rows as they stand before layer ``i``'s
+        ``norm4``, ``heads*d x C``."""
+        return self._blocks[i]
 
 
 def folded_decoder(prompt_encoder: nn.Module, mask_decoder: nn.Module) -> FoldedDecoder:
@@ -212,7 +231,8 @@ class FastDecoderImageGraph(_PairGraph):
                 queries = queries + self._pe_columns(i2t.q_proj, i2t.num_heads)
             out += [keys, _project(t2i.v_proj, base, t2i.num_heads).transpose(1, 2), queries]
             centred = base - base.mean(0, keepdim=True)
-            out += [(centred * centred).mean(0, keepdim=True), self.folded.fixed_rows(i) @ centred]
+            out += [(centred * centred).mean(0, keepdim=True), self.folded.single_rows(i) @ centred]
+            out += [(w @ centred).reshape(i2t.num_heads, -1, centred.shape[1]) for w in self.folded.weight_blocks(i)]
             base = centred * layer.norm4.weight[:, None]
         final = transformer.final_attn_token_to_image
         out.append(_project(final.k_proj, base, final.num_heads))
@@ -260,13 +280,40 @@ class LowRank:
     """Image tokens of one click, channels first: ``X^T = s * B^T + R^T @ Zt`` (the module
     docstring's ``s * B + Z @ R``, transposed).
 
-    ``s``: ``1 x N`` or None (1); ``zt``: ``r x N``; ``r``: ``r x C``; ``yt``: ``f x N`` with
-    ``F^T @ yt = R^T @ zt`` for the fixed rows ``F`` of the next LayerNorm. Growing ``Z`` by
-    columns is then a concatenation of whole rows of N.
+    ``s``: ``1 x N`` or None (1); ``zt``: ``r x N``; ``r``: ``r x C``. Growing ``Z`` by columns
+    is a concatenation of whole rows of N. ``parts``: for each block of rows of ``zt``, in
+    order, how its rows of ``R`` come from the fixed rows of the next LayerNorm (see
+    :class:`FoldedDecoder`): an index into the single rows (a slice, or a run-time index
+    tensor), where ``R``'s rows are those rows; or ``(v, j)`` for the image->token attention of
+    layer ``j`` (heads x T rows), where ``R``'s row ``(h, t)`` is ``v[h, t]`` times head ``h``'s
+    ``d`` rows of that layer's ``out_proj`` weight block (``v``: its values, heads x T x d).
+    ``singles``: how many single rows there are so far.
     """
 
-    def __init__(self, s, zt, r, yt):
-        self.s, self.zt, self.r, self.yt = s, zt, r, yt
+    def __init__(self, s, zt, r, parts, singles: int):
+        self.s, self.zt, self.r, self.parts, self.singles = s, zt, r, parts, singles
+
+    def grown(self, zt_rows, r_rows, parts, singles: int) -> LowRank:
+        """These tokens plus ``r_rows^T @ zt_rows``: more rows of ``Z`` and ``R``, their
+        ``parts``, and ``singles`` more single fixed rows."""
+        zt, r = torch.cat([self.zt, *zt_rows]), torch.cat([self.r, *r_rows])
+        return LowRank(self.s, zt, r, self.parts + parts, self.singles + singles)
+
+    def cross_rows(self, singles_b: torch.Tensor, blocks_b: list[torch.Tensor]) -> torch.Tensor:
+        """``R @ (B - mean B)^T`` (``r x N``): the product of each row of ``R`` with the centred
+        image tokens ``B``, per pixel, from the per-image ``singles_b`` (``s x N``) and
+        ``blocks_b`` (per layer, heads x d x N), see :func:`image_tensor_names`; ``8 T d N``
+        multiply-adds per attention block instead of ``r C N``."""
+        rows = []
+        for part in self.parts:
+            if isinstance(part, tuple):
+                v, j = part
+                rows.append((v @ blocks_b[j]).reshape(-1, singles_b.shape[1]))
+            elif isinstance(part, slice):
+                rows.append(singles_b[part])
+            else:
+                rows.append(singles_b.index_select(0, part))
+        return torch.cat(rows)
 
     def scaled(self, t: torch.Tensor) -> torch.Tensor:
         """``t`` (``... x N``) times ``s``."""
@@ -317,7 +364,8 @@ class FastDecoderClickGraph(_PairGraph):
         queries = tokens
         for i, layer in enumerate(decoder.transformer.layers):
             queries, state = self._layer(layer, i, queries, tokens, state, image)
-            state = self._norm(layer.norm4, state, image[f"l{i}_var"], image[f"l{i}_fb"])
+            blocks = [image[f"l{i}_fw{j}"] for j in range(i + 1)]
+            state = self._norm(layer.norm4, state, image[f"l{i}_var"], image[f"l{i}_fb"], blocks)
         # Only the IoU and mask tokens are read after the final attention (each query attends on
         # its own), so the object-score and prompt tokens skip it.
         first = 1 if decoder.has_object_score else 0
@@ -355,8 +403,14 @@ class FastDecoderClickGraph(_PairGraph):
         m16 = m16.reshape(m16.shape[0], -1)
         has = has_mask_input.reshape(1, 1)
         zt = torch.cat([m16 * has, has.expand(1, m16.shape[1])])
-        rows = self.folded.fixed_rows(0)[: zt.shape[0]]
-        return LowRank(None, zt, rows, zt)
+        rows = self.folded.single_rows(0)[: zt.shape[0]]
+        # Without a mask input the 16 channel rows are zeros: drop them (a run-time row count,
+        # so every later product over Z is that much narrower). The ``has`` row (zeros too)
+        # stays: a tensor with no rows crashes OpenVINO's CPU plugin.
+        absent = (has_mask_input[0] == 0).to(torch.int64) * m16.shape[0]
+        keep = torch.arange(absent, zt.shape[0])
+        zt, rows = zt.index_select(0, keep), rows.index_select(0, keep)
+        return LowRank(None, zt, rows, [keep], m16.shape[0] + 1)
 
     # -- image side ---------------------------------------------------------------------------
 
@@ -375,7 +429,7 @@ class FastDecoderClickGraph(_PairGraph):
         queries = layer.norm2(queries + attended)
         queries = layer.norm3(queries + layer.mlp(queries))
         i2t = layer.cross_attn_image_to_token
-        state = self._image_to_token(i2t, state, queries + tokens, queries, image[f"l{i}_iq"])
+        state = self._image_to_token(i2t, i, state, queries + tokens, queries, image[f"l{i}_iq"])
         return queries, state
 
     def _logits(
@@ -403,30 +457,27 @@ class FastDecoderClickGraph(_PairGraph):
         pooled = pooled + (wt @ state.zt.t()) @ rv + attn.v_proj.bias.reshape(heads, 1, -1)
         return attn.out_proj(pooled.transpose(0, 1).reshape(q_tokens.shape[0], -1))
 
-    def _image_to_token(self, attn: Attention, state: LowRank, k_tokens, v_tokens, base_q) -> LowRank:
-        """``state + attn(image + pe, k_tokens, v_tokens)``, the update in low-rank form;
-        ``base_q``: ``B`` through ``q_proj``, heads x d x N."""
+    def _image_to_token(self, attn: Attention, layer: int, state: LowRank, k_tokens, v_tokens, base_q) -> LowRank:
+        """``state + attn(image + pe, k_tokens, v_tokens)`` for the transformer layer ``layer``,
+        the update in low-rank form; ``base_q``: ``B`` through ``q_proj``, heads x d x N."""
         heads, t = attn.num_heads, k_tokens.shape[0]
         k = _heads(attn.k_proj(k_tokens) / attn.sqrt_head_dim, heads)  # heads x T x d
         weights = softmax_tokens(self._logits(attn.q_proj, state, base_q, k))  # heads x T x N
         v = _heads(attn.v_proj(v_tokens), heads)  # heads x T x d
-        n = weights.shape[-1]
-        a = weights.reshape(heads * t, n)
-        o = (v.transpose(1, 2) @ weights).reshape(-1, n)  # (heads*d) x N
+        a = weights.reshape(heads * t, weights.shape[-1])
         wo = attn.out_proj.weight.t().reshape(heads, -1, attn.out_proj.out_features)  # h x d x C
         u = (v @ wo).reshape(heads * t, -1)
-        ones = torch.ones_like(a[:1])
-        zt = torch.cat([state.zt, a, ones])
-        r = torch.cat([state.r, u, attn.out_proj.bias[None]])
-        yt = torch.cat([state.yt, o, ones])
-        return LowRank(state.s, zt, r, yt)
+        # R's rows: u (out_proj's weight block of this layer), then its bias (a single row)
+        parts = [(v, layer), slice(state.singles, state.singles + 1)]
+        return state.grown([a, torch.ones_like(a[:1])], [u, attn.out_proj.bias[None]], parts, 1)
 
-    def _norm(self, norm: nn.LayerNorm, state: LowRank, var_b, fixed_b) -> LowRank:
-        """``norm`` of the image tokens as a :class:`LowRank` (see the module docstring)."""
+    def _norm(self, norm: nn.LayerNorm, state: LowRank, var_b, singles_b, blocks_b) -> LowRank:
+        """``norm`` of the image tokens as a :class:`LowRank` (see the module docstring);
+        ``var_b``, ``singles_b``, ``blocks_b``: the layer's per-image ``var``, ``fb`` and ``fw*``."""
         c = state.r.shape[1]
         r_c = state.r - state.r.mean(-1, keepdim=True)  # the mean of s * B is in B' (per image)
         s2 = var_b if state.s is None else var_b * state.s * state.s
-        cross = state.scaled((state.yt * fixed_b).sum(0, keepdim=True))
+        cross = state.scaled((state.zt * state.cross_rows(singles_b, blocks_b)).sum(0, keepdim=True))
         quad = (((r_c @ r_c.t()) @ state.zt) * state.zt).sum(0, keepdim=True)
         var = s2 + (2.0 / c) * cross + quad / c
         inv = torch.rsqrt(var + norm.eps)  # 1 x N
@@ -434,8 +485,7 @@ class FastDecoderClickGraph(_PairGraph):
         ones = torch.ones_like(inv)
         zt = torch.cat([state.zt * inv, ones])
         r = torch.cat([r_c * norm.weight, norm.bias[None]])
-        yt = torch.cat([state.yt * inv, ones])
-        return LowRank(s, zt, r, yt)
+        return LowRank(s, zt, r, state.parts + [slice(state.singles, state.singles + 1)], state.singles + 1)
 
     # -- upscaling ----------------------------------------------------------------------------
 
