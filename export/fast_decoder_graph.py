@@ -283,10 +283,13 @@ class LowRank:
     ``s``: ``1 x N`` or None (1); ``zt``: ``r x N``; ``r``: ``r x C``. Growing ``Z`` by columns
     is a concatenation of whole rows of N. ``parts``: for each block of rows of ``zt``, in
     order, how its rows of ``R`` come from the fixed rows of the next LayerNorm (see
-    :class:`FoldedDecoder`): an index into the single rows (a slice, or a run-time index
-    tensor), where ``R``'s rows are those rows; or ``(v, j)`` for the image->token attention of
-    layer ``j`` (heads x T rows), where ``R``'s row ``(h, t)`` is ``v[h, t]`` times head ``h``'s
-    ``d`` rows of that layer's ``out_proj`` weight block (``v``: its values, heads x T x d).
+    :class:`FoldedDecoder`):
+      * an index into the single rows (a slice, or a run-time index tensor): those rows;
+      * ``(None, v, j)``, ``v`` heads x T' x d, for the image->token attention of layer ``j``
+        (heads x T' rows): row ``(h, t)`` is ``v[h, t]`` times head ``h``'s ``d`` rows of that
+        layer's ``out_proj`` weight block;
+      * ``(index, v, j)``, ``v`` heads x 1 x d: one row, the single row ``index`` plus the sum
+        over heads of ``v[h, 0]`` times head ``h``'s rows of that block.
     ``singles``: how many single rows there are so far.
     """
 
@@ -306,13 +309,15 @@ class LowRank:
         multiply-adds per attention block instead of ``r C N``."""
         rows = []
         for part in self.parts:
-            if isinstance(part, tuple):
-                v, j = part
-                rows.append((v @ blocks_b[j]).reshape(-1, singles_b.shape[1]))
-            elif isinstance(part, slice):
-                rows.append(singles_b[part])
+            if not isinstance(part, tuple):
+                rows.append(singles_b[part] if isinstance(part, slice) else singles_b.index_select(0, part))
+                continue
+            index, v, j = part
+            block = v @ blocks_b[j]  # heads x T' x N
+            if index is None:
+                rows.append(block.reshape(-1, singles_b.shape[1]))
             else:
-                rows.append(singles_b.index_select(0, part))
+                rows.append(singles_b[index] + block.sum(0))
         return torch.cat(rows)
 
     def scaled(self, t: torch.Tensor) -> torch.Tensor:
@@ -464,12 +469,18 @@ class FastDecoderClickGraph(_PairGraph):
         k = _heads(attn.k_proj(k_tokens) / attn.sqrt_head_dim, heads)  # heads x T x d
         weights = softmax_tokens(self._logits(attn.q_proj, state, base_q, k))  # heads x T x N
         v = _heads(attn.v_proj(v_tokens), heads)  # heads x T x d
-        a = weights.reshape(heads * t, weights.shape[-1])
+        # Each head's weights sum to 1 over the T tokens, so its last token's row of A is 1 minus
+        # the others': that token folds into the row of ones (whose row of R becomes out_proj of
+        # the last token's values, bias included) and the others' rows of R into differences
+        # from it. T - 1 rows per head instead of T; exact up to the softmax's rounding.
+        last = v[:, -1:]  # heads x 1 x d
+        rest = v[:, :-1] - last
+        a = weights[:, :-1].reshape(heads * (t - 1), weights.shape[-1])
         wo = attn.out_proj.weight.t().reshape(heads, -1, attn.out_proj.out_features)  # h x d x C
-        u = (v @ wo).reshape(heads * t, -1)
-        # R's rows: u (out_proj's weight block of this layer), then its bias (a single row)
-        parts = [(v, layer), slice(state.singles, state.singles + 1)]
-        return state.grown([a, torch.ones_like(a[:1])], [u, attn.out_proj.bias[None]], parts, 1)
+        u = (rest @ wo).reshape(heads * (t - 1), -1)
+        ones_row = attn.out_proj(last.transpose(0, 1).reshape(1, -1))  # 1 x C
+        parts = [(None, rest, layer), (slice(state.singles, state.singles + 1), last, layer)]
+        return state.grown([a, torch.ones_like(a[:1])], [u, ones_row], parts, 1)
 
     def _norm(self, norm: nn.LayerNorm, state: LowRank, var_b, singles_b, blocks_b) -> LowRank:
         """``norm`` of the image tokens as a :class:`LowRank` (see the module docstring);
