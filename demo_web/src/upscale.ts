@@ -6,9 +6,12 @@
  *     resized image (long side 1024), bilinear to [H, W];
  *   `square` (SAM 2): bilinear straight from 256x256 to [H, W].
  * Both are separable: along each axis an output sample is a weighted sum of at most 4 (SAM v1) or
- * 2 (SAM 2) low-res samples (`axisTaps`), so rows are resized first (H x 256), then columns.
- * Weights and the intermediate rows are float32, as in the graphs; results agree with them to
- * about 1e-5, so thresholded masks differ only where a logit is that close to 0.
+ * 2 (SAM 2) low-res samples (`axisTaps`). Columns are resized first (256 x W, small), then each
+ * output row is a weighted sum of a few of those rows, a contiguous pass over W (no gathers per
+ * pixel; about twice as fast as rows first at 480x640 in Node). Taps that read the same sample
+ * are merged first, as the Python side's band matrices merge them. Weights and the intermediate
+ * rows are float32, as in the graphs; results agree with them to about 1e-5, so thresholded masks
+ * differ only where a logit is that close to 0.
  */
 
 import { type HW, type Resize, LONG_SIDE, resizedHW } from "./geometry";
@@ -82,7 +85,31 @@ export function axisTaps(origSize: number, resizedSize: number | null): AxisTaps
   return { k: 4, index, weight };
 }
 
-/** Row taps (along H) and column taps (along W) for an image of size `orig` [H, W]. */
+/**
+ * `taps` with the weights of equal indexes summed (float32), each output sample's distinct indexes
+ * first and its unused slots at weight 0 on its first index: fewer reads for the same sums.
+ */
+export function mergedTaps(taps: AxisTaps): AxisTaps {
+  const { k, index, weight } = taps;
+  const outIndex = new Int32Array(index.length);
+  const outWeight = new Float32Array(weight.length);
+  for (let o = 0; o < index.length; o += k) {
+    let n = 0;
+    for (let t = o; t < o + k; t++) {
+      let slot = o;
+      while (slot < o + n && outIndex[slot] !== index[t]) slot++;
+      if (slot === o + n) {
+        outIndex[slot] = index[t];
+        n++;
+      }
+      outWeight[slot] = Math.fround(outWeight[slot] + weight[t]);
+    }
+    for (let t = o + n; t < o + k; t++) outIndex[t] = outIndex[o];
+  }
+  return { k, index: outIndex, weight: outWeight };
+}
+
+/** Row taps (along H) and column taps (along W) for an image of size `orig` [H, W], merged (`mergedTaps`). */
 export interface UpscaleTaps {
   orig: HW;
   rows: AxisTaps;
@@ -91,9 +118,8 @@ export interface UpscaleTaps {
 
 export function upscaleTaps(orig: HW, resize: Resize): UpscaleTaps {
   const [h, w] = orig;
-  if (resize === "square") return { orig, rows: axisTaps(h, null), cols: axisTaps(w, null) };
-  const [rh, rw] = resizedHW(orig, LONG_SIDE);
-  return { orig, rows: axisTaps(h, rh), cols: axisTaps(w, rw) };
+  const [rh, rw] = resize === "square" ? [null, null] : resizedHW(orig, LONG_SIDE);
+  return { orig, rows: mergedTaps(axisTaps(h, rh)), cols: mergedTaps(axisTaps(w, rw)) };
 }
 
 let cached: { key: string; taps: UpscaleTaps } | null = null;
@@ -105,16 +131,23 @@ function tapsFor(orig: HW, resize: Resize): UpscaleTaps {
   return cached.taps;
 }
 
-/** The rows resized: `H x 256` float32 from 256x256 `lowRes`. */
-function resizeRows(lowRes: Float32Array, rows: AxisTaps, h: number): Float32Array {
-  const partial = new Float32Array(h * LOW_RES);
-  for (let y = 0; y < h; y++) {
-    const out = y * LOW_RES;
-    for (let t = y * rows.k; t < (y + 1) * rows.k; t++) {
-      const wt = rows.weight[t];
-      if (wt === 0) continue;
-      const src = rows.index[t] * LOW_RES;
-      for (let x = 0; x < LOW_RES; x++) partial[out + x] += wt * lowRes[src + x];
+/** The columns resized: `256 x W` float32 from 256x256 `lowRes`. */
+function resizeCols(lowRes: Float32Array, cols: AxisTaps, w: number): Float32Array {
+  const partial = new Float32Array(LOW_RES * w);
+  const { k, index, weight } = cols;
+  for (let y = 0; y < LOW_RES; y++) {
+    const src = y * LOW_RES;
+    const out = y * w;
+    if (k === 2) {
+      for (let x = 0, t = 0; x < w; x++, t += 2) {
+        partial[out + x] = weight[t] * lowRes[src + index[t]] + weight[t + 1] * lowRes[src + index[t + 1]];
+      }
+      continue;
+    }
+    for (let x = 0; x < w; x++) {
+      let sum = 0;
+      for (let t = x * k; t < (x + 1) * k; t++) sum += weight[t] * lowRes[src + index[t]];
+      partial[out + x] = sum;
     }
   }
   return partial;
@@ -127,9 +160,9 @@ function checkLowRes(lowRes: Float32Array): void {
 }
 
 /**
- * Fill `out` (H x W at `orig` [H, W], row-major) from 256x256 `lowRes`: rows first (H x 256), then
- * the columns of each row; float32 logits, or with `threshold` 1 where the logit is above 0 and
- * 0 elsewhere (as the Python runtime's `_resized`).
+ * Fill `out` (H x W at `orig` [H, W], row-major) from 256x256 `lowRes`: columns first (256 x W),
+ * then each output row from the (at most 4) rows its taps read; float32 logits, or with
+ * `threshold` 1 where the logit is above 0 and 0 elsewhere (as the Python runtime's `_resized`).
  */
 function resized<T extends Float32Array | Uint8Array>(
   lowRes: Float32Array,
@@ -141,14 +174,18 @@ function resized<T extends Float32Array | Uint8Array>(
   checkLowRes(lowRes);
   const { rows, cols } = tapsFor(orig, resize);
   const [h, w] = orig;
-  const partial = resizeRows(lowRes, rows, h);
-  const { k, index, weight } = cols;
+  const partial = resizeCols(lowRes, cols, w);
+  const { k, index, weight } = rows;
   for (let y = 0; y < h; y++) {
-    const src = y * LOW_RES;
+    // up to 4 source rows (unused slots: weight 0 on the first), one pass over W
+    const t = y * k;
+    const last = t + k - 1;
+    const [w0, w1, w2, w3] = [weight[t], weight[t + 1], k > 2 ? weight[t + 2] : 0, k > 3 ? weight[last] : 0];
+    const [s0, s1, s2, s3] = [index[t] * w, index[t + 1] * w, index[k > 2 ? t + 2 : t] * w, index[last] * w];
+    const base = y * w;
     for (let x = 0; x < w; x++) {
-      let sum = 0;
-      for (let t = x * k; t < (x + 1) * k; t++) sum += weight[t] * partial[src + index[t]];
-      out[y * w + x] = threshold ? (Math.fround(sum) > 0 ? 1 : 0) : sum;
+      const sum = w0 * partial[s0 + x] + w1 * partial[s1 + x] + w2 * partial[s2 + x] + w3 * partial[s3 + x];
+      out[base + x] = threshold ? (Math.fround(sum) > 0 ? 1 : 0) : sum;
     }
   }
   return out;
