@@ -32,8 +32,9 @@ export type FromWorker =
       /** What decodes each prompt: "fast decoder pair", or the decoder's file name ("decoder.onnx"). */
       decoder: string;
     }
-  /** `imageMs`: the fast pair's per-image graph run on these features (0 without the pair). */
-  | { type: "embedding-ready"; imageMs: number }
+  /** `imageMs`: the fast pair's per-image graph run on these features (0 without the pair);
+   * `warmUpMs`: the click graph's warm-up runs on a fresh pair's first image (0 otherwise). */
+  | { type: "embedding-ready"; imageMs: number; warmUpMs: number }
   | {
       type: "decoded";
       id: number;
