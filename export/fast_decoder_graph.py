@@ -19,23 +19,26 @@ The caller picks the tokens (single-mask or multimask rule) and resizes only the
 the original size (``sam_onnx.runtime.upscale``), as ``decoder.onnx`` would have.
 
 Why it is faster. The image tokens ``X`` (4096 x 256) after each step of the two-way transformer
-are written as ``s * B + Z @ R``: ``B`` depends only on the image (per-image graph), ``s`` is a
-per-position scale and ``Z`` (4096 x r) / ``R`` (r x 256) come from the prompt with r about 75-135
-(``8 T`` attention weights per image->token attention, T prompt tokens, plus the mask input's 16
-channels and constant rows). It holds exactly:
+are written as ``s * (B + Z @ R)``: ``B`` depends only on the image (per-image graph), ``s`` is a
+per-position scale and ``Z`` (4096 x r) / ``R`` (r x 256) come from the prompt with r about 50-100
+(``8 (T - 1)`` attention weights per image->token attention, T prompt tokens, plus the mask
+input's 16 channels when there is one, and a few single rows). It holds exactly:
   * the image->token attention adds ``A @ U + b`` with ``A`` the 4096 x 8T softmax weights and
-    ``U`` the 8T x 256 value rows already pushed through ``out_proj``;
-  * a LayerNorm of ``s * B + Z @ R`` is ``s' * B' + Z' @ R'`` with ``B' = (B - mean B) * gamma``
-    (per image), ``s' = s / sigma``, ``Z' = [Z / sigma, 1]``, ``R' = [(R - mean R) * gamma; beta]``;
-    its variance needs ``mean((B - mean B)^2)`` (per image), the cross term ``sum(Z * G)`` per
+    ``U`` the 8T x 256 value rows already pushed through ``out_proj``; as each head's weights sum
+    to 1, its last token's column of ``A`` folds into a column of ones (and ``b``); the new
+    columns of ``Z`` are divided by ``s``;
+  * a LayerNorm of ``s * (B + Z @ R)`` is ``s' * (B' + Z' @ R')`` with ``B' = (B - mean B) *
+    gamma`` (per image), ``s' = s / sigma``, ``Z' = [Z, 1 / s']``, ``R' = [(R - mean R) * gamma;
+    beta]``; its variance needs ``mean((B - mean B)^2)`` (per image), the cross term ``sum(Z * G)`` per
     pixel with ``G = (B - mean B) @ R^T``, and ``Z @ (R_c R_c^T)``. ``G`` costs no product over
     256 channels: each row of ``R`` is a fixed row (the mask downscaler's weights, biases) or
     ``v[h, t] @ W_h`` for an attention's value row and head ``h``'s fixed ``out_proj`` rows, so
     ``G``'s columns are ``(B - mean B) @ F^T`` for fixed rows ``F`` (per image) or ``v_h``
     times those (per click, ``8 T d`` per pixel);
-  * every linear map ``W`` of the tokens is ``s * (B W) + Z @ (R W)``, with ``B W`` per image.
+  * every linear map ``W`` of the tokens is ``s * (B W + Z @ (R W))``, with ``B W`` per image.
 So per click no product runs over 4096 x 256 x 256 except the first transposed convolution's,
-done as ``4096 x r x 256``; the second transposed convolution (after a GELU) runs as before.
+done as ``4096 x r x 256``; the LayerNorm after it is a root-mean-square scaling (its terms come
+centred), and the second transposed convolution (after a GELU) runs as before.
 
 Layout. The click graph holds ``Z`` (and ``G``) transposed, ``r x 4096`` (:class:`LowRank`), and
 the image->token attention weights as ``heads x T x 4096``: each per-pixel scale, the softmax over
@@ -286,8 +289,9 @@ def up1_matrix(up1: nn.ConvTranspose2d) -> torch.Tensor:
 
 
 class LowRank:
-    """Image tokens of one click, channels first: ``X^T = s * B^T + R^T @ Zt`` (the module
-    docstring's ``s * B + Z @ R``, transposed).
+    """Image tokens of one click, channels first: ``X^T = s * (B^T + R^T @ Zt)`` (the module
+    docstring's ``s * B + Z @ R`` with ``s`` factored out of ``Z``, transposed: a LayerNorm then
+    scales ``s`` and appends a row to ``Zt``, and rescales none of its rows).
 
     ``s``: ``1 x N`` or None (1); ``zt``: ``r x N``; ``r``: ``r x C``. Growing ``Z`` by columns
     is a concatenation of whole rows of N. ``parts``: for each block of rows of ``zt``, in
@@ -332,6 +336,10 @@ class LowRank:
     def scaled(self, t: torch.Tensor) -> torch.Tensor:
         """``t`` (``... x N``) times ``s``."""
         return t if self.s is None else t * self.s
+
+    def unscaled(self, t: torch.Tensor) -> torch.Tensor:
+        """``t`` (``... x N``) divided by ``s``: a term of ``X`` as a term of ``Zt``'s rows."""
+        return t if self.s is None else t / self.s
 
 
 class FastDecoderClickGraph(_PairGraph):
@@ -455,10 +463,10 @@ class FastDecoderClickGraph(_PairGraph):
         (layer 0: ``B`` plus the positional encoding, through ``linear`` with its bias)."""
         heads = rows.shape[0]
         rw = (state.r @ linear.weight.t()).reshape(state.r.shape[0], heads, -1).permute(1, 2, 0)  # h x d x r
-        low = (rows @ rw) @ state.zt  # heads x T x N
+        image = rows @ base + (rows @ rw) @ state.zt  # heads x T x N
         if state.s is None:  # layer 0: the per-image tensor holds the positional encoding too
-            return rows @ base + low
-        return state.scaled(rows @ base) + rows @ self._pe_columns(linear, heads) + low
+            return image
+        return state.scaled(image) + rows @ self._pe_columns(linear, heads)
 
     def _token_to_image(self, attn: Attention, q_tokens, state: LowRank, base_k, base_v) -> torch.Tensor:
         """``attn(q_tokens, image + pe, image)`` for tokens ``T x C`` -> ``T x C``; ``base_k``:
@@ -466,9 +474,9 @@ class FastDecoderClickGraph(_PairGraph):
         heads = attn.num_heads
         q = _heads(attn.q_proj(q_tokens) / attn.sqrt_head_dim, heads)  # heads x T x d
         wt = self._logits(attn.k_proj, state, base_k, q).softmax(dim=-1)  # heads x T x N
-        pooled = state.scaled(wt) @ base_v  # heads x T x d
+        wt = state.scaled(wt)
         rv = (state.r @ attn.v_proj.weight.t()).reshape(state.r.shape[0], heads, -1).transpose(0, 1)
-        pooled = pooled + (wt @ state.zt.t()) @ rv + attn.v_proj.bias.reshape(heads, 1, -1)
+        pooled = wt @ base_v + (wt @ state.zt.t()) @ rv + attn.v_proj.bias.reshape(heads, 1, -1)  # h x T x d
         return attn.out_proj(pooled.transpose(0, 1).reshape(q_tokens.shape[0], -1))
 
     def _image_to_token(self, attn: Attention, layer: int, state: LowRank, k_tokens, v_tokens, base_q) -> LowRank:
@@ -484,26 +492,29 @@ class FastDecoderClickGraph(_PairGraph):
         # from it. T - 1 rows per head instead of T; exact up to the softmax's rounding.
         last = v[:, -1:]  # heads x 1 x d
         rest = v[:, :-1] - last
-        a = weights[:, :-1].reshape(heads * (t - 1), weights.shape[-1])
+        a = state.unscaled(weights[:, :-1]).reshape(heads * (t - 1), weights.shape[-1])
         wo = attn.out_proj.weight.t().reshape(heads, -1, attn.out_proj.out_features)  # h x d x C
         u = (rest @ wo).reshape(heads * (t - 1), -1)
         ones_row = attn.out_proj(last.transpose(0, 1).reshape(1, -1))  # 1 x C
         parts = [(None, rest, layer), (slice(state.singles, state.singles + 1), last, layer)]
-        return state.grown([a, torch.ones_like(a[:1])], [u, ones_row], parts, 1)
+        ones = state.unscaled(torch.ones_like(a[:1]))
+        return state.grown([a, ones], [u, ones_row], parts, 1)
 
     def _norm(self, norm: nn.LayerNorm, state: LowRank, var_b, singles_b, blocks_b) -> LowRank:
         """``norm`` of the image tokens as a :class:`LowRank` (see the module docstring);
         ``var_b``, ``singles_b``, ``blocks_b``: the layer's per-image ``var``, ``fb`` and ``fw*``."""
         c = state.r.shape[1]
-        r_c = state.r - state.r.mean(-1, keepdim=True)  # the mean of s * B is in B' (per image)
-        s2 = var_b if state.s is None else var_b * state.s * state.s
-        cross = state.scaled((state.zt * state.cross_rows(singles_b, blocks_b)).sum(0, keepdim=True))
+        r_c = state.r - state.r.mean(-1, keepdim=True)  # the mean of B is in B' (per image)
+        cross = (state.zt * state.cross_rows(singles_b, blocks_b)).sum(0, keepdim=True)
         quad = (((r_c @ r_c.t()) @ state.zt) * state.zt).sum(0, keepdim=True)
-        var = s2 + (2.0 / c) * cross + quad / c
-        inv = torch.rsqrt(var + norm.eps)  # 1 x N
-        s = inv if state.s is None else state.s * inv
-        ones = torch.ones_like(inv)
-        zt = torch.cat([state.zt * inv, ones])
+        var = var_b + (2.0 / c) * cross + quad / c  # of B + Z R, per pixel
+        if state.s is not None:
+            var = var * state.s * state.s
+        s = torch.rsqrt(var + norm.eps)  # 1 x N
+        if state.s is not None:
+            s = state.s * s
+        # X' = s' (B' + Z R_c gamma) + beta: beta's row of Z is 1 / s'
+        zt = torch.cat([state.zt, 1.0 / s])
         r = torch.cat([r_c * norm.weight, norm.bias[None]])
         return LowRank(s, zt, r, state.parts + [slice(state.singles, state.singles + 1)], state.singles + 1)
 
@@ -513,24 +524,25 @@ class FastDecoderClickGraph(_PairGraph):
         """All mask tokens' low-res logits ``1 x M x 256 x 256`` (as :meth:`MaskDecoder.upscale_rows`)."""
         up1, norm, act1, up2, act2 = self.mask_decoder.output_upscaling
         c1, c2 = up1.out_channels, up2.out_channels
-        # The last LayerNorm left a row of ones last in Z, so the bias rides on its row of R W1.
+        # The first transposed convolution of X / s (the last LayerNorm's row of 1 / s ends Z,
+        # so the bias, divided by s, rides on its row of R W1), each pixel's channels centred
+        # (:func:`centred_groups`): y = (conv(X) - mean) / s, N x (dy, dx, C1).
         rw1 = state.r @ up1_matrix(up1)
         rw1 = centred_groups(torch.cat([rw1[:-1], rw1[-1:] + up1.bias.repeat(4)]), c1)
-        x = image["up1"] if state.s is None else image["up1"] * state.s.reshape(-1, 1)
-        x = x + state.zt.t() @ rw1  # N x (dy, dx, C1)
+        y = image["up1"] + state.zt.t() @ rw1
         h, w = self.prompt_encoder.image_embedding_hw
         # Rows into image order (2h x 2w pixels) once, on 64-float blocks, so that the masks
         # need only cheap reorders at the end instead of one over every 2 x 2 offset.
-        x = x.reshape(h, w, 2, 2, c1).permute(0, 2, 1, 3, 4).reshape(4 * h * w, c1)
+        y = y.reshape(h, w, 2, 2, c1).permute(0, 2, 1, 3, 4).reshape(4 * h * w, c1)
+        inv_s = state.unscaled(torch.ones(1, h * w)).reshape(h, 1, w, 1).expand(h, 2, w, 2).reshape(-1)
         if self.sam2:
-            x = x + image["skip1"]
-        # x is centred over each pixel's channels (:func:`centred_groups`): the LayerNorm is
-        # its root mean square's scaling, in a few passes that onnxruntime-web runs in about
-        # 60 % of its LayerNormalization's time (natively about 85 %)
-        # (the per-pixel scalars as a flat vector: onnxruntime broadcasts over a trailing axis of
-        # 1 element by element)
-        rms = torch.sqrt(torch.linalg.vector_norm(x, dim=-1).square() / c1 + norm.eps)
-        x = act1(x / rms[:, None] * norm.weight + norm.bias)
+            y = y + image["skip1"] * inv_s[:, None]
+        # The LayerNorm of s * y (centred) is y over the root mean square of y with eps / s^2: a
+        # few passes that onnxruntime-web runs in about 60 % of its LayerNormalization's time
+        # (natively about 85 %). The per-pixel scalars stay a flat vector (onnxruntime
+        # broadcasts over a trailing axis of 1 element by element).
+        rms = torch.sqrt(torch.linalg.vector_norm(y, dim=-1).square() / c1 + norm.eps * inv_s * inv_s)
+        x = act1(y / rms[:, None] * norm.weight + norm.bias)
         m = hyper_in.shape[0]
         # Per output row offset dy: the second transposed convolution's (dx, C2) columns, then
         # each dx group of C2 channels times the hypernetwork weights (one product with a
