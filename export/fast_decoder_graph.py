@@ -107,8 +107,8 @@ def image_tensor_names(depth: int, *, sam2: bool) -> tuple[str, ...]:
     single fixed rows ``S``) and ``l{i}_fw{j}`` for ``j <= i`` (heads x d x 4096: layer ``j``'s
     ``out_proj`` weight rows times ``(B - mean)^T``), see :class:`FoldedDecoder`; then
     ``final_tk``/``final_tv``, ``up1`` (4096 x 4C/4 rows, the first transposed convolution of
-    ``B``, each output pixel's C/4 channels centred), and with SAM 2 the skip rows ``skip1`` (16384 x C/4) and ``skip0`` (2 x 16384 x
-    2C/8), see :func:`skip_rows`."""
+    ``B``, each output pixel's C/4 channels centred), and with SAM 2 the skip rows ``skip1``
+    (16384 x C/4) and ``skip0`` (2 x 16384 x 2C/8), see :func:`skip_rows`."""
     names = []
     for i in range(depth):
         names += [f"l{i}_{part}" for part in ("tk", "tv", "iq", "var", "fb")]
@@ -150,7 +150,8 @@ class FoldedDecoder(nn.Module):
                 self._blocks.append(blocks)
                 norm = layer.norm4
                 blocks = [(b - b.mean(-1, keepdim=True)) * norm.weight for b in blocks]
-                singles = torch.cat([(singles - singles.mean(-1, keepdim=True)) * norm.weight, norm.bias[None]])
+                centred = (singles - singles.mean(-1, keepdim=True)) * norm.weight
+                singles = torch.cat([centred, norm.bias[None]])
 
     def single_rows(self, i: int) -> torch.Tensor:
         """``s x C``: the fixed rows before layer ``i``'s ``norm4`` that are not ``out_proj`` weights."""
@@ -234,7 +235,8 @@ class FastDecoderImageGraph(_PairGraph):
             out += [keys, _project(t2i.v_proj, base, t2i.num_heads).transpose(1, 2), queries]
             centred = base - base.mean(0, keepdim=True)
             out += [(centred * centred).mean(0, keepdim=True), self.folded.single_rows(i) @ centred]
-            out += [(w @ centred).reshape(i2t.num_heads, -1, centred.shape[1]) for w in self.folded.weight_blocks(i)]
+            blocks = self.folded.weight_blocks(i)
+            out += [(w @ centred).reshape(i2t.num_heads, -1, centred.shape[1]) for w in blocks]
             base = centred * layer.norm4.weight[:, None]
         final = transformer.final_attn_token_to_image
         out.append(_project(final.k_proj, base, final.num_heads))
@@ -479,7 +481,9 @@ class FastDecoderClickGraph(_PairGraph):
         pooled = wt @ base_v + (wt @ state.zt.t()) @ rv + attn.v_proj.bias.reshape(heads, 1, -1)  # h x T x d
         return attn.out_proj(pooled.transpose(0, 1).reshape(q_tokens.shape[0], -1))
 
-    def _image_to_token(self, attn: Attention, layer: int, state: LowRank, k_tokens, v_tokens, base_q) -> LowRank:
+    def _image_to_token(
+        self, attn: Attention, layer: int, state: LowRank, k_tokens, v_tokens, base_q
+    ) -> LowRank:
         """``state + attn(image + pe, k_tokens, v_tokens)`` for the transformer layer ``layer``,
         the update in low-rank form; ``base_q``: ``B`` through ``q_proj``, heads x d x N."""
         heads, t = attn.num_heads, k_tokens.shape[0]
@@ -516,7 +520,8 @@ class FastDecoderClickGraph(_PairGraph):
         # X' = s' (B' + Z R_c gamma) + beta: beta's row of Z is 1 / s'
         zt = torch.cat([state.zt, 1.0 / s])
         r = torch.cat([r_c * norm.weight, norm.bias[None]])
-        return LowRank(s, zt, r, state.parts + [slice(state.singles, state.singles + 1)], state.singles + 1)
+        beta = slice(state.singles, state.singles + 1)
+        return LowRank(s, zt, r, [*state.parts, beta], state.singles + 1)
 
     # -- upscaling ----------------------------------------------------------------------------
 
