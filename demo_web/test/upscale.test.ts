@@ -3,7 +3,7 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 
 import type { HW, Resize } from "../src/geometry";
-import { LOW_RES, axisTaps, linearTaps, upscaleLogits, upscaleMask } from "../src/upscale";
+import { LOW_RES, axisTaps, linearTaps, mergedTaps, upscaleLogits, upscaleMask } from "../src/upscale";
 
 interface Case {
   hw: [number, number];
@@ -107,5 +107,27 @@ describe("taps", () => {
     expect(axisTaps(480, null).k).toBe(2);
     const { weight } = axisTaps(700, 1024);
     for (let o = 0; o < 700; o++) expect(weight[4 * o] + weight[4 * o + 1] + weight[4 * o + 2] + weight[4 * o + 3]).toBeCloseTo(1, 5);
+  });
+
+  it("mergedTaps: equal indexes summed, distinct ones first, unused slots weight 0 on the first index", () => {
+    const taps = { k: 4, index: Int32Array.of(5, 5, 6, 6, 2, 3, 4, 4), weight: Float32Array.of(0.1, 0.2, 0.3, 0.4, 0.25, 0.25, 0.25, 0.25) };
+    const merged = mergedTaps(taps);
+    expect(merged.k).toBe(4);
+    expect(Array.from(merged.index)).toEqual([5, 6, 5, 5, 2, 3, 4, 2]);
+    const f = Math.fround; // the weights are float32, summed in float32
+    expect(Array.from(merged.weight)).toEqual([f(f(0.1) + f(0.2)), f(f(0.3) + f(0.4)), 0, 0, 0.25, 0.25, 0.5, 0]);
+    // for every output sample the same sum as before merging
+    const { index, weight } = axisTaps(480, 768);
+    const m = mergedTaps({ k: 4, index, weight });
+    const value = (i: number) => Math.sin(i) * 10;
+    for (let o = 0; o < 480; o++) {
+      let a = 0;
+      let b = 0;
+      for (let t = 4 * o; t < 4 * o + 4; t++) {
+        a += weight[t] * value(index[t]);
+        b += m.weight[t] * value(m.index[t]);
+      }
+      expect(b).toBeCloseTo(a, 5);
+    }
   });
 });
