@@ -511,12 +511,8 @@ class FastDecoderClickGraph(_PairGraph):
         r_c = state.r - state.r.mean(-1, keepdim=True)  # the mean of B is in B' (per image)
         cross = (state.zt * state.cross_rows(singles_b, blocks_b)).sum(0, keepdim=True)
         quad = (((r_c @ r_c.t()) @ state.zt) * state.zt).sum(0, keepdim=True)
-        var = var_b + (2.0 / c) * cross + quad / c  # of B + Z R, per pixel
-        if state.s is not None:
-            var = var * state.s * state.s
-        s = torch.rsqrt(var + norm.eps)  # 1 x N
-        if state.s is not None:
-            s = state.s * s
+        var = var_b + (2.0 / c) * cross + quad / c  # of B + Z R, per pixel; X's is s^2 times it
+        s = state.scaled(torch.rsqrt(state.scaled(state.scaled(var)) + norm.eps))  # 1 x N
         # X' = s' (B' + Z R_c gamma) + beta: beta's row of Z is 1 / s'
         zt = torch.cat([state.zt, 1.0 / s])
         r = torch.cat([r_c * norm.weight, norm.bias[None]])
