@@ -448,47 +448,8 @@ def table_cells(table: list[dict], results: dict, threads: list[int]) -> list[li
     return cells
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("model_dir", type=Path, nargs="?")
-    p.add_argument("--checkpoint", help="the .pth the export came from (for the PyTorch row)")
-    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--decoder-repeats", type=int, default=30)
-    p.add_argument("--only", nargs="+", help="rows whose name contains one of these texts")
-    p.add_argument(
-        "--quality", action="store_true", help="also mask IoU of fp16/int8 vs fp32 (reference kit)"
-    )
-    p.add_argument(
-        "--openvino-python", help="python of a venv with the [openvino] extra: runs the OpenVINO rows"
-    )
-    p.add_argument("--rounds", type=int, default=1, help="run every row this many times, interleaved")
-    p.add_argument("--json", type=Path, help="write every figure here")
-    p.add_argument("--markdown", type=Path, help="write the table as markdown here")
-    p.add_argument("--one", help=argparse.SUPPRESS)
-    p.add_argument("--one-quality", help=argparse.SUPPRESS)
-    p.add_argument("--one-shapes", nargs="*", help=argparse.SUPPRESS)
-    p.add_argument("--export-official", type=Path, help=argparse.SUPPRESS)
-    p.add_argument("--export-shapes", type=Path, help=argparse.SUPPRESS)
-    args = p.parse_args()
-    if args.one:
-        print(json.dumps(measure(json.loads(args.one))))
-        return
-    if args.one_quality:
-        print(json.dumps(engine_quality(args.model_dir, json.loads(args.one_quality))))
-        return
-    if args.export_official:
-        print(json.dumps(export_official_layout(args.checkpoint, args.export_official)))
-        return
-    if args.export_shapes:
-        print(json.dumps(export_shape_encoders(args.one_shapes, args.export_shapes)))
-        return
-    if args.model_dir is None:
-        p.error("MODEL_DIR is required")
-    files = {
-        k: v["file"] for k, v in json.loads((args.model_dir / "export.json").read_text())["graphs"].items()
-    }
-    scratch = Path(tempfile.mkdtemp(prefix="sam-bench-"))
+def _bench(args, files: dict[str, str], scratch: Path) -> None:
+    """The table: exports into ``scratch`` (child processes), every row, the report."""
     if args.checkpoint:  # in a child process, so that this one's peak memory stays small
         proc = subprocess.run(
             [sys.executable, __file__, "--export-official", str(scratch), "--checkpoint", args.checkpoint],
@@ -544,7 +505,53 @@ def main() -> None:
             )
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
-    shutil.rmtree(scratch, ignore_errors=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("model_dir", type=Path, nargs="?")
+    p.add_argument("--checkpoint", help="the .pth the export came from (for the PyTorch row)")
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--decoder-repeats", type=int, default=30)
+    p.add_argument("--only", nargs="+", help="rows whose name contains one of these texts")
+    p.add_argument(
+        "--quality", action="store_true", help="also mask IoU of fp16/int8 vs fp32 (reference kit)"
+    )
+    p.add_argument(
+        "--openvino-python", help="python of a venv with the [openvino] extra: runs the OpenVINO rows"
+    )
+    p.add_argument("--rounds", type=int, default=1, help="run every row this many times, interleaved")
+    p.add_argument("--json", type=Path, help="write every figure here")
+    p.add_argument("--markdown", type=Path, help="write the table as markdown here")
+    p.add_argument("--one", help=argparse.SUPPRESS)
+    p.add_argument("--one-quality", help=argparse.SUPPRESS)
+    p.add_argument("--one-shapes", nargs="*", help=argparse.SUPPRESS)
+    p.add_argument("--export-official", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--export-shapes", type=Path, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.one:
+        print(json.dumps(measure(json.loads(args.one))))
+        return
+    if args.one_quality:
+        print(json.dumps(engine_quality(args.model_dir, json.loads(args.one_quality))))
+        return
+    if args.export_official:
+        print(json.dumps(export_official_layout(args.checkpoint, args.export_official)))
+        return
+    if args.export_shapes:
+        print(json.dumps(export_shape_encoders(args.one_shapes, args.export_shapes)))
+        return
+    if args.model_dir is None:
+        p.error("MODEL_DIR is required")
+    files = {
+        k: v["file"] for k, v in json.loads((args.model_dir / "export.json").read_text())["graphs"].items()
+    }
+    scratch = Path(tempfile.mkdtemp(prefix="sam-bench-"))
+    try:  # the official-layout export is ~370 MB: gone even when a row fails or ^C stops the run
+        _bench(args, files, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":
