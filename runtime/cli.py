@@ -120,11 +120,6 @@ def _web_commands(commands) -> None:
     bundle.add_argument("--embedding", type=Path, metavar="EMB.npy", help="a saved embedding of the image")
     bundle.add_argument("--no-web", action="store_true", help="leave the page out (bundle files only)")
     bundle.add_argument(
-        "--no-fast-decoder",
-        action="store_true",
-        help="leave the export's fast decoder pair out: the page runs decoder.onnx for every click",
-    )
-    bundle.add_argument(
         "--with-encoder",
         action="store_true",
         help="copy the fp32 encoder in too: the page embeds dropped images itself, offline",
@@ -204,6 +199,12 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--strict", action="store_true", help="fail if a requested provider is not in use")
     p.add_argument("--threads", type=int, default=0, help="intra-op threads (default: one per core)")
     p.add_argument("--max-pixels", type=int, help="refuse larger images (default: Pillow's limit)")
+    p.add_argument(
+        "--no-fast-decoder",
+        action="store_true",
+        help="leave the export's fast decoder pair out: every prompt through the official-contract "
+        "decoder (decoder_batched.onnx or decoder.onnx), the page's clicks too (serve, bundle)",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors, no progress bars")
 
 
@@ -250,7 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise InvalidInputError("--embedding", "one image to go with it", f"{len(images)} images")
         predictor = _open_predictor(args)
         model = f"{predictor.variant} ({FAMILY_LABELS.get(predictor.family, predictor.family)})"
-        log(f"model {model} on {predictor.engine}, {plural(len(images), 'image')}")
+        decoder = "" if args.command == "embed" else f", decoder: {predictor.decoder_label}"
+        log(f"model {model} on {predictor.engine}{decoder}, {plural(len(images), 'image')}")
         make_task = {"embed": _embed_task, "predict": _predict_task, "amg": _amg_task}[args.command]
         task = make_task(args, predictor, images)
     except SamOnnxError as exc:
@@ -294,6 +296,7 @@ def job_spec(args, num_images: int = 0) -> JobSpec:
         max_pixels=DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels,
         output_format=getattr(args, "format", "json"),
         overwrite=args.overwrite,
+        fast_decoder=not args.no_fast_decoder,
         single_file=args.command == "embed" and num_images == 1 and args.output.suffix == ".npy",
         amg_options=given,
     )
@@ -347,6 +350,8 @@ def _open_predictor(args):
         openvino_precision=args.openvino_precision,
     )
     kwargs = {} if args.max_pixels is None else {"max_pixels": args.max_pixels}
+    if args.no_fast_decoder:
+        kwargs["fast_decoder"] = None
     # a saved embedding needs no encoder: a --decoder-only export will do
     encoder = getattr(args, "embedding", None) is None
     return SamPredictor.from_export(

@@ -89,6 +89,8 @@ class JobSpec:
       precision, providers, strict, threads, openvino_precision, max_pixels: how the predictor
         opens (``threads``: onnxruntime intra-op threads, 0 for one per core; see
         :class:`~sam_onnx.runtime.session.SessionConfig`).
+      fast_decoder: decode through the export's fast decoder pair when it has one (False: the
+        official-contract decoders only).
       output_format: ``amg``: ``json`` (SA-1B) or ``png`` (official ``amg.py`` folders).
       overwrite: redo images whose outputs exist (otherwise they are skipped).
       single_file: ``embed`` of one image into ``output`` = ``NAME.npy`` rather than a folder.
@@ -104,6 +106,7 @@ class JobSpec:
     threads: int = 0
     openvino_precision: str = "auto"
     max_pixels: int | None = DEFAULT_MAX_PIXELS
+    fast_decoder: bool = True
     output_format: str = "json"
     overwrite: bool = False
     single_file: bool = False
@@ -148,8 +151,9 @@ def open_job(spec: JobSpec) -> AmgJob | EmbedJob:
         intra_op_threads=spec.threads,
         openvino_precision=spec.openvino_precision,
     )
+    kwargs = {} if spec.fast_decoder else {"fast_decoder": None}
     predictor = SamPredictor.from_export(
-        spec.model_dir, precision=spec.precision, config=config, max_pixels=spec.max_pixels
+        spec.model_dir, precision=spec.precision, config=config, max_pixels=spec.max_pixels, **kwargs
     )
     return (AmgJob if spec.command == "amg" else EmbedJob)(spec, predictor)
 

@@ -154,6 +154,12 @@ class SamPredictor:
         return cls(encoder_path, decoder, **kwargs)
 
     @property
+    def decoder_label(self) -> str:
+        """Which graphs decode prompts: ``fast decoder pair``, or the decoder graph's file name
+        (no pair in the export, ``fast_decoder=None``, the int8 decoder, or IO binding)."""
+        return "fast decoder pair" if self._fast_path else self.decoder.path.name
+
+    @property
     def _fast_path(self) -> bool:
         """Whether prompts go through the fast decoder pair (IO binding keeps the decoder graph,
         whose image inputs it holds on the device)."""

@@ -197,3 +197,25 @@ def test_decoder_runs_stay_within_the_memory_bound_on_large_images(tiny_predicto
     for (b, tokens, h, w), _ in runs:
         assert (tokens, h, w) == (3, 1500, 2250)
         assert b * decoder_bytes((h, w)) <= DECODER_BYTES
+
+
+def test_no_fast_decoder_reaches_the_job_and_its_masks(tiny_model_dir, folder, tmp_path):
+    """``amg --no-fast-decoder``: the job (local or on a Ray worker: the spec is all it sees) opens
+    the predictor without the pair, and its masks are those of a predictor opened so."""
+    from sam_onnx.runtime import SamPredictor, jobs
+    from sam_onnx.runtime.cli import build_parser, job_spec
+
+    labels = {}
+    for flag in ([], ["--no-fast-decoder"]):
+        argv = ["amg", str(folder), "-m", tiny_model_dir, "-o", str(tmp_path / "out"), *KEEP_ALL, *flag]
+        spec = job_spec(build_parser().parse_args(argv), 2)
+        assert spec.fast_decoder == (not flag)
+        job = jobs.open_job(spec)
+        labels[bool(flag)] = job.predictor.decoder_label
+    plain = SamPredictor.from_export(tiny_model_dir, fast_decoder=None)
+    assert labels == {False: "fast decoder pair", True: plain.decoder.path.name}
+    got = [ann["segmentation"] for ann in job.generator.generate(folder / "a.png")]
+    want = expected_masks(plain, folder / "a.png")
+    assert len(got) == len(want) > 0
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(rle_to_mask(g), w)

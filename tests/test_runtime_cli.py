@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sam_onnx.runtime import ImageEmbedding
+from sam_onnx.runtime import ImageEmbedding, SamPredictor
 from sam_onnx.runtime.cli import main
 
 
@@ -230,3 +230,37 @@ def test_model_directory_without_graphs(tmp_path, images, capsys):
     assert status == 2
     err = capsys.readouterr().err
     assert str(tmp_path) in err and "not a sam-export output folder" in err
+
+
+def test_no_fast_decoder_predicts_with_the_contract_decoder(tiny_model_dir, images, tmp_path, capsys):
+    """The first line names the decoder; with ``--no-fast-decoder`` it is the export's contract
+    decoder, and the mask and score are those of a predictor opened without the pair."""
+    folder, arrays = images
+    logs = {}
+    for flag in ([], ["--no-fast-decoder"]):
+        out = tmp_path / ("plain" if flag else "pair")
+        argv = ["predict", str(folder / "wide.png"), "-m", tiny_model_dir, "--point", "40,30", "-o", str(out)]
+        assert main([*argv, *flag]) == 0
+        logs[bool(flag)] = capsys.readouterr().err
+    plain = SamPredictor.from_export(tiny_model_dir, fast_decoder=None)
+    assert "decoder: fast decoder pair" in logs[False]
+    assert f"decoder: {plain.decoder.path.name}," in logs[True] and "fast decoder pair" not in logs[True]
+    expected = plain.predict(
+        np.array([[40, 30]]), np.array([1]), multimask_output=False, embedding=plain.embed(arrays["wide"])
+    )
+    mask = np.asarray(Image.open(tmp_path / "plain" / "wide_mask.png")) > 0
+    np.testing.assert_array_equal(mask, expected.masks[0])
+    score = json.loads((tmp_path / "plain" / "wide.json").read_text())["masks"][0]["score"]
+    assert score == pytest.approx(float(expected.iou_predictions[0]), abs=1e-6)
+
+
+@pytest.mark.parametrize("command", ["serve", "bundle"])
+def test_no_fast_decoder_leaves_the_pair_closed_for_the_page_commands(tiny_model_dir, tmp_path, command):
+    """``serve`` hands the page the pair only when its predictor runs it (see ``sam_onnx.runtime.
+    serve``); ``bundle`` embeds with the same predictor."""
+    from sam_onnx.runtime.cli import _open_predictor, build_parser
+
+    extra = ["-o", str(tmp_path / "site")] if command == "bundle" else []
+    for flag, has_pair in (([], True), (["--no-fast-decoder"], False)):
+        args = build_parser().parse_args([command, "-m", tiny_model_dir, *extra, *flag])
+        assert (_open_predictor(args).fast is not None) is has_pair
