@@ -219,7 +219,11 @@ def main() -> None:
         files["merged"] = str(merged_click(Path(files["click"]), Path(scratch) / "click_merged.onnx"))
         for hw in SIZES:
             differ = check_masks(files, hw)
-            print(f"{hw[0]}x{hw[1]}: the merged graph's mask differs from numpy's in {differ} pixels")
+            if differ:
+                raise SystemExit(
+                    f"{hw[0]}x{hw[1]}: the merged graph's mask differs from numpy's in {differ} pixels"
+                )
+            print(f"{hw[0]}x{hw[1]}: the merged graph's mask equals numpy's")
         print(f"machine: {machine()}, {args.threads} thread(s), median of {args.repeats} clicks per process")
         results: dict[tuple, list[float]] = {}
         for r in range(args.rounds):
