@@ -38,6 +38,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, compose, helper
 
+from sam_onnx.runtime.fast_decoder import PROMPT_INPUTS
 from sam_onnx.runtime.upscale import LOW_RES, _bands, upscale_masks
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -132,28 +133,40 @@ def merged_click(click_path: Path, out_path: Path) -> Path:
     return out_path
 
 
-def _runner(kind: str, files: dict[str, str], hw: tuple[int, int], threads: int):
-    """A function that runs one click of ``kind`` (its per-image work done here, untimed)."""
+def _pair_feeds(files: dict[str, str], hw: tuple[int, int], threads: int) -> dict[str, np.ndarray]:
+    """The click graph's feeds for ``bench/speed.py``'s click at ``hw``: the per-image tensors
+    (the image graph's session is gone on return: its thread pool would spin beside the
+    click's) and the prompt."""
     feeds = _click_feeds(np.random.default_rng(0), *hw)
-    if kind == KINDS[0]:
-        session = _session(Path(files["official"]), threads, "all")
-        return lambda: session.run(None, feeds)
     image = _session(Path(files["image"]), threads, "all")
     names = [o.name for o in image.get_outputs()]
     tensors = dict(zip(names, image.run(None, {"image_embeddings": feeds["image_embeddings"]}), strict=True))
-    del image  # its thread pool would spin beside the click's
-    prompt = {k: feeds[k] for k in ("point_coords", "point_labels", "mask_input", "has_mask_input")}
+    return {**tensors, **{k: feeds[k] for k in PROMPT_INPUTS}}
+
+
+def _table_feeds(hw: tuple[int, int]) -> dict[str, np.ndarray]:
+    """:func:`upscale_tables` under the merged graph's input names."""
+    return {f"u_{k}": v for k, v in upscale_tables(hw).items()}
+
+
+def _runner(kind: str, files: dict[str, str], hw: tuple[int, int], threads: int):
+    """A function that runs one click of ``kind`` (its per-image work done here, untimed)."""
+    if kind == KINDS[0]:
+        feeds = _click_feeds(np.random.default_rng(0), *hw)
+        session = _session(Path(files["official"]), threads, "all")
+        return lambda: session.run(None, feeds)
+    feeds = _pair_feeds(files, hw, threads)
     if kind == KINDS[1]:
         click = _session(Path(files["click"]), threads, "all")
 
         def run() -> None:
-            low_res, _ = click.run(None, {**tensors, **prompt})
+            low_res, _ = click.run(None, feeds)
             upscale_masks(low_res[0, :1], hw, "sam")
 
         return run
     merged = _session(Path(files["merged"]), threads, "all")
-    tables = {f"u_{k}": v for k, v in upscale_tables(hw).items()}
-    return lambda: merged.run(None, {**tensors, **prompt, **tables})
+    feeds.update(_table_feeds(hw))
+    return lambda: merged.run(None, feeds)
 
 
 def measure(kind: str, files: dict[str, str], hw: tuple[int, int], threads: int, repeats: int) -> float:
@@ -171,13 +184,8 @@ def measure(kind: str, files: dict[str, str], hw: tuple[int, int], threads: int,
 
 def check_masks(files: dict[str, str], hw: tuple[int, int]) -> int:
     """Pixels where the merged graph's mask differs from ``upscale_masks`` of its token 0."""
-    feeds = _click_feeds(np.random.default_rng(0), *hw)
-    image = _session(Path(files["image"]), 1, "all")
-    names = [o.name for o in image.get_outputs()]
-    tensors = dict(zip(names, image.run(None, {"image_embeddings": feeds["image_embeddings"]}), strict=True))
-    prompt = {k: feeds[k] for k in ("point_coords", "point_labels", "mask_input", "has_mask_input")}
-    tables = {f"u_{k}": v for k, v in upscale_tables(hw).items()}
-    low_res, _, masks = _session(Path(files["merged"]), 1, "all").run(None, {**tensors, **prompt, **tables})
+    feeds = {**_pair_feeds(files, hw, 1), **_table_feeds(hw)}
+    low_res, _, masks = _session(Path(files["merged"]), 1, "all").run(None, feeds)
     want = upscale_masks(low_res[0, :1], hw, "sam")
     if masks.shape != want.shape:
         raise SystemExit(f"merged graph: masks {masks.shape}, expected {want.shape}")
