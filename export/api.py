@@ -283,7 +283,7 @@ def export_sam(
     :class:`~sam_onnx.errors.ExportWriteError` or :class:`~sam_onnx.errors.ExportValidationError`;
     in every case nothing is written at ``output_dir``.
     """
-    from sam_onnx.modeling.sam2_checkpoint import load_model
+    from sam_onnx.modeling.load import load_model
 
     options = options or ExportOptions()
     out = Path(output_dir)

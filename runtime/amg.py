@@ -8,10 +8,10 @@ of full-size masks is ever held. Then box NMS within the crop, NMS across crops 
 win), and optionally hole/island removal. Annotations have the official fields and order.
 
 SAM 2 / 2.1 exports run the same algorithm with the official ``SAM2AutomaticMaskGenerator``'s
-differences, which are data (:data:`FAMILY_AMG`) and one step (:meth:`AutomaticMaskGenerator.
-_refine`): the default ``pred_iou_thresh`` (0.8, not 0.88); clicks kept in float32 (their
-``point_coords`` are float32 values); ``multimask_output=False`` (SAM 2's single-mask rule per
-click) and ``use_m2m`` (each mask decoded once more with its own low-res logits as
+differences, which are data (``Family.amg`` in :mod:`sam_onnx.families`) and one step
+(:meth:`AutomaticMaskGenerator._refine`): the default ``pred_iou_thresh`` (0.8, not 0.88); clicks
+kept in float32 (their ``point_coords`` are float32 values); ``multimask_output=False`` (SAM 2's
+single-mask rule per click) and ``use_m2m`` (each mask decoded once more with its own low-res logits as
 ``mask_input``, single-mask output; filters and scores then apply to the refined masks).
 """
 
@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, fields, replace
 import numpy as np
 
 from sam_onnx.errors import InvalidInputError
+from sam_onnx.families import DEFAULT_FAMILY, family_of
 from sam_onnx.images import ImageSource, load_image
 from sam_onnx.progress import bar, plural
 
@@ -43,26 +44,6 @@ from .rle import coco_encode, masks_to_rle, rle_area, rle_to_mask
 OUTPUT_MODES = ("binary_mask", "uncompressed_rle", "coco_rle")
 
 
-@dataclass(frozen=True)
-class FamilyAmg:
-    """What the official generator of a model family does differently (SAM v1 / SAM 2).
-
-    Attributes:
-      pred_iou_thresh: the default of ``pred_iou_thresh``.
-      points_dtype: the clicks' dtype (the official SAM 2 generator casts them to float32 before
-        scaling them, and reports those values; SAM v1 keeps numpy's float64).
-      refinement: ``use_m2m`` and ``multimask_output=False`` exist (SAM 2 only).
-    """
-
-    pred_iou_thresh: float
-    points_dtype: type
-    refinement: bool
-
-
-FAMILY_AMG = {
-    "sam": FamilyAmg(pred_iou_thresh=0.88, points_dtype=np.float64, refinement=False),
-    "sam2": FamilyAmg(pred_iou_thresh=0.8, points_dtype=np.float32, refinement=True),
-}
 # The filters in the order they apply, as named in AmgOptions (crop_edge: masks touching a crop's
 # inner edge; min_mask_region_area: the box NMS after hole/island removal).
 FILTERS = (
@@ -159,15 +140,15 @@ class AmgOptions:
     def for_family(self, family: str) -> AmgOptions:
         """These options for a model of ``family`` (``"sam"`` / ``"sam2"``): the family's default
         ``pred_iou_thresh`` filled in; the SAM 2-only options refused for SAM v1."""
-        rules = FAMILY_AMG[family]
+        label, rules = family_of(family).label, family_of(family).amg
         if not rules.refinement:
             for name, default in (("use_m2m", False), ("multimask_output", True)):
                 if getattr(self, name) != default:
                     why = "the official SamAutomaticMaskGenerator has no such option"
                     raise InvalidInputError(
-                        name, f"{default} for a SAM v1 model ({why})", repr(getattr(self, name))
+                        name, f"{default} for a {label} model ({why})", repr(getattr(self, name))
                     )
-        if family == "sam2" and self.min_mask_region_area > 0:
+        if not rules.region_filling and self.min_mask_region_area > 0:
             # The official SAM 2 generator fills holes and removes islands in the decoder's
             # unclamped low-res logits before they are upscaled, which the exported graph does inside.
             raise InvalidInputError(
@@ -235,7 +216,7 @@ class AutomaticMaskGenerator:
         if options is not None and kwargs:
             raise InvalidInputError("options", "an AmgOptions or keywords", "both")
         self.predictor = predictor
-        self.family = getattr(predictor, "family", "sam")
+        self.family = getattr(predictor, "family", DEFAULT_FAMILY.name)
         self.options = (options or AmgOptions(**kwargs)).for_family(self.family)
         self.grids = self.options.grids()
         # seconds spent in the last generate(): encoder, decoder, postprocess; and prompts decoded
@@ -288,7 +269,7 @@ class AutomaticMaskGenerator:
         clock["encoder"] += time.perf_counter() - start
         h, w = crop.shape[:2]
         points = self.grids[layer] * np.array([w, h], np.float64)
-        points = points.astype(FAMILY_AMG[self.family].points_dtype)
+        points = points.astype(family_of(self.family).amg.points_dtype)
         data = _Masks()
         done = 0
         opts = self.options

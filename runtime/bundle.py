@@ -62,9 +62,10 @@ from PIL import Image
 
 from sam_onnx import atomic
 from sam_onnx.errors import InvalidInputError, OutputWriteError
+from sam_onnx.families import DEFAULT_FAMILY, FAMILIES, family_of
 from sam_onnx.variants import EncoderNumbers, get_variant
 
-from .embedding import ImageEmbedding, high_res_paths
+from .embedding import ImageEmbedding, feature_paths
 
 FORMAT = "sam-onnx-bundle"
 FORMAT_VERSION = 1
@@ -225,9 +226,11 @@ def web_encoder(encoder: Path, decoders: dict[str, Path]) -> dict:
             f"weights over 2 GiB in {external.name}",
         )
     meta = Graph.open(encoder, SessionConfig(), role="encoder").metadata
-    if meta.get("role", "encoder") != "encoder" or meta.get("family", "sam") != "sam":
-        what = f"role {meta.get('role')!r}, family {meta.get('family', 'sam')!r}"
-        raise InvalidInputError(f"encoder {str(encoder)!r}", "a SAM v1 image encoder", what)
+    family = FAMILIES.get(meta.get("family", DEFAULT_FAMILY.name))
+    if meta.get("role", "encoder") != "encoder" or family is None or not family.page_encoder:
+        what = f"role {meta.get('role')!r}, family {meta.get('family', DEFAULT_FAMILY.name)!r}"
+        runs = " or ".join(f.label for f in FAMILIES.values() if f.page_encoder)
+        raise InvalidInputError(f"encoder {str(encoder)!r}", f"a {runs} image encoder", what)
     check_decoders_belong(decoders, meta.get("checkpoint_sha256", ""), "the encoder")
     numbers = encoder_numbers(meta)
     return {
@@ -296,12 +299,13 @@ def decoders_family(decoders: dict[str, Path]) -> dict[str, str]:
     from .graphs import decoder_identity
 
     meta = decoder_identity(decoders["fp32"])
-    return {"family": meta.get("family", "sam"), "resize": meta.get("resize", "long_side")}
+    family = family_of(meta.get("family"), f"decoder {str(decoders['fp32'])!r} family")
+    return {"family": family.name, "resize": meta.get("resize", family.resize)}
 
 
 def feature_files(embedding: ImageEmbedding, npy: Path) -> dict[str, str]:
     """Decoder input name -> file name of each image feature, as ``embedding.save(npy)`` wrote them."""
-    files = [npy, *(high_res_paths(npy) if embedding.family == "sam2" else ())]
+    files = feature_paths(npy, embedding.rules)
     return {name: path.name for name, path in zip(embedding.decoder_inputs(), files, strict=True)}
 
 

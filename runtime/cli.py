@@ -41,7 +41,6 @@ from .session import OPENVINO_PRECISIONS
 
 __all__ = ["IMAGE_SUFFIXES", "build_parser", "find_images", "main", "run_batch"]
 MODEL_ENV = "SAM_ONNX_MODEL"
-FAMILY_LABELS = {"sam": "SAM v1", "sam2": "SAM 2"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -250,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "predict" and args.embedding and len(images) != 1:
             raise InvalidInputError("--embedding", "one image to go with it", f"{len(images)} images")
         predictor = _open_predictor(args)
-        model = f"{predictor.variant} ({FAMILY_LABELS.get(predictor.family, predictor.family)})"
+        model = f"{predictor.variant} ({predictor.rules.label})"
         decoder = "" if args.command == "embed" else f", decoder: {predictor.decoder_label}"
         log(f"model {model} on {predictor.engine}{decoder}, {plural(len(images), 'image')}")
         make_task = {"embed": _embed_task, "predict": _predict_task, "amg": _amg_task}[args.command]

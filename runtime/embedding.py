@@ -26,20 +26,16 @@ from pathlib import Path
 
 import numpy as np
 
+from sam_onnx.contract import IMAGE_EMBEDDINGS
 from sam_onnx.errors import EmbeddingFileError, InvalidInputError, OutputWriteError
-from sam_onnx.preprocess import resized_hw
-from sam_onnx.variants import EMBED_HW, IMAGE_SIZE, PROMPT_EMBED_DIM
+from sam_onnx.families import DEFAULT_FAMILY, FAMILIES, Family, family_of
+from sam_onnx.preprocess import encoder_input_hw
 
 from .outputs import atomic_write
 
-EMBEDDING_SHAPE = (1, PROMPT_EMBED_DIM, EMBED_HW, EMBED_HW)
+EMBEDDING_SHAPE = IMAGE_EMBEDDINGS.shape
 FORMAT = "sam-onnx-embedding"
-FORMAT_VERSION = 1
-SAM2_FORMAT_VERSION = 2  # adds "family" and the high-res feature files
-FAMILY_NAMES = {"sam": "SAM v1", "sam2": "SAM 2"}
-# SAM 2's extra encoder outputs, as the decoder graph names its inputs, and their shapes
-HIGH_RES_NAMES = ("high_res_feats_0", "high_res_feats_1")
-HIGH_RES_SHAPES = ((1, 32, 256, 256), (1, 64, 128, 128))
+FORMAT_VERSION = DEFAULT_FAMILY.embedding_version  # files that name no family are of this version
 
 
 class ImageEmbedding:
@@ -82,54 +78,59 @@ class ImageEmbedding:
         family: str = "sam",
         high_res_feats: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
-        if family not in FAMILY_NAMES:
-            raise InvalidInputError("family", f"one of {tuple(FAMILY_NAMES)}", repr(family))
+        rules = family_of(family)
         if embedding is None and device_value is None:
             raise InvalidInputError("embedding", "an array or a device value", "neither")
         if embedding is not None:
             embedding = check_embedding_array(embedding)
-        self.family = family
-        self._high_res = _check_high_res(family, high_res_feats, device_value)
+        self.family = rules.name
+        self._high_res = _check_high_res(rules, high_res_feats, device_value)
         self._host = embedding
         self.device_value = device_value
         self.orig_hw = (int(orig_hw[0]), int(orig_hw[1]))
-        self.input_hw = (IMAGE_SIZE, IMAGE_SIZE) if family == "sam2" else resized_hw(self.orig_hw)
+        self.input_hw = encoder_input_hw(self.orig_hw, rules.resize)
         self.variant = variant
         self.checkpoint_sha256 = checkpoint_sha256
 
     @property
     def embedding(self) -> np.ndarray:
         if self._host is None:  # one copy from the device, kept
-            value = self.device_value[0] if self.family == "sam2" else self.device_value
-            self._host = check_embedding_array(value.numpy())
+            self._host = check_embedding_array(self._device_values()[0].numpy())
         return self._host
 
     @property
     def high_res_feats(self) -> tuple[np.ndarray, ...]:
         if self._high_res is None:  # SAM 2 with IO binding: one copy from the device, kept
-            arrays = tuple(v.numpy() for v in self.device_value[1:])
-            self._high_res = _check_high_res(self.family, arrays, None)
+            arrays = tuple(v.numpy() for v in self._device_values()[1:])
+            self._high_res = _check_high_res(self.rules, arrays, None)
         return self._high_res
+
+    @property
+    def rules(self) -> Family:
+        """The record of this embedding's model family (:mod:`sam_onnx.families`)."""
+        return FAMILIES[self.family]
+
+    def _device_values(self) -> tuple:
+        """The device values in the order of the family's features (SAM v1 keeps one bare)."""
+        value = self.device_value
+        return value if isinstance(value, tuple | list) else (value,)
 
     def decoder_inputs(self) -> dict[str, np.ndarray]:
         """The image's inputs of the decoder graph by name: ``image_embeddings`` (and, SAM 2,
         ``high_res_feats_0`` / ``_1``), host arrays."""
-        high_res = dict(zip(HIGH_RES_NAMES, self.high_res_feats, strict=False))  # none for SAM v1
-        return {"image_embeddings": self.embedding, **high_res}
+        arrays = (self.embedding, *self.high_res_feats)
+        return dict(zip(self.rules.feature_names, arrays, strict=True))
 
     def device_inputs(self) -> dict[str, object]:
         """As :meth:`decoder_inputs`, the device ``OrtValue`` s (empty without IO binding)."""
         if self.device_value is None:
             return {}
-        if self.family == "sam2":
-            return dict(zip(("image_embeddings", *HIGH_RES_NAMES), self.device_value, strict=True))
-        return {"image_embeddings": self.device_value}
+        return dict(zip(self.rules.feature_names, self._device_values(), strict=True))
 
     def metadata(self) -> dict:
-        sam2 = self.family == "sam2"
         return {
             "format": FORMAT,
-            "version": SAM2_FORMAT_VERSION if sam2 else FORMAT_VERSION,
+            "version": self.rules.embedding_version,
             "orig_hw": list(self.orig_hw),
             "input_hw": list(self.input_hw),
             "variant": self.variant,
@@ -147,12 +148,11 @@ class ImageEmbedding:
         """
         npy, sidecar = embedding_paths(path)
         meta = self.metadata()
-        if self.family == "sam2":
-            meta["high_res_feats"] = [p.name for p in high_res_paths(npy)]
+        extra_files = feature_paths(npy, self.rules)[1:]
+        if extra_files:
+            meta["high_res_feats"] = [p.name for p in extra_files]
         text = json.dumps({**meta, **extra}, indent=1).encode()
-        arrays = [(npy, self.embedding)]
-        if self.family == "sam2":
-            arrays += list(zip(high_res_paths(npy), self.high_res_feats, strict=True))
+        arrays = [(npy, self.embedding), *zip(extra_files, self.high_res_feats, strict=True)]
         writers = [(file, _npy_writer(array)) for file, array in arrays]
         writers.append((sidecar, lambda f: f.write(text)))  # last: it marks the embedding complete
         for file, write in writers:
@@ -175,36 +175,42 @@ class ImageEmbedding:
                     file, "no such file (an embedding is a .npy and a .json side by side)"
                 )
         orig_hw, variant, sha, found = _read_sidecar(sidecar)
-        if family is not None and found != family:
+        if family is not None and found is not family_of(family):
             raise EmbeddingFileError(
                 sidecar,
-                f"is a {FAMILY_NAMES.get(found, found)} embedding ({variant}); this model is "
-                f"{FAMILY_NAMES.get(family, family)}: embed the image with this model's encoder",
+                f"is a {found.label} embedding ({variant}); this model is "
+                f"{family_of(family).label}: embed the image with this model's encoder",
             )
         array = _load_npy(npy)
-        high_res = tuple(_load_npy(p) for p in high_res_paths(npy)) if found == "sam2" else None
+        extra_files = feature_paths(npy, found)[1:]
+        high_res = tuple(_load_npy(p) for p in extra_files) if extra_files else None
         try:
             return cls(
-                array, orig_hw, variant=variant, checkpoint_sha256=sha, family=found, high_res_feats=high_res
+                array,
+                orig_hw,
+                variant=variant,
+                checkpoint_sha256=sha,
+                family=found.name,
+                high_res_feats=high_res,
             )
         except InvalidInputError as exc:
             raise EmbeddingFileError(npy, str(exc)) from None
 
 
-def _read_sidecar(sidecar: Path) -> tuple[tuple[int, ...], str, str, str]:
-    """(orig_hw, variant, checkpoint_sha256, family) of an embedding's JSON."""
+def _read_sidecar(sidecar: Path) -> tuple[tuple[int, ...], str, str, Family]:
+    """(orig_hw, variant, checkpoint_sha256, family record) of an embedding's JSON."""
     try:
         meta = json.loads(sidecar.read_text())
         orig_hw = tuple(int(v) for v in meta["orig_hw"])
         variant, sha = str(meta["variant"]), str(meta["checkpoint_sha256"])
-        family = meta.get("family", "sam")
+        name = meta.get("family", DEFAULT_FAMILY.name)
         if meta.get("format") != FORMAT or len(orig_hw) != 2:
             raise ValueError(f"format {meta.get('format')!r}, orig_hw {meta['orig_hw']!r}")
-        versions = {"sam": FORMAT_VERSION, "sam2": SAM2_FORMAT_VERSION}
-        if family not in versions or meta.get("version") not in (FORMAT_VERSION, versions[family]):
+        family = FAMILIES.get(name) if isinstance(name, str) else None
+        if family is None or meta.get("version") not in (FORMAT_VERSION, family.embedding_version):
+            reads = " and ".join(f"{f.embedding_version} ({f.label})" for f in FAMILIES.values())
             raise ValueError(
-                f"family {family!r}, format version {meta.get('version')!r}; this sam-onnx reads "
-                f"{FORMAT_VERSION} (SAM v1) and {SAM2_FORMAT_VERSION} (SAM 2)"
+                f"family {name!r}, format version {meta.get('version')!r}; this sam-onnx reads {reads}"
             )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise EmbeddingFileError(sidecar, f"not a sam-onnx embedding sidecar ({exc})") from None
@@ -224,25 +230,26 @@ def _npy_writer(array: np.ndarray):
     return lambda f: np.save(f, array, allow_pickle=False)
 
 
-def _check_high_res(family: str, arrays, device_value) -> tuple[np.ndarray, ...] | None:
-    """SAM 2's two high-res maps, checked; ``()`` for SAM v1; ``None`` while on the device."""
-    if family == "sam":
+def _check_high_res(family: Family, arrays, device_value) -> tuple[np.ndarray, ...] | None:
+    """The family's features after the embedding (SAM 2's two high-res maps), checked; ``()``
+    for a family without any (SAM v1); ``None`` while on the device."""
+    extra = family.features[1:]
+    if not extra:
         if arrays is not None:
-            raise InvalidInputError("high_res_feats", "none for a SAM v1 embedding", "two arrays")
+            raise InvalidInputError("high_res_feats", f"none for a {family.label} embedding", "two arrays")
         return ()
+    wanted = tuple(t.shape for t in extra)
     if arrays is None:
         if device_value is None:
-            raise InvalidInputError(
-                "high_res_feats",
-                "a SAM 2 embedding's two high-res maps (1 x 32 x 256 x 256, 1 x 64 x 128 x 128)",
-                "none",
-            )
+            shapes = ", ".join(" x ".join(map(str, shape)) for shape in wanted)
+            wanted_text = f"a {family.label} embedding's {len(extra)} high-res maps ({shapes})"
+            raise InvalidInputError("high_res_feats", wanted_text, "none")
         return None
     arrays = tuple(arrays)
     shapes = tuple(getattr(a, "shape", None) for a in arrays)
-    if shapes != HIGH_RES_SHAPES or any(a.dtype != np.float32 for a in arrays):
+    if shapes != wanted or any(a.dtype != np.float32 for a in arrays):
         got = ", ".join(f"{getattr(a, 'dtype', type(a).__name__)} {getattr(a, 'shape', '')}" for a in arrays)
-        raise InvalidInputError("high_res_feats", f"float32 of shapes {HIGH_RES_SHAPES}", got)
+        raise InvalidInputError("high_res_feats", f"float32 of shapes {wanted}", got)
     if not all(np.isfinite(a).all() for a in arrays):
         raise InvalidInputError("high_res_feats", "finite values", "NaN or infinity")
     return arrays
@@ -261,10 +268,11 @@ def check_embedding_array(array: object) -> np.ndarray:
     return array
 
 
-def high_res_paths(npy: Path) -> tuple[Path, Path]:
-    """``NAME.high_res_feats_0.npy`` and ``_1`` beside ``NAME.npy`` (a SAM 2 embedding's extra maps)."""
+def feature_paths(npy: Path, family: Family) -> tuple[Path, ...]:
+    """The files of an embedding's features in the family's order: ``NAME.npy`` (the embedding),
+    then ``NAME.<feature>.npy`` for each further feature (SAM 2's high-res maps)."""
     base = npy.with_suffix("")
-    return tuple(base.with_name(f"{base.name}.{name}.npy") for name in HIGH_RES_NAMES)
+    return (npy, *(base.with_name(f"{base.name}.{t.name}.npy") for t in family.features[1:]))
 
 
 def embedding_paths(path: str | os.PathLike[str]) -> tuple[Path, Path]:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sam_onnx.contract import DECODER_INPUTS
 from sam_onnx.errors import InvalidInputError, ModelLoadError, ModelMismatchError
+from sam_onnx.families import DEFAULT_FAMILY, family_of, label
 
 from .session import SessionConfig, engine_label, open_session
 
@@ -144,7 +145,7 @@ def check_pair(encoder: Graph | None, decoder: Graph) -> None:
     if meta.get("num_masks") != "4":
         how = (
             "use decoder_batched.onnx: SAM 2's single-mask rule needs all four"
-            if graph_family(decoder) == "sam2"
+            if family_of(graph_family(decoder)).single_mask_needs_all_tokens
             else "use decoder_batched.onnx, or export decoder.onnx with --multimask"
         )
         raise ModelMismatchError(
@@ -159,11 +160,10 @@ def check_pair(encoder: Graph | None, decoder: Graph) -> None:
         return
     encoder_family, decoder_family = graph_family(encoder), graph_family(decoder)
     if encoder_family != decoder_family:
-        names = {"sam": "SAM v1", "sam2": "SAM 2"}
         raise ModelMismatchError(
             decoder.path,
-            f"is a {names.get(decoder_family, decoder_family)} decoder (family {decoder_family!r}) but "
-            f"encoder {str(encoder.path)!r} is {names.get(encoder_family, encoder_family)} "
+            f"is a {label(decoder_family)} decoder (family {decoder_family!r}) but "
+            f"encoder {str(encoder.path)!r} is {label(encoder_family)} "
             f"(family {encoder_family!r}): export both graphs from one checkpoint",
         )
     for key in ("checkpoint_sha256", "variant", "input_size"):
@@ -178,7 +178,7 @@ def check_pair(encoder: Graph | None, decoder: Graph) -> None:
 def graph_family(graph: Graph) -> str:
     """``"sam"`` (SAM v1) or ``"sam2"`` from a graph's metadata (graphs exported before the
     ``family`` key existed are SAM v1)."""
-    return graph.metadata.get("family", "sam")
+    return graph.metadata.get("family", DEFAULT_FAMILY.name)
 
 
 def check_feeds(graph: Graph, feeds: dict[str, object]) -> None:

@@ -30,12 +30,14 @@ from pathlib import Path
 
 import numpy as np
 
+from sam_onnx.contract import DECODER_OUTPUTS
 from sam_onnx.errors import InferenceError, InvalidInputError, NoImageError
+from sam_onnx.families import family_of
 from sam_onnx.images import DEFAULT_MAX_PIXELS, ImageSource, load_image
-from sam_onnx.preprocess import normalize_and_pad, resize_longest_side, resized_hw, sam2_preprocess
+from sam_onnx.preprocess import encoder_input, resized_hw
 from sam_onnx.progress import stage
 
-from .embedding import FAMILY_NAMES, HIGH_RES_NAMES, ImageEmbedding
+from .embedding import ImageEmbedding
 from .fast_decoder import FastDecoder, fast_decoder_paths
 from .graphs import Graph, check_feeds, check_pair, export_graph_paths, graph_family
 from .prompts import (
@@ -51,15 +53,11 @@ from .session import SessionConfig
 from .upscale import upscale_logits, upscale_masks
 
 MASK_THRESHOLD = 0.0
-SAM2_LOW_RES_CLAMP = 32.0  # SAM 2's contract clamps the low-res logits it returns
 MAX_DECODER_BATCH = 16  # prompts per batched-decoder run
 # ... and at most this much of the decoder's estimated working memory per run (decoder_bytes).
 DECODER_BYTES = 256 << 20
 # Per prompt, besides the logits: the upscaled features, 32 channels of 256 x 256 float32.
 UPSCALE_BYTES = 32 * 256 * 256 * 4
-DECODER_OUTPUTS = ["masks", "iou_predictions", "low_res_masks"]
-# SAM 2's single-mask rule when a graph's metadata does not say (the SAM 2.1 configs' values)
-SAM2_STABILITY_DELTA, SAM2_STABILITY_THRESH = 0.05, 0.98
 
 
 @dataclass(frozen=True)
@@ -125,9 +123,11 @@ class SamPredictor:
         check_pair(self.encoder, self.decoder)
         self.variant = self.decoder.metadata["variant"]
         self.family = graph_family(self.decoder)
-        meta = self.decoder.metadata
-        self.stability_delta = float(meta.get("stability_delta", SAM2_STABILITY_DELTA))
-        self.stability_thresh = float(meta.get("stability_thresh", SAM2_STABILITY_THRESH))
+        self.rules = family_of(self.family)  # the family's rules (sam_onnx.families)
+        meta, stability = self.decoder.metadata, self.rules.stability
+        # the single-mask rule's constants: the graph's metadata, else the family's defaults
+        self.stability_delta = float(meta.get("stability_delta", stability.delta)) if stability else None
+        self.stability_thresh = float(meta.get("stability_thresh", stability.thresh)) if stability else None
         self.checkpoint_sha256 = self.decoder.metadata["checkpoint_sha256"]
         self.batched = self.decoder.metadata.get("batched") == "true"
         self.max_points = max_points
@@ -189,35 +189,19 @@ class SamPredictor:
             )
         rgb = load_image(image, bgr=bgr, max_pixels=self.max_pixels)
         h, w = rgb.shape[:2]
+        uint8_input = self.encoder.metadata.get("encoder_input") == "uint8"
         with stage(f"encoder on {w}x{h}", progress=self.progress):
-            host, device = self._run_encoder(self._encoder_feed(rgb))
-        if self.family == "sam2":
-            return ImageEmbedding(
-                None if host is None else host[0],
-                rgb.shape[:2],
-                variant=self.variant,
-                checkpoint_sha256=self.checkpoint_sha256,
-                device_value=device,
-                family="sam2",
-                high_res_feats=None if host is None else tuple(host[1:]),
-            )
+            host, device = self._run_encoder(encoder_input(rgb, self.rules.resize, uint8_input=uint8_input))
+        extra = len(self.rules.features) > 1  # features after the embedding (SAM 2's high-res maps)
         return ImageEmbedding(
             None if host is None else host[0],
             rgb.shape[:2],
             variant=self.variant,
             checkpoint_sha256=self.checkpoint_sha256,
-            device_value=None if device is None else device[0],
+            device_value=None if device is None else (tuple(device) if extra else device[0]),
+            family=self.family,
+            high_res_feats=tuple(host[1:]) if extra and host is not None else None,
         )
-
-    def _encoder_feed(self, rgb: np.ndarray) -> np.ndarray:
-        """The encoder's input for an ``H x W x 3`` uint8 RGB image: normalised (and, SAM v1,
-        padded) ``1 x 3 x 1024 x 1024`` float32, or for a ``--encoder-input uint8`` graph the
-        resized image (SAM v1) or the original image (SAM 2, which resizes inside the graph)."""
-        uint8_input = self.encoder.metadata.get("encoder_input") == "uint8"
-        if self.family == "sam2":
-            return rgb if uint8_input else sam2_preprocess(rgb)
-        resized = resize_longest_side(rgb)
-        return resized if uint8_input else normalize_and_pad(resized)
 
     def set_image(self, image: ImageSource, *, bgr: bool = False) -> ImageEmbedding:
         """Embed ``image`` and make it this thread's current image for :meth:`predict`."""
@@ -289,10 +273,10 @@ class SamPredictor:
         SAM 2's coordinates already divided by (W, H)."""
         if normalize_coords:
             return emb.orig_hw
-        if self.family != "sam2":
+        if not self.rules.normalized_coords:
             raise InvalidInputError(
                 "normalize_coords",
-                "True for a SAM v1 model (the official SamPredictor takes pixel coordinates only)",
+                f"True for a {self.rules.label} model (its official predictor takes pixel coordinates only)",
                 "False",
             )
         return (1, 1)
@@ -420,10 +404,8 @@ class SamPredictor:
         if embedding.family != self.family:
             raise InvalidInputError(
                 "embedding",
-                f"a {FAMILY_NAMES[self.family]} embedding (this model is {self.variant}, family "
-                f"{self.family!r})",
-                f"a {FAMILY_NAMES[embedding.family]} embedding of {embedding.variant} "
-                f"(family {embedding.family!r})",
+                f"a {self.rules.label} embedding (this model is {self.variant}, family {self.family!r})",
+                f"a {embedding.rules.label} embedding of {embedding.variant} (family {embedding.family!r})",
             )
         if embedding.checkpoint_sha256 != self.checkpoint_sha256:
             raise InvalidInputError(
@@ -437,7 +419,7 @@ class SamPredictor:
         """Returns (host arrays, None), or (None, device OrtValues) with IO binding: the
         embedding, and for SAM 2 the two high-res maps after it."""
         session, name = self.encoder.session, self.encoder.input_names[0]
-        outputs = ["image_embeddings", *(HIGH_RES_NAMES if self.family == "sam2" else ())]
+        outputs = list(self.rules.feature_names)
         try:
             if not self.io_binding:
                 return session.run(outputs, {name: feed}), None
@@ -469,7 +451,7 @@ class SamPredictor:
         return max(1, min(batch, DECODER_BYTES // decoder_bytes(emb.orig_hw, self.family)))
 
     def _run_decoder(self, emb: ImageEmbedding, feeds: dict[str, np.ndarray]):
-        session, names = self.decoder.session, DECODER_OUTPUTS
+        session, names = self.decoder.session, list(DECODER_OUTPUTS)
         device = emb.device_inputs() if self.io_binding else {}
         check_feeds(self.decoder, {**(device or emb.decoder_inputs()), **feeds})
         try:
@@ -497,7 +479,7 @@ class SamPredictor:
         Returns ``(masks, iou, low_res)`` with M = 3 or 1 tokens."""
         if multimask_output:
             return masks[:, 1:], iou[:, 1:], low_res[:, 1:]
-        if self.family != "sam2":
+        if self.rules.stability is None:
             return masks[:, :1], iou[:, :1], low_res[:, :1]
         token = sam2_single_tokens(low_res, iou, self.stability_delta, self.stability_thresh)
         rows = np.arange(len(token))
@@ -527,8 +509,9 @@ class SamPredictor:
 
     def _feedback(self, low: np.ndarray) -> np.ndarray:
         """Low-res logits as the decoder contract returns them, to feed back (SAM 2: clamped)."""
-        if self.family == "sam2":
-            low = np.clip(low, -SAM2_LOW_RES_CLAMP, SAM2_LOW_RES_CLAMP)
+        clamp = self.rules.low_res_clamp
+        if clamp is not None:
+            low = np.clip(low, -clamp, clamp)
         return np.ascontiguousarray(low)
 
     def _predict_fast(self, emb, feeds, multimask_output: bool, return_logits: bool) -> Prediction:
@@ -569,7 +552,7 @@ def decoder_bytes(orig_hw: tuple[int, int], family: str = "sam") -> int:
     1024), and the upscaled features (measured: 25 MB per prompt at 480 x 640, this gives 26).
     SAM 2 resizes straight to H x W by two gathers and weighted sums: counted as three H x W
     arrays per token (an estimate, not measured)."""
-    if family == "sam2":
+    if family_of(family).resize == "square":
         return 4 * 4 * 3 * orig_hw[0] * orig_hw[1] + UPSCALE_BYTES
     resized_h, resized_w = resized_hw(orig_hw)
     return 4 * 4 * (orig_hw[0] * orig_hw[1] + resized_h * resized_w) + UPSCALE_BYTES

@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from sam_onnx.errors import InvalidInputError
+from sam_onnx.families import family_of
 from sam_onnx.preprocess import sam2_coords_1024, scale_coords_xy
 from sam_onnx.variants import LOW_RES_MASK_SIZE
 
@@ -192,7 +193,7 @@ def decoder_feeds(
         raise InvalidInputError(
             "prompt", "at least one point or a box (mask_input alone is not a prompt)", "neither"
         )
-    if family == "sam2":
+    if family_of(family).box_first:  # SAM 2's contract: the square frame, box first, no padding
         point_coords, point_labels = sam2_prompt(orig_hw, coords_xy, labels, box, normalized=normalized)
         return _feeds(point_coords, point_labels, mask_input, orig_hw)
     coords = np.zeros((0, 2)) if coords_xy is None else coords_xy

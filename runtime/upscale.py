@@ -18,6 +18,7 @@ import functools
 
 import numpy as np
 
+from sam_onnx.families import family_of
 from sam_onnx.preprocess import linear_taps, resized_hw
 
 LOW_RES = 256
@@ -44,7 +45,7 @@ def _bands(orig_hw: tuple[int, int], family: str) -> tuple[list, list]:
     axis as :data:`BAND` consecutive output samples at a time, each band ``(start, end, lo, hi,
     weights)`` with ``weights`` ``(end - start) x (hi - lo)`` float32 over low-res samples
     ``lo..hi-1``. Cached: a person clicks many times on one image."""
-    if family == "sam2":
+    if family_of(family).resize == "square":  # straight to (H, W)
         taps = axis_taps(orig_hw[0], None), axis_taps(orig_hw[1], None)
     else:
         h, w = resized_hw(orig_hw)

@@ -1,17 +1,109 @@
-"""The official SAM ONNX decoder contract's names, shared by the exporter and the runtime (torch-free).
+"""Every exported graph's interface, declared once (torch-free): names, dtypes, shapes, meaning.
 
-Inputs, all float32: ``image_embeddings`` 1x256x64x64; ``point_coords`` 1xNx2 (x, y) in the
-1024-long-side frame; ``point_labels`` 1xN; ``mask_input`` 1x1x256x256; ``has_mask_input`` [1];
-``orig_im_size`` [2] = (H, W). Outputs: ``masks`` (logits at H x W), ``iou_predictions``,
-``low_res_masks``.
+The exporter traces graphs with these names, the validator and the runtime feed and read them,
+and the web page reads the same names from ``demo_web/src/contract.json``, which
+:mod:`sam_onnx.web_contract` generates from this module and :mod:`sam_onnx.families` (a test fails
+when the page's copy is stale).
+
+Shapes: an int is fixed; a string names a dynamic axis: ``N`` prompt points, ``B`` prompts of a
+batched run, ``M`` masks returned, ``H`` x ``W`` the original image (rows x columns), ``h`` x ``w``
+the resized image. Coordinates are (x, y); sizes are (H, W).
+
+=====================  ========================================================================
+role                   graph
+=====================  ========================================================================
+``encoder``            image -> the family's image features (:data:`IMAGE_EMBEDDINGS`, and SAM 2's
+                       :data:`HIGH_RES_FEATS`); see :mod:`sam_onnx.families` for which
+``decoder``            the official decoder contract: features + :data:`PROMPT` + ``orig_im_size``
+                       -> :data:`DECODER_OUTPUTS` (M = 1, or 4 with ``--multimask``)
+``decoder_batched``    the same with a leading prompt axis B; all 4 mask tokens
+``decoder_image``      the fast pair's per-image graph: features -> per-image tensors (named in
+                       its metadata, ``image_tensors``)
+``decoder_click``      the fast pair's per-click graph: per-image tensors + :data:`PROMPT`
+                       -> :data:`CLICK_OUTPUTS` (all 4 tokens, low-res, no upscaling)
+=====================  ========================================================================
 """
 
-DECODER_INPUTS = (
-    "image_embeddings",
-    "point_coords",
-    "point_labels",
-    "mask_input",
-    "has_mask_input",
-    "orig_im_size",
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """One input or output of a graph.
+
+    Attributes:
+      name: the graph's input/output name.
+      dtype: numpy dtype name (``float32``, ``uint8``).
+      shape: ints for fixed axes, strings for dynamic ones (see the module doc).
+      meaning: what it holds, in which frame.
+    """
+
+    name: str
+    dtype: str
+    shape: tuple[int | str, ...]
+    meaning: str
+
+
+# -- image features: the encoder's outputs, the decoders' image inputs ----------------------------
+IMAGE_EMBEDDINGS = Tensor(
+    "image_embeddings", "float32", (1, 256, 64, 64), "the image embedding (SAM 2: no_mem_embed added)"
 )
-DECODER_OUTPUTS = ("masks", "iou_predictions", "low_res_masks")
+HIGH_RES_FEATS = (
+    Tensor("high_res_feats_0", "float32", (1, 32, 256, 256), "SAM 2: conv_s0 of the finest Hiera map"),
+    Tensor("high_res_feats_1", "float32", (1, 64, 128, 128), "SAM 2: conv_s1 of the second map"),
+)
+
+# -- encoder inputs -------------------------------------------------------------------------------
+ENCODER_IMAGE = Tensor(
+    "image",
+    "float32",
+    (1, 3, 1024, 1024),
+    "RGB normalised by the family's pixel statistics; SAM v1: long side resized to 1024, zero-padded "
+    "bottom/right; SAM 2: resized to the 1024 square",
+)
+ENCODER_RESIZED_IMAGE = Tensor(
+    "resized_image", "uint8", ("h", "w", 3), "SAM v1 --encoder-input uint8: RGB, long side 1024"
+)
+ENCODER_ORIGINAL_IMAGE = Tensor(
+    "image", "uint8", ("H", "W", 3), "SAM 2 --encoder-input uint8: the original RGB image"
+)
+
+# -- prompts (the decoders' and the click graph's prompt inputs) ----------------------------------
+PROMPT = (
+    Tensor("point_coords", "float32", (1, "N", 2), "points (x, y) in the 1024 frame of the family"),
+    Tensor("point_labels", "float32", (1, "N"), "1 positive, 0 negative, 2/3 box corners, -1 padding"),
+    Tensor("mask_input", "float32", (1, 1, 256, 256), "low-res logits of an earlier prediction"),
+    Tensor("has_mask_input", "float32", (1,), "1 when mask_input holds a mask, else 0"),
+)
+ORIG_IM_SIZE = Tensor("orig_im_size", "float32", (2,), "(H, W) of the original image")
+PROMPT_INPUTS = tuple(t.name for t in PROMPT)
+
+# -- decoder outputs ------------------------------------------------------------------------------
+DECODER_OUTPUT_TENSORS = (
+    Tensor("masks", "float32", (1, "M", "H", "W"), "mask logits at the original size (threshold 0)"),
+    Tensor("iou_predictions", "float32", (1, "M"), "predicted IoU of each mask"),
+    Tensor("low_res_masks", "float32", (1, "M", 256, 256), "low-res logits, to feed back as mask_input"),
+)
+OBJECT_SCORE = Tensor(
+    "object_score_logits", "float32", ("B", 1), "SAM 2 batched decoder: object presence logit"
+)
+CLICK_OUTPUT_TENSORS = (
+    Tensor("low_res_logits", "float32", (1, 4, 256, 256), "all four tokens' low-res logits, unclamped"),
+    Tensor("iou_predictions", "float32", (1, 4), "all four tokens' predicted IoU"),
+)
+
+DECODER_OUTPUTS = tuple(t.name for t in DECODER_OUTPUT_TENSORS)
+CLICK_OUTPUTS = tuple(t.name for t in CLICK_OUTPUT_TENSORS)
+# SAM v1's official decoder inputs (a family's own list: Family.decoder_inputs)
+DECODER_INPUTS = (IMAGE_EMBEDDINGS.name, *PROMPT_INPUTS, ORIG_IM_SIZE.name)
+
+# -- the fast decoder pair and the extended decoders, as their metadata says ----------------------
+FAST_FILES = {"decoder_image": "decoder_image.onnx", "decoder_click": "decoder_click.onnx"}
+FAST_CONTRACT = (
+    "sam-onnx fast decoder pair: decoder_image.onnx (image features -> per-image tensors, once per "
+    "image) and decoder_click.onnx (those tensors + point_coords, point_labels, mask_input, "
+    "has_mask_input -> low_res_logits 1 x 4 x 256 x 256, iou_predictions 1 x 4, all four mask tokens, "
+    "no upscaling); the official decoder contract's values up to rounding"
+)

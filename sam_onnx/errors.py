@@ -70,21 +70,16 @@ class VariantMismatchError(CheckpointError):
         )
 
 
-_FAMILY_NAMES = {"sam": "SAM v1", "sam2": "SAM 2"}
-
-
 class ModelFamilyError(NotSamCheckpointError):
-    """The weights are of another model family (SAM v1 ``"sam"`` / SAM 2 ``"sam2"``) than the
-    loader reads; ``loader`` names the function that reads them."""
+    """The weights are of another model family than the loader reads; ``requested`` and
+    ``detected`` are :class:`~sam_onnx.families.Family` records (``name`` and ``label`` are read),
+    ``loader`` names the function that reads them."""
 
-    def __init__(self, path: str | os.PathLike[str], requested: str, detected: str, loader: str) -> None:
-        self.requested = requested
-        self.detected = detected
-        names = _FAMILY_NAMES
+    def __init__(self, path: str | os.PathLike[str], requested, detected, loader: str) -> None:
+        self.requested = requested.name
+        self.detected = detected.name
         super().__init__(
-            path,
-            f"this is a {names.get(detected, detected)} checkpoint, not {names.get(requested, requested)}: "
-            f"load it with {loader}",
+            path, f"this is a {detected.label} checkpoint, not {requested.label}: load it with {loader}"
         )
 
 

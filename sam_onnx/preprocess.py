@@ -232,3 +232,23 @@ def sam2_coords_1024(
         coords[..., 0] = coords[..., 0] / np.float32(w)
         coords[..., 1] = coords[..., 1] / np.float32(h)
     return coords * np.float32(IMAGE_SIZE)
+
+
+# -- the two resize rules, applied here only (a family names its rule: Family.resize) -------------
+
+
+def encoder_input_hw(orig_hw: tuple[int, int], resize: str) -> tuple[int, int]:
+    """(h, w) of the image the encoder sees, before padding: the long side to 1024 (``long_side``)
+    or the 1024 square (``square``)."""
+    return (IMAGE_SIZE, IMAGE_SIZE) if resize == "square" else resized_hw(orig_hw)
+
+
+def encoder_input(rgb: np.ndarray, resize: str, *, uint8_input: bool = False) -> np.ndarray:
+    """The encoder graph's input for an ``H x W x 3`` uint8 RGB image: normalised ``1 x 3 x 1024 x
+    1024`` float32 (``long_side``: resized and zero-padded; ``square``: :func:`sam2_preprocess`), or
+    for a ``--encoder-input uint8`` graph the resized image (``long_side``) or the image itself
+    (``square``, resized inside the graph)."""
+    if resize == "square":
+        return rgb if uint8_input else sam2_preprocess(rgb)
+    resized = resize_longest_side(rgb)
+    return resized if uint8_input else normalize_and_pad(resized)

@@ -80,6 +80,9 @@ class SamVariant:
     """
 
     family: ClassVar[str] = "sam"
+    # SAM 2's mask decoder (box corners as points, object-score head, high-res skips, sigmoid IoU,
+    # ``mlp.layers`` tensor names): False here
+    sam2_decoder: ClassVar[bool] = False
 
     name: str
     encoder_embed_dim: int
@@ -221,6 +224,7 @@ class Sam2Variant:
     """
 
     family: ClassVar[str] = "sam2"
+    sam2_decoder: ClassVar[bool] = True  # see SamVariant.sam2_decoder
 
     name: str
     trunk_embed_dim: int

@@ -17,12 +17,8 @@ from sam_onnx.modeling.family import detect_family
 from sam_onnx.modeling.hf_sam2_layout import HF_FOURIER_DUPLICATE, official_to_hf_sam2
 from sam_onnx.modeling.sam import Sam
 from sam_onnx.modeling.sam2 import Sam2
-from sam_onnx.modeling.sam2_checkpoint import (
-    detect_sam2_variant,
-    load_model,
-    load_sam2,
-    sam2_state_dict,
-)
+from sam_onnx.modeling.load import load_model
+from sam_onnx.modeling.sam2_checkpoint import detect_sam2_variant, load_sam2, sam2_state_dict
 
 
 def manifest(sam2_reference_dir, name: str) -> dict:

@@ -17,9 +17,10 @@ except ImportError as exc:  # pragma: no cover - exercised only without torch
 from .build import build_sam, build_sam2
 from .checkpoint import detect_variant, load_sam, load_state_dict
 from .family import detect_family
+from .load import load_model
 from .sam import Sam
 from .sam2 import Sam2
-from .sam2_checkpoint import detect_sam2_variant, load_model, load_sam2
+from .sam2_checkpoint import detect_sam2_variant, load_sam2
 
 __all__ = [
     "Sam",

@@ -47,7 +47,7 @@ def build_sam(variant: SamVariant | str) -> Sam:
 def build_prompt_side(v: SamVariant | Sam2Variant) -> tuple[PromptEncoder, MaskDecoder]:
     """The prompt encoder and mask decoder of ``v``'s family: SAM v1's, or SAM 2's with its box
     order, object-score head, skip connections, sigmoid IoU and ``mlp.layers`` tensor names."""
-    sam2 = v.family == "sam2"
+    sam2 = v.sam2_decoder
     prompt_encoder = PromptEncoder(
         embed_dim=PROMPT_EMBED_DIM,
         image_embedding_hw=(EMBED_HW, EMBED_HW),

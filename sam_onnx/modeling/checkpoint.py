@@ -12,6 +12,8 @@ import json
 import os
 import pickle
 import re
+import struct
+import warnings
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,6 +31,7 @@ from ..errors import (
     UnsafeCheckpointError,
     VariantMismatchError,
 )
+from ..families import SAM, SAM2
 from ..variants import (
     EMBED_HW,
     WINDOW_SIZE,
@@ -38,7 +41,7 @@ from ..variants import (
     variant_from_numbers,
 )
 from .build import build_sam
-from .family import detect_family
+from .family import family_of_tensors
 from .hf_layout import hf_to_official, is_hf_layout
 from .sam import Sam
 
@@ -52,6 +55,12 @@ _SHOWN = 5  # how many offending keys an error message lists
 # What torch's weights-only unpickler says when a pickle asks for a global or an object it does
 # not allow (as opposed to bytes it cannot parse at all).
 _REFUSED_OBJECT = re.compile(r"GLOBAL|Can only (?:create|build)|must be imported")
+# What torch.load raises, besides UnpicklingError, on bytes that are no checkpoint or a damaged one
+# (its weights-only unpickler lets KeyError, IndexError and struct.error through).
+_NOT_A_PICKLE = (RuntimeError, EOFError, ValueError, UnicodeDecodeError, KeyError, IndexError, struct.error)
+# A torch.save archive is a zip; checkpoints of torch before 1.6 are a pickle (protocol 2 and up).
+_CHECKPOINT_MAGIC = (b"PK\x03\x04", b"\x80")
+_HEAD_BYTES = 16  # how much of a file that is no checkpoint an error message shows
 
 
 def load_sam(
@@ -96,8 +105,8 @@ def official_state_dict(
 ) -> dict[str, torch.Tensor]:
     """SAM v1 tensors as stored (:func:`read_tensors`) -> the official layout. SAM 2 tensors raise
     :class:`ModelFamilyError`."""
-    if detect_family(raw) == "sam2":
-        raise ModelFamilyError(path, "sam", "sam2", "load_sam2 or load_model")
+    if family_of_tensors(raw) is SAM2:
+        raise ModelFamilyError(path, SAM, SAM2, "load_sam2 or load_model")
     state_dict = hf_to_official(raw) if is_hf_layout(raw) else dict(raw)
     # The official checkpoints do not store the pixel statistics (non-persistent buffers); some
     # re-saved ones do. They are the fixed official constants either way.
@@ -129,25 +138,52 @@ def read_tensors(path: str | os.PathLike[str]) -> Mapping[str, torch.Tensor]:
 
 
 def _read_pth(path: Path) -> Mapping[str, torch.Tensor]:
+    obj = _torch_load(path)
+    return _as_tensor_mapping(obj, path)
+
+
+def _torch_load(path: Path, *, mmap: bool = False) -> object:
+    """``torch.load(weights_only=True)`` of ``path``, its failures as :class:`CheckpointError` s in
+    our words: torch's own message advises re-running with ``weights_only=False``, which for a file
+    that is no checkpoint is wrong and for a refused pickle is dangerous."""
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # bytes that are no pickle may claim any protocol number
+            warnings.filterwarnings("ignore", message=r".*pickle protocol", category=UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except PermissionError:
         raise
     except pickle.UnpicklingError as exc:
+        reason = _unpickler_reason(exc)
         if _REFUSED_OBJECT.search(str(exc)):
             raise UnsafeCheckpointError(
-                path,
-                "the pickle references objects other than tensors and was refused unopened "
-                f"({_first_line(exc)})",
+                path, f"the pickle references objects other than tensors and was refused unopened ({reason})"
             ) from None
-        raise CorruptCheckpointError(
-            path, f"not a readable PyTorch checkpoint ({_first_line(exc)})"
-        ) from None
-    except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
-        raise CorruptCheckpointError(
-            path, f"truncated or corrupt, not a readable PyTorch checkpoint ({_first_line(exc)})"
-        ) from None
-    return _as_tensor_mapping(obj, path)
+        raise _unreadable(path, reason) from None
+    except (*_NOT_A_PICKLE, OSError, zipfile.BadZipFile) as exc:
+        raise _unreadable(path, _first_line(exc)) from None
+
+
+def _unpickler_reason(exc: pickle.UnpicklingError) -> str:
+    """What torch's weights-only unpickler found, without torch's advice around it."""
+    found = re.search(r"WeightsUnpickler error:\s*([^\n]+)", str(exc))
+    if found is None:
+        return "refused by torch's weights-only unpickler"
+    return found.group(1).split(" Please ")[0].rstrip(". ")
+
+
+def _unreadable(path: Path, reason: str) -> CorruptCheckpointError:
+    """A damaged checkpoint, or a file that is no checkpoint at all (README.md, an image), told apart
+    by the first bytes: a torch.save archive is a zip, an older one a pickle."""
+    with open(path, "rb") as f:
+        head = f.read(_HEAD_BYTES)
+    if head.startswith(_CHECKPOINT_MAGIC):
+        return CorruptCheckpointError(path, f"truncated or corrupt PyTorch checkpoint ({reason})")
+    came = f"it begins with {head!r}" if head else "it is empty"
+    return CorruptCheckpointError(
+        path,
+        "not a checkpoint: expected a PyTorch checkpoint (.pth/.pt written by torch.save), a "
+        f".safetensors file or a Hugging Face model folder; {came}",
+    )
 
 
 def _read_safetensors(path: Path) -> Mapping[str, torch.Tensor]:

@@ -1,4 +1,4 @@
-"""Which model family a checkpoint's tensor names belong to: SAM v1 (``"sam"``) or SAM 2 (``"sam2"``).
+"""Which model family a checkpoint's tensor names belong to: SAM v1 or SAM 2 (a :class:`Family` record).
 
 Read off the names alone, in either layout (official or Hugging Face transformers), before any
 renaming, so that each loader can refuse the other family's files by name.
@@ -7,6 +7,8 @@ renaming, so that each loader can refuse the other family's files by name.
 from __future__ import annotations
 
 from collections.abc import Iterable
+
+from ..families import SAM, SAM2, Family
 
 # Names only SAM 2 checkpoints have: official (sam2 package) and transformers' Sam2Model.
 _SAM2_MARKERS = (
@@ -29,11 +31,18 @@ _SAM_MARKERS = (
 )
 
 
-def detect_family(keys: Iterable[str]) -> str | None:
-    """``"sam2"``, ``"sam"``, or None when the names are of neither (a state dict's keys, any layout)."""
+def family_of_tensors(keys: Iterable[str]) -> Family | None:
+    """:data:`~sam_onnx.families.SAM2`, :data:`~sam_onnx.families.SAM`, or None when the names are
+    of neither (a state dict's keys, any layout)."""
     names = [k for k in keys if isinstance(k, str)]
     if any(k.startswith(_SAM2_MARKERS) for k in names):
-        return "sam2"
+        return SAM2
     if any(k.startswith(_SAM_MARKERS) for k in names):
-        return "sam"
+        return SAM
     return None
+
+
+def detect_family(keys: Iterable[str]) -> str | None:
+    """The family's name (``"sam"``, ``"sam2"``) of :func:`family_of_tensors`, or None."""
+    family = family_of_tensors(keys)
+    return None if family is None else family.name

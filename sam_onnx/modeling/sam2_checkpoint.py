@@ -1,4 +1,4 @@
-"""Load SAM 2 / 2.1 weights for images, and load either family by what a file holds.
+"""Load SAM 2 / 2.1 weights for images (:func:`sam_onnx.modeling.load.load_model` loads either family).
 
 Reads official ``.pt`` files (``{"model": state_dict}``, e.g. ``sam2.1_hiera_tiny.pt``) with the
 same safe reader as SAM v1 (``torch.load(weights_only=True)``), ``.safetensors`` files and Hugging
@@ -19,12 +19,12 @@ from itertools import pairwise
 import torch
 
 from ..errors import ModelFamilyError, NotSamCheckpointError, VariantMismatchError
+from ..families import SAM, SAM2
 from ..variants import SAM2_VARIANTS, Sam2Variant, get_sam2_variant
 from .build import build_sam2
-from .checkpoint import check_keys, official_state_dict, read_tensors, sam_from_state_dict
-from .family import detect_family
+from .checkpoint import check_keys, read_tensors
+from .family import family_of_tensors
 from .hf_sam2_layout import hf_sam2_to_official, is_hf_sam2_layout
-from .sam import Sam
 from .sam2 import Sam2
 
 IMAGE_PATH_PREFIXES = ("image_encoder.", "sam_prompt_encoder.", "sam_mask_decoder.", "no_mem_embed")
@@ -77,17 +77,6 @@ def load_sam2(
     return sam2_from_tensors(read_tensors(path), path, model_type, device=device)
 
 
-def load_model(
-    path: str | os.PathLike[str], model_type: str | None = None, *, device: str | torch.device = "cpu"
-) -> Sam | Sam2:
-    """Load a checkpoint of either family: a :class:`Sam` (SAM v1) or a :class:`Sam2`, as the tensor
-    names say (:func:`detect_family`); ``model_type``, when given, must be of that family."""
-    raw = read_tensors(path)
-    if detect_family(raw) == "sam2":
-        return sam2_from_tensors(raw, path, model_type, device=device)
-    return sam_from_state_dict(official_state_dict(raw, path), path, model_type, device=device)
-
-
 def sam2_from_tensors(
     raw: Mapping[str, torch.Tensor],
     path: str | os.PathLike[str],
@@ -116,9 +105,9 @@ def sam2_state_dict(
     Raises :class:`ModelFamilyError` for SAM v1 tensors, :class:`NotSamCheckpointError` for
     tensors of neither family.
     """
-    family = detect_family(raw)
-    if family == "sam":
-        raise ModelFamilyError(path, "sam2", "sam", "load_sam or load_model")
+    family = family_of_tensors(raw)
+    if family is SAM:
+        raise ModelFamilyError(path, SAM2, SAM, "load_sam or load_model")
     if family is None:
         first = sorted(raw)[:_SHOWN]
         raise NotSamCheckpointError(
