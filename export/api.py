@@ -13,10 +13,11 @@ The output directory (see :mod:`.staging` for how it is written atomically):
 ``export.json``            manifest: options, files, metadata, validation report, timings
 =========================  ===============================================================
 
-The family (SAM v1 or SAM 2 / 2.1) is read off the checkpoint; SAM 2's graphs and checks are in
-:mod:`.sam2_export` and :mod:`.sam2_validate`, the steps here are shared.
+The family (SAM v1 or SAM 2 / 2.1) is read off the checkpoint; what differs per family (the
+graphs planned, their metadata, the validator) is its record in :mod:`.families`; the steps here
+are shared.
 
-Every graph carries ``metadata_props`` (see :func:`graph_metadata`) that the runtime reads to
+Every graph carries ``metadata_props`` (see :func:`.plan.graph_metadata`) that the runtime reads to
 refuse an encoder and a decoder from different checkpoints.
 """
 
@@ -38,87 +39,21 @@ import numpy as np
 import onnx
 
 from .. import __version__
-from ..errors import ConflictingOptionsError, ExportValidationError, ExportWriteError, InvalidInputError
+from ..contract import FAST_FILES
+from ..errors import ExportValidationError, ExportWriteError
+from ..modeling.load import load_model
 from ..progress import stage as progress_stage
-from ..variants import IMAGE_SIZE, PIXEL_MEAN, PIXEL_STD, SAM2_VARIANTS, get_variant, variant_metadata
-from .decoder_graph import DecoderGraph
-from .encoder_graph import INPUT_KINDS, EncoderGraph, InputKind
-from .fast_decoder_graph import FAST_FILES, fast_decoder_pair, fast_metadata
+from .families import export_family
+from .fast_decoder_graph import fast_decoder_pair, fast_metadata
 from .fast_validate import check_fast_pair
-from .onnx_file import check_opset, save_model, set_metadata, simplify, trace_to_onnx
+from .onnx_file import save_model, set_metadata, simplify, trace_to_onnx
+from .options import ExportOptions
+from .plan import GraphSpec, graph_metadata
 from .precision import to_fp16, to_int8
 from .staging import MANIFEST, TOOL_NAME, check_output_dir, staged_output
-from .validate import MIN_MASK_IOU, ValidationReport, Validator
+from .validate import ValidationReport
 
-BATCHED_CONTRACT = (
-    "sam-onnx batched: extends the official decoder contract with a leading prompt-batch axis B on "
-    "point_coords (B x N x 2), point_labels (B x N), mask_input (B x 1 x 256 x 256) and has_mask_input (B); "
-    "one shared image_embeddings; every output gets B first"
-)
 _DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
-
-
-@dataclass(frozen=True)
-class ExportOptions:
-    """What to export. Defaults: fp32 encoder, single-mask official decoder, batched decoder,
-    onnxsim, validation on.
-
-    Arguments:
-      model_type: ``vit_b``/``vit_l``/``vit_h`` or SAM 2's ``hiera_t``/``hiera_s``/``hiera_b+``/
-        ``hiera_l``; ``None`` detects it (and the family) from the checkpoint.
-      opset: ONNX opset, 17..20.
-      encoder, decoder: export the encoder graph; the decoder graphs (official and batched).
-      batched_decoder: also write ``decoder_batched.onnx``.
-      fast_decoder: also write the fast decoder pair ``decoder_image.onnx`` + ``decoder_click.onnx``.
-      encoder_input: ``normalized`` (1x3x1024x1024 float32) or ``uint8`` (the resized image).
-      multimask: ``decoder.onnx`` returns all 4 mask tokens instead of the selected one.
-      use_stability_score, return_extra_metrics: the official export's options (``decoder.onnx``).
-      fp16: also write ``encoder.fp16.onnx``; int8: also write int8 copies of every graph.
-      simplify: run onnxsim (falls back to the traced graph when it fails).
-      validate: compare every graph with the PyTorch model and fail beyond tolerance.
-      min_mask_iou: the least mean mask IoU of an fp16/int8 graph against fp32.
-    """
-
-    model_type: str | None = None
-    opset: int = 17
-    encoder: bool = True
-    decoder: bool = True
-    batched_decoder: bool = True
-    fast_decoder: bool = True
-    encoder_input: InputKind = "normalized"
-    multimask: bool = False
-    use_stability_score: bool = False
-    return_extra_metrics: bool = False
-    fp16: bool = False
-    int8: bool = False
-    simplify: bool = True
-    validate: bool = True
-    min_mask_iou: float = MIN_MASK_IOU
-
-    def __post_init__(self) -> None:
-        if self.model_type is not None and self.model_type not in SAM2_VARIANTS:
-            get_variant(self.model_type)  # raises, listing the SAM v1 names
-        check_opset(self.opset)
-        if self.encoder_input not in INPUT_KINDS:
-            raise InvalidInputError("encoder input", f"one of {INPUT_KINDS}", repr(self.encoder_input))
-        if not 0.0 <= self.min_mask_iou <= 1.0:
-            raise InvalidInputError("min_mask_iou", "a number from 0 to 1", repr(self.min_mask_iou))
-        if not (self.encoder or self.decoder):
-            raise ConflictingOptionsError(
-                "encoder-only", "decoder-only", "together they leave nothing to export"
-            )
-        encoder_options = {"fp16": self.fp16, "encoder_input=uint8": self.encoder_input == "uint8"}
-        decoder_options = {
-            "multimask": self.multimask,
-            "use_stability_score": self.use_stability_score,
-            "return_extra_metrics": self.return_extra_metrics,
-        }
-        for name, given in encoder_options.items():
-            if given and not self.encoder:
-                raise ConflictingOptionsError(name, "decoder-only", f"{name} applies to the encoder graph")
-        for name, given in decoder_options.items():
-            if given and not self.decoder:
-                raise ConflictingOptionsError(name, "encoder-only", f"{name} applies to the decoder graph")
 
 
 @dataclass
@@ -127,15 +62,6 @@ class ExportResult:
     files: dict[str, list[Path]]  # graph key -> its files (the .onnx first)
     manifest: dict
     report: ValidationReport
-
-
-@dataclass
-class GraphSpec:
-    key: str
-    filename: str
-    wrapper: EncoderGraph | DecoderGraph
-    metadata: dict[str, str]
-    simplify_note: str = ""
 
 
 class Progress:
@@ -174,64 +100,6 @@ def checkpoint_sha256(path: str | os.PathLike[str]) -> str:
             while chunk := f.read(1 << 22):
                 digest.update(chunk)
     return digest.hexdigest()
-
-
-def graph_metadata(variant: str, sha256: str, opset: int) -> dict[str, str]:
-    """The ``metadata_props`` every graph carries; role-specific keys are added per graph."""
-    return {
-        "producer": TOOL_NAME,
-        "sam_onnx_version": __version__,
-        "family": "sam",
-        "variant": variant,
-        "checkpoint_sha256": sha256,
-        "opset": str(opset),
-        "input_size": str(IMAGE_SIZE),
-        "pixel_mean": json.dumps(list(PIXEL_MEAN)),
-        "pixel_std": json.dumps(list(PIXEL_STD)),
-        "resize": "long_side",
-        "precision": "fp32",
-    }
-
-
-def decoder_metadata(common: Mapping[str, str], wrapper: DecoderGraph) -> dict[str, str]:
-    """The decoder-specific ``metadata_props``, read off the wrapper it was traced from."""
-    return {
-        **common,
-        "role": "decoder",
-        "contract": BATCHED_CONTRACT if wrapper.batched else "official",
-        "batched": str(wrapper.batched).lower(),
-        "decoder_mode": "single" if wrapper.return_single_mask else "multi",
-        "num_masks": "1" if wrapper.return_single_mask else "4",
-        "use_stability_score": str(wrapper.use_stability_score).lower(),
-        "return_extra_metrics": str(wrapper.return_extra_metrics).lower(),
-        "outputs": ",".join(wrapper.output_names),
-    }
-
-
-def plan_graphs(sam, options: ExportOptions, common: Mapping[str, str]) -> list[GraphSpec]:
-    """The fp32 graphs to trace for ``options``, with their metadata (SAM 2: :mod:`.sam2_export`)."""
-    if sam.variant.family == "sam2":
-        from .sam2_export import plan_sam2_graphs
-
-        return plan_sam2_graphs(sam, options, common)
-    specs = []
-    if options.encoder:
-        meta = {**common, "role": "encoder", "encoder_input": options.encoder_input}
-        specs.append(GraphSpec("encoder", "encoder.onnx", EncoderGraph(sam, options.encoder_input), meta))
-    if options.decoder:
-        wrapper = DecoderGraph(
-            sam,
-            return_single_mask=not options.multimask,
-            use_stability_score=options.use_stability_score,
-            return_extra_metrics=options.return_extra_metrics,
-        )
-        specs.append(GraphSpec("decoder", "decoder.onnx", wrapper, decoder_metadata(common, wrapper)))
-    if options.decoder and options.batched_decoder:
-        wrapper = DecoderGraph(sam, return_single_mask=False, batched=True)
-        specs.append(
-            GraphSpec("decoder_batched", "decoder_batched.onnx", wrapper, decoder_metadata(common, wrapper))
-        )
-    return specs
 
 
 def fast_decoder_specs(model, common: Mapping[str, str]) -> list[GraphSpec]:
@@ -283,8 +151,6 @@ def export_sam(
     :class:`~sam_onnx.errors.ExportWriteError` or :class:`~sam_onnx.errors.ExportValidationError`;
     in every case nothing is written at ``output_dir``.
     """
-    from sam_onnx.modeling.load import load_model
-
     options = options or ExportOptions()
     out = Path(output_dir)
     progress = Progress(log, bars=progress)
@@ -293,11 +159,14 @@ def export_sam(
         sam = load_model(checkpoint, options.model_type)  # SAM v1 or SAM 2, as the weights say
     with progress.step("hashing checkpoint"):
         sha256 = checkpoint_sha256(checkpoint)
-    common = family_metadata(sam.variant, sha256, options.opset)
-    specs = plan_graphs(sam, options, common)
+    family = export_family(sam.variant)
+    common = family.metadata(
+        graph_metadata(family.family, sam.variant.name, sha256, options.opset), sam.variant
+    )
+    specs = family.plan(sam, options, common)
     if options.decoder and options.fast_decoder:
         specs += fast_decoder_specs(sam, common)
-    validator = make_validator(sam, images, progress=progress.bars)
+    validator = family.validator(sam, images, progress=progress.bars)
     with staged_output(out) as stage:
         writer = _Writer(stage, out)
         scratch = stage / ".scratch"
@@ -311,7 +180,7 @@ def export_sam(
                 model, spec.simplify_note = simplify(model) if options.simplify else (model, "off")
                 writer.write(spec.key, model, spec.filename, spec.metadata)
                 del model
-        derived = _reduced_precision(options, specs, writer, scratch, progress)
+        derived = _reduced_precision(options, specs, writer, scratch, progress, family.int8_encoder_max_rows)
         shutil.rmtree(scratch)
 
         if options.validate:
@@ -348,27 +217,7 @@ def export_sam(
     return ExportResult(out, final, manifest, report)
 
 
-def family_metadata(variant, sha256: str, opset: int) -> dict[str, str]:
-    """The ``metadata_props`` every graph of ``variant``'s family carries: :func:`graph_metadata`
-    and the encoder's numbers (a variant known only by its shape needs no registry to be read)."""
-    common = graph_metadata(variant.name, sha256, opset)
-    if variant.family == "sam2":
-        from .sam2_export import sam2_metadata
-
-        return sam2_metadata(common, variant)
-    return {**common, **variant_metadata(variant)}
-
-
-def make_validator(sam, images, *, progress) -> Validator:
-    """The validation of ``sam``'s family (SAM 2: :class:`.sam2_validate.Sam2Validator`)."""
-    if sam.variant.family == "sam2":
-        from .sam2_validate import Sam2Validator
-
-        return Sam2Validator(sam, images, progress=progress)
-    return Validator(sam, images, progress=progress)
-
-
-def _reduced_precision(options, specs, writer, scratch, progress) -> dict[str, tuple[str, str]]:
+def _reduced_precision(options, specs, writer, scratch, progress, max_rows) -> dict[str, tuple[str, str]]:
     """Write the fp16/int8 copies; returns their key -> (fp32 key, role)."""
     derived: dict[str, tuple[str, str]] = {}
     jobs = []
@@ -383,7 +232,8 @@ def _reduced_precision(options, specs, writer, scratch, progress) -> dict[str, t
         with progress.step(f"writing {filename}"):
             fp32 = onnx.load(str(writer.stage / spec.filename), load_external_data=True)
             role = "encoder" if key == "encoder" else "decoder"
-            model = to_fp16(fp32) if precision == "fp16" else to_int8(fp32, scratch, role)
+            rows = max_rows if role == "encoder" else None  # the family's int8 encoder rule
+            model = to_fp16(fp32) if precision == "fp16" else to_int8(fp32, scratch, role, max_rows=rows)
             writer.write(f"{key}_{precision}", model, filename, {**spec.metadata, "precision": precision})
         derived[f"{key}_{precision}"] = (key, role)
     return derived

@@ -35,11 +35,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sam_onnx.contract import DECODER_INPUTS, DECODER_OUTPUTS
+from sam_onnx.contract import DECODER_OUTPUTS
+from sam_onnx.families import SAM
 from sam_onnx.modeling.mask_decoder import DecodedTokens
 from sam_onnx.modeling.sam import Sam
 
-INPUT_NAMES = DECODER_INPUTS
+INPUT_NAMES = SAM.decoder_inputs
 OUTPUT_NAMES = DECODER_OUTPUTS
 EXTRA_OUTPUT_NAMES = ("stability_scores", "areas")
 STABILITY_SCORE_OFFSET = 1.0  # the official export's value

@@ -21,11 +21,12 @@ from typing import Literal
 import torch
 from torch import nn
 
+from sam_onnx.families import SAM
 from sam_onnx.modeling.sam import Sam
 
 InputKind = Literal["normalized", "uint8"]
 INPUT_KINDS: tuple[InputKind, ...] = ("normalized", "uint8")
-OUTPUT_NAMES = ("image_embeddings",)
+OUTPUT_NAMES = SAM.feature_names
 # Global attention in 16 runs of 4 query rows (256 queries): its logits held at once shrink from
 # 12 x 4096 x 4096 float32 (805 MB per ViT-B block, several alive with the position biases and
 # the softmax) to a sixteenth; the products are the same size in total, so the time is unchanged.

@@ -54,26 +54,16 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from sam_onnx.contract import CLICK_OUTPUTS, FAST_CONTRACT, FAST_FILES, PROMPT_INPUTS
+from sam_onnx.families import SAM, SAM2
 from sam_onnx.modeling.transformer import Attention, TwoWayTransformer
 
 from .sam2_decoder_graph import append_padding_point
 
-# export.json key -> file name, per-image graph first.
-FAST_FILES = {"decoder_image": "decoder_image.onnx", "decoder_click": "decoder_click.onnx"}
-FAST_CONTRACT = (
-    "sam-onnx fast decoder pair: decoder_image.onnx (image features -> per-image tensors, once per "
-    "image) and decoder_click.onnx (those tensors + point_coords, point_labels, mask_input, "
-    "has_mask_input -> low_res_logits 1 x 4 x 256 x 256, iou_predictions 1 x 4, all four mask tokens, "
-    "no upscaling); the official decoder contract's values up to rounding"
-)
-PROMPT_INPUTS = ("point_coords", "point_labels", "mask_input", "has_mask_input")
-CLICK_OUTPUTS = ("low_res_logits", "iou_predictions")
-SAM2_IMAGE_INPUTS = ("image_embeddings", "high_res_feats_0", "high_res_feats_1")
-
 
 def fast_decoder_pair(model: nn.Module) -> tuple[FastDecoderImageGraph, FastDecoderClickGraph]:
     """The two graphs of the pair on a loaded :class:`Sam` or :class:`Sam2`."""
-    sam2 = model.variant.family == "sam2"
+    sam2 = model.variant.sam2_decoder
     if sam2:
         prompt_encoder, mask_decoder = model.sam_prompt_encoder, model.sam_mask_decoder
     else:
@@ -201,7 +191,7 @@ class FastDecoderImageGraph(_PairGraph):
 
     @property
     def input_names(self) -> tuple[str, ...]:
-        return SAM2_IMAGE_INPUTS if self.sam2 else ("image_embeddings",)
+        return (SAM2 if self.sam2 else SAM).feature_names
 
     @property
     def output_names(self) -> tuple[str, ...]:

@@ -11,31 +11,16 @@ logits, with the share of agreeing pixels.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
+from ..contract import PROMPT_INPUTS
+from ..families import family_of
 from ..runtime.upscale import upscale_logits
-from .decoder_graph import DecoderGraph
-from .fast_decoder_graph import PROMPT_INPUTS
-from .sam2_decoder_graph import LOW_RES_CLAMP
-from .validate import _session, _torch_outputs, compare
+from .validate import _session, compare
 
 COMPARED = ("masks", "low_res_masks", "iou_predictions")
-
-
-def reference_tokens(validator, feed: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-    """The official computation's all four tokens for one case: masks ``1 x 4 x H x W``,
-    low-res logits ``1 x 4 x 256 x 256`` (SAM 2: clamped), IoU ``1 x 4``."""
-    if hasattr(validator, "features"):  # SAM 2
-        from .sam2_validate import reference_decoder
-
-        masks, iou, low_res, _ = reference_decoder(validator.sam, feed, multimask=False, batched=True)
-    else:
-        wrapper = DecoderGraph(validator.sam, return_single_mask=False, factored=False)
-        masks, iou, low_res = _torch_outputs(wrapper, feed)
-    return [masks, low_res, iou]
 
 
 def check_fast_pair(validator, name: str, image_path: Path, click_path: Path, family: str) -> None:
@@ -58,9 +43,10 @@ def check_fast_pair(validator, name: str, image_path: Path, click_path: Path, fa
                 low_res, iou = got
                 hw = tuple(int(v) for v in feed["orig_im_size"])
                 masks = upscale_logits(low_res[0], hw, family)[None]
-                if family == "sam2":  # the contract returns them clamped
-                    low_res = np.clip(low_res, -LOW_RES_CLAMP, LOW_RES_CLAMP)
-                want = reference_tokens(validator, feed)
+                clamp = family_of(family).low_res_clamp  # the contract returns them clamped, or not
+                if clamp is not None:
+                    low_res = np.clip(low_res, -clamp, clamp)
+                want = validator.reference_tokens(feed)
                 checks = compare(name, f"{img.name}/{case}", COMPARED, [masks, low_res, iou], want)
                 validator.report.checks += checks
             done.update()

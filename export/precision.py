@@ -126,12 +126,14 @@ def _drop_repeated_nodes(graph: onnx.GraphProto) -> None:
     graph.node.extend(keep)
 
 
-def to_int8(model: onnx.ModelProto, scratch_dir: Path, role: str) -> onnx.ModelProto:
+def to_int8(
+    model: onnx.ModelProto, scratch_dir: Path, role: str, *, max_rows: int | None = None
+) -> onnx.ModelProto:
     """An int8 dynamically quantised copy of ``model``, an ``encoder`` or ``decoder`` graph (see
     the module docstring and :func:`int8_nodes`)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    selected = int8_nodes(model, role)
+    selected = int8_nodes(model, role, max_rows=max_rows)
     # The quantiser first rewrites each Gemm as a MatMul named "<gemm>_MatMul" (plus an Add).
     gemms = {n.name for n in model.graph.node if n.op_type == "Gemm"}
     names = [*selected, *(f"{name}_MatMul" for name in selected if name in gemms)]
@@ -159,21 +161,20 @@ def to_int8(model: onnx.ModelProto, scratch_dir: Path, role: str) -> onnx.ModelP
     return quantised
 
 
-def int8_nodes(model: onnx.ModelProto, role: str) -> list[str]:
+def int8_nodes(model: onnx.ModelProto, role: str, *, max_rows: int | None = None) -> list[str]:
     """Names of the MatMul/Gemm nodes :func:`to_int8` quantises (see the module docstring).
 
     ``role`` "encoder": every product with a constant 2-D weight (all of them act on the 4096
-    image tokens); for a SAM 2 encoder (``family`` in the metadata) only those on at most
-    :data:`SAM2_INT8_MAX_ROWS` rows (by shape inference). "decoder": those whose activation held at
-    least :data:`INT8_MIN_ROWS` rows in one trial run on synthetic inputs (the image side; the
-    prompt side has a few rows).
+    image tokens); with ``max_rows`` (the family's rule, e.g. :data:`SAM2_INT8_MAX_ROWS` for a
+    SAM 2 encoder) only those on at most that many rows (by shape inference). "decoder": those
+    whose activation held at least :data:`INT8_MIN_ROWS` rows in one trial run on synthetic
+    inputs (the image side; the prompt side has a few rows).
     """
     weights = {t.name for t in model.graph.initializer if len(t.dims) == 2}
     nodes = [n for n in model.graph.node if n.op_type in INT8_OP_TYPES and n.input[1] in weights]
-    family = next((p.value for p in model.metadata_props if p.key == "family"), "sam")
-    if role != "decoder" and family == "sam2":
+    if role != "decoder" and max_rows is not None:
         rows = _static_rows(model)
-        return [n.name for n in nodes if rows.get(n.input[0], SAM2_INT8_MAX_ROWS + 1) <= SAM2_INT8_MAX_ROWS]
+        return [n.name for n in nodes if rows.get(n.input[0], max_rows + 1) <= max_rows]
     if role != "decoder":
         return [n.name for n in nodes]
     rows = _activation_rows(model, sorted({n.input[0] for n in nodes}))

@@ -38,24 +38,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from sam_onnx.contract import DECODER_OUTPUTS, OBJECT_SCORE
+from sam_onnx.families import SAM2
 from sam_onnx.modeling.sam2 import Sam2, select_masks
 from sam_onnx.variants import IMAGE_SIZE
 
 from .decoder_graph import decoder_dynamic_axes
 
-INPUT_NAMES = (
-    "image_embeddings",
-    "high_res_feats_0",
-    "high_res_feats_1",
-    "point_coords",
-    "point_labels",
-    "mask_input",
-    "has_mask_input",
-    "orig_im_size",
-)
-OUTPUT_NAMES = ("masks", "iou_predictions", "low_res_masks")
-BATCHED_EXTRA_OUTPUTS = ("object_score_logits",)
-LOW_RES_CLAMP = 32.0  # the official predictor clamps the low-res logits it returns
+INPUT_NAMES = SAM2.decoder_inputs
+OUTPUT_NAMES = DECODER_OUTPUTS
+BATCHED_EXTRA_OUTPUTS = (OBJECT_SCORE.name,)
+LOW_RES_CLAMP = SAM2.low_res_clamp  # the official predictor clamps the low-res logits it returns
 
 
 def append_padding_point(point_coords: torch.Tensor, point_labels: torch.Tensor):

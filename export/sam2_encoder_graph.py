@@ -22,12 +22,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from sam_onnx.families import SAM2
 from sam_onnx.modeling.sam2 import Sam2
 from sam_onnx.variants import IMAGE_SIZE, SAM2_PIXEL_MEAN, SAM2_PIXEL_STD
 
 from .encoder_graph import INPUT_KINDS, InputKind
 
-OUTPUT_NAMES = ("image_embeddings", "high_res_feats_0", "high_res_feats_1")
+OUTPUT_NAMES = SAM2.feature_names
 
 
 def antialias_weights(in_size: int, out_size: int) -> torch.Tensor:

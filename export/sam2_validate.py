@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from sam_onnx.modeling.sam2 import select_masks
 
+from ..families import SAM2
 from ..preprocess import sam2_coords_1024
 from ..variants import IMAGE_SIZE, SAM2_PIXEL_MEAN, SAM2_PIXEL_STD
 from .sam2_decoder_graph import LOW_RES_CLAMP, Sam2DecoderGraph
@@ -39,7 +40,7 @@ from .validate import (
     default_images,
 )
 
-FEATURE_NAMES = ("image_embeddings", "high_res_feats_0", "high_res_feats_1")
+FEATURE_NAMES = SAM2.feature_names  # the encoder's outputs, the decoder's image inputs
 MASK_CASE_SOURCE = "one_point"  # the case whose low-res output feeds the mask-input case
 
 
@@ -165,6 +166,12 @@ class Sam2Validator(Validator):
             cases["mask_input"]["mask_input"] = source[2]
             self._cases[img.name] = cases
         return self._cases[img.name]
+
+    def reference_tokens(self, feed: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        """As :meth:`Validator.reference_tokens`, by the official SAM 2 computation (low-res
+        logits clamped, as the contract returns them)."""
+        masks, iou, low_res, _ = reference_decoder(self.sam, feed, multimask=False, batched=True)
+        return [masks, low_res, iou]
 
     def _encoder_feed(self, kind: str, img: Sam2Image) -> dict[str, np.ndarray]:
         return {"image": img.normalized if kind == "normalized" else img.image}

@@ -373,6 +373,13 @@ class Validator:
                         self.report.checks += compare(name, f"{img.name}/{case}", names, got, want)
                     cases_done.update()
 
+    def reference_tokens(self, feed: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        """The official computation's all four tokens for one decoder feed: masks ``1 x 4 x H x W``,
+        low-res logits ``1 x 4 x 256 x 256``, IoU ``1 x 4``."""
+        wrapper = DecoderGraph(self.sam, return_single_mask=False, factored=False)
+        masks, iou, low_res = _torch_outputs(wrapper, feed)
+        return [masks, low_res, iou]
+
     def _bar(self, graph: str, total: int):
         return bar(total=total, desc=f"validating {graph}", unit="case", progress=self.progress)
 

@@ -1,27 +1,27 @@
-"""What ``export_sam`` does differently for a SAM 2 / 2.1 checkpoint: its graphs and their metadata.
+"""SAM 2 / 2.1's export plan: its graphs (:mod:`.sam2_encoder_graph`, :mod:`.sam2_decoder_graph`)
+and metadata.
 
-:func:`plan_sam2_graphs` is the SAM 2 counterpart of :func:`.api.plan_graphs` (the same files:
-``encoder.onnx``, ``decoder.onnx``, ``decoder_batched.onnx``); :func:`sam2_metadata` replaces the
-SAM v1 values of the common ``metadata_props`` (pixel statistics on the 0..1 scale, the square
-resize, the Hiera trunk's numbers). Everything else of an export (tracing, onnxsim, fp16/int8,
-staging, the manifest) is shared; validation is :class:`.sam2_validate.Sam2Validator`.
+The SAM 2 record of :mod:`.families`, beside SAM v1's :mod:`.sam_plan` (the same files:
+``encoder.onnx``, ``decoder.onnx``, ``decoder_batched.onnx``); :func:`sam2_metadata` adds the pixel
+scale, the Hiera trunk's numbers and the single-mask rule's constants to the common metadata.
+Everything else of an export (tracing, onnxsim, fp16/int8, staging, the manifest) is shared;
+validation is :class:`.sam2_validate.Sam2Validator`.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 from sam_onnx.errors import ConflictingOptionsError
+from sam_onnx.families import SAM2
 from sam_onnx.modeling.sam2 import Sam2
-from sam_onnx.variants import SAM2_PIXEL_MEAN, SAM2_PIXEL_STD, Sam2Variant
+from sam_onnx.variants import Sam2Variant
 
+from .options import ExportOptions
+from .plan import GraphSpec
 from .sam2_decoder_graph import Sam2DecoderGraph
 from .sam2_encoder_graph import Sam2EncoderGraph
-
-if TYPE_CHECKING:
-    from .api import ExportOptions, GraphSpec
 
 SAM2_CONTRACT = (
     "sam-onnx sam2: inputs image_embeddings (1x256x64x64), high_res_feats_0 (1x32x256x256), "
@@ -42,14 +42,11 @@ _V1_ONLY_OPTIONS = ("use_stability_score", "return_extra_metrics")
 
 
 def sam2_metadata(common: Mapping[str, str], variant: Sam2Variant) -> dict[str, str]:
-    """``common`` (:func:`.api.graph_metadata`) with SAM 2's values: family, preprocessing, trunk."""
+    """``common`` (:func:`.plan.graph_metadata`) with SAM 2's own keys: the pixel scale, the trunk's
+    numbers, the single-mask rule's constants."""
     return {
         **common,
-        "family": "sam2",
-        "pixel_mean": json.dumps(list(SAM2_PIXEL_MEAN)),  # on the 0..1 scale: the image is / 255 first
-        "pixel_std": json.dumps(list(SAM2_PIXEL_STD)),
-        "pixel_scale": "0..1",
-        "resize": "square",
+        "pixel_scale": SAM2.pixel_scale,  # pixel_mean/std are on the 0..1 scale: the image is / 255 first
         "trunk_embed_dim": str(variant.trunk_embed_dim),
         "trunk_num_heads": str(variant.trunk_num_heads),
         "trunk_stages": json.dumps(list(variant.stages)),
@@ -79,8 +76,6 @@ def plan_sam2_graphs(model: Sam2, options: ExportOptions, common: Mapping[str, s
     """The fp32 graphs to trace for ``options`` on a SAM 2 model, with their metadata
     (``common`` already holds :func:`sam2_metadata`). Raises :class:`ConflictingOptionsError` for
     the SAM v1 decoder options."""
-    from .api import GraphSpec
-
     for name in _V1_ONLY_OPTIONS:
         if getattr(options, name):
             raise ConflictingOptionsError(name, "a SAM 2 checkpoint", "an option of the SAM v1 decoder only")
