@@ -64,10 +64,7 @@ from .sam2_decoder_graph import append_padding_point
 def fast_decoder_pair(model: nn.Module) -> tuple[FastDecoderImageGraph, FastDecoderClickGraph]:
     """The two graphs of the pair on a loaded :class:`Sam` or :class:`Sam2`."""
     sam2 = model.variant.sam2_decoder
-    if sam2:
-        prompt_encoder, mask_decoder = model.sam_prompt_encoder, model.sam_mask_decoder
-    else:
-        prompt_encoder, mask_decoder = model.prompt_encoder, model.mask_decoder
+    prompt_encoder, mask_decoder = model.prompt_modules
     return (
         FastDecoderImageGraph(prompt_encoder, mask_decoder, sam2=sam2),
         FastDecoderClickGraph(prompt_encoder, mask_decoder, sam2=sam2),
@@ -76,7 +73,7 @@ def fast_decoder_pair(model: nn.Module) -> tuple[FastDecoderImageGraph, FastDeco
 
 def fast_metadata(common: Mapping[str, str], key: str, wrapper: nn.Module) -> dict[str, str]:
     """``metadata_props`` of one graph of the pair: ``role`` is its export.json key."""
-    names = image_tensor_names(wrapper.depth, sam2=wrapper.sam2)
+    names = image_tensor_names(wrapper.depth, high_res_skips=wrapper.sam2)
     return {
         **common,
         "role": key,
@@ -88,7 +85,7 @@ def fast_metadata(common: Mapping[str, str], key: str, wrapper: nn.Module) -> di
     }
 
 
-def image_tensor_names(depth: int, *, sam2: bool) -> tuple[str, ...]:
+def image_tensor_names(depth: int, *, high_res_skips: bool) -> tuple[str, ...]:
     """Names of the per-image tensors, in the per-image graph's output order: per transformer
     layer ``i``: ``l{i}_tk`` (token->image keys of ``B``, heads x d x 4096), ``l{i}_tv`` (its
     values, heads x 4096 x d), ``l{i}_iq`` (image->token queries, heads x d x 4096; ``l0_tk``
@@ -104,7 +101,7 @@ def image_tensor_names(depth: int, *, sam2: bool) -> tuple[str, ...]:
         names += [f"l{i}_{part}" for part in ("tk", "tv", "iq", "var", "fb")]
         names += [f"l{i}_fw{j}" for j in range(i + 1)]
     names += ["final_tk", "final_tv", "up1"]
-    return tuple(names + (["skip1", "skip0"] if sam2 else []))
+    return tuple(names + (["skip1", "skip0"] if high_res_skips else []))
 
 
 def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
@@ -195,7 +192,7 @@ class FastDecoderImageGraph(_PairGraph):
 
     @property
     def output_names(self) -> tuple[str, ...]:
-        return image_tensor_names(len(self.mask_decoder.transformer.layers), sam2=self.sam2)
+        return image_tensor_names(len(self.mask_decoder.transformer.layers), high_res_skips=self.sam2)
 
     @property
     def dynamic_axes(self) -> dict[str, dict[int, str]]:
@@ -344,7 +341,7 @@ class FastDecoderClickGraph(_PairGraph):
 
     @property
     def input_names(self) -> tuple[str, ...]:
-        return image_tensor_names(self.depth, sam2=self.sam2) + PROMPT_INPUTS
+        return image_tensor_names(self.depth, high_res_skips=self.sam2) + PROMPT_INPUTS
 
     @property
     def output_names(self) -> tuple[str, ...]:
@@ -369,7 +366,7 @@ class FastDecoderClickGraph(_PairGraph):
         )
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        names = image_tensor_names(self.depth, sam2=self.sam2)
+        names = image_tensor_names(self.depth, high_res_skips=self.sam2)
         image = dict(zip(names, inputs[: len(names)], strict=True))
         point_coords, point_labels, mask_input, has_mask_input = inputs[len(names) :]
         decoder = self.mask_decoder

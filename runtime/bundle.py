@@ -192,7 +192,7 @@ def _check_embedding(
             f"the embedding of an image of {emb_h} x {emb_w} pixels",
         )
     check_decoders_belong(decoders, embedding.checkpoint_sha256, "the embedding")
-    if embedding.family != family["family"]:
+    if embedding.rules is not family_of(family["family"]):
         wanted = f"an embedding of the decoders' family {family['family']!r}"
         raise InvalidInputError("embedding", wanted, repr(embedding.family))
 

@@ -159,7 +159,7 @@ def check_pair(encoder: Graph | None, decoder: Graph) -> None:
     if encoder is None:
         return
     encoder_family, decoder_family = graph_family(encoder), graph_family(decoder)
-    if encoder_family != decoder_family:
+    if family_of(encoder_family) is not family_of(decoder_family):
         raise ModelMismatchError(
             decoder.path,
             f"is a {label(decoder_family)} decoder (family {decoder_family!r}) but "

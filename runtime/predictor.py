@@ -401,7 +401,7 @@ class SamPredictor:
     def _check_embedding(self, embedding: ImageEmbedding) -> ImageEmbedding:
         if not isinstance(embedding, ImageEmbedding):
             raise InvalidInputError("embedding", "an ImageEmbedding", type(embedding).__name__)
-        if embedding.family != self.family:
+        if embedding.rules is not self.rules:
             raise InvalidInputError(
                 "embedding",
                 f"a {self.rules.label} embedding (this model is {self.variant}, family {self.family!r})",

@@ -38,6 +38,11 @@ class Sam(nn.Module):
         self.register_buffer("pixel_std", torch.tensor(PIXEL_STD).view(-1, 1, 1), persistent=False)
 
     @property
+    def prompt_modules(self) -> tuple[PromptEncoder, MaskDecoder]:
+        """(prompt encoder, mask decoder): the prompt side, whatever the family names them."""
+        return self.prompt_encoder, self.mask_decoder
+
+    @property
     def img_size(self) -> int:
         return self.image_encoder.img_size
 

@@ -70,6 +70,11 @@ class Sam2(nn.Module):
         self.no_mem_embed = nn.Parameter(torch.zeros(1, 1, PROMPT_EMBED_DIM))
         self.variant = variant
 
+    @property
+    def prompt_modules(self) -> tuple[PromptEncoder, MaskDecoder]:
+        """(prompt encoder, mask decoder) under their official SAM 2 names (``sam_*``)."""
+        return self.sam_prompt_encoder, self.sam_mask_decoder
+
     def encode(self, image: torch.Tensor) -> Sam2Features:
         """Normalised ``1 x 3 x 1024 x 1024`` float32 image -> :class:`Sam2Features`."""
         fine, middle, coarse = self.image_encoder(image)
