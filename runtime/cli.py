@@ -251,7 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         predictor = _open_predictor(args)
         model = f"{predictor.variant} ({predictor.rules.label})"
         decoder = "" if args.command == "embed" else f", decoder: {predictor.decoder_label}"
-        log(f"model {model} on {predictor.engine}{decoder}, {plural(len(images), 'image')}")
+        note = f" ({predictor.decoder_note})" if predictor.decoder_note and decoder else ""
+        log(f"model {model} on {predictor.engine}{decoder}, {plural(len(images), 'image')}{note}")
         make_task = {"embed": _embed_task, "predict": _predict_task, "amg": _amg_task}[args.command]
         task = make_task(args, predictor, images)
     except SamOnnxError as exc:
@@ -349,12 +350,16 @@ def _open_predictor(args):
         openvino_precision=args.openvino_precision,
     )
     kwargs = {} if args.max_pixels is None else {"max_pixels": args.max_pixels}
-    if args.no_fast_decoder:
-        kwargs["fast_decoder"] = None
     # a saved embedding needs no encoder: a --decoder-only export will do
     encoder = getattr(args, "embedding", None) is None
     return SamPredictor.from_export(
-        model, precision=args.precision, config=config, encoder=encoder, progress=_progress(args), **kwargs
+        model,
+        precision=args.precision,
+        config=config,
+        encoder=encoder,
+        progress=_progress(args),
+        use_fast_decoder=not args.no_fast_decoder,
+        **kwargs,
     )
 
 

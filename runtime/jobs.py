@@ -151,9 +151,12 @@ def open_job(spec: JobSpec) -> AmgJob | EmbedJob:
         intra_op_threads=spec.threads,
         openvino_precision=spec.openvino_precision,
     )
-    kwargs = {} if spec.fast_decoder else {"fast_decoder": None}
     predictor = SamPredictor.from_export(
-        spec.model_dir, precision=spec.precision, config=config, max_pixels=spec.max_pixels, **kwargs
+        spec.model_dir,
+        precision=spec.precision,
+        config=config,
+        max_pixels=spec.max_pixels,
+        use_fast_decoder=spec.fast_decoder,
     )
     return (AmgJob if spec.command == "amg" else EmbedJob)(spec, predictor)
 

@@ -138,26 +138,58 @@ class SamPredictor:
         self._local = threading.local()
         paths = None if fast_decoder is None else (Path(fast_decoder[0]), Path(fast_decoder[1]))
         self.fast = None if paths is None else FastDecoder.open(paths, config, self.decoder)
+        self._no_pair_reason = "not given (fast_decoder=None)"  # from_export says more
 
     @classmethod
     def from_export(
-        cls, model_dir: str | os.PathLike[str], *, precision: str = "fp32", encoder: bool = True, **kwargs
+        cls,
+        model_dir: str | os.PathLike[str],
+        *,
+        precision: str = "fp32",
+        encoder: bool = True,
+        use_fast_decoder: bool = True,
+        **kwargs,
     ) -> SamPredictor:
         """Open the graphs of a ``sam-export`` directory (``precision``: fp32, fp16 or int8 encoder).
 
         ``encoder=False`` opens only the decoder, for saved embeddings: a ``--decoder-only``
         export will do, and a full export's encoder is not loaded. The fast decoder pair is used
-        when the export has it (not with ``precision="int8"``, which asks for the int8 decoder)."""
+        when the export has it and ``use_fast_decoder`` (not with ``precision="int8"``, which asks
+        for the int8 decoder); :attr:`decoder_note` says why it is not. ``fast_decoder=`` in
+        ``kwargs`` (explicit paths, or None) overrides all this."""
         encoder_path, decoder = export_graph_paths(model_dir, precision, encoder=encoder)
-        if precision != "int8":
-            kwargs.setdefault("fast_decoder", fast_decoder_paths(model_dir))
-        return cls(encoder_path, decoder, **kwargs)
+        reason = None
+        if "fast_decoder" not in kwargs:
+            paths = fast_decoder_paths(model_dir)
+            reason = (
+                "not asked for (--no-fast-decoder)"
+                if not use_fast_decoder
+                else "the int8 decoder was asked for (--precision int8)"
+                if precision == "int8"
+                else "the export has none (exported with --no-fast-decoder or by an older sam-onnx)"
+                if paths is None
+                else None
+            )
+            kwargs["fast_decoder"] = None if reason else paths
+        predictor = cls(encoder_path, decoder, **kwargs)
+        if reason:
+            predictor._no_pair_reason = reason
+        return predictor
 
     @property
     def decoder_label(self) -> str:
         """Which graphs decode prompts: ``fast decoder pair``, or the decoder graph's file name
         (no pair in the export, ``fast_decoder=None``, the int8 decoder, or IO binding)."""
         return "fast decoder pair" if self._fast_path else self.decoder.path.name
+
+    @property
+    def decoder_note(self) -> str:
+        """Why the fast decoder pair is not used (``""`` when it is): never silent."""
+        if self._fast_path:
+            return ""
+        if self.fast is not None:
+            return "no click pair: IO binding keeps the image features on the device for the decoder graph"
+        return f"no click pair: {self._no_pair_reason}"
 
     @property
     def _fast_path(self) -> bool:

@@ -220,3 +220,19 @@ def test_pair_from_another_checkpoint_is_refused(tiny_model_dir, sam2_tiny_expor
     predictor = SamPredictor.from_export(tiny_model_dir)
     with pytest.raises(ModelMismatchError, match="checkpoint"):
         FastDecoder.open(other, SessionConfig(), predictor.decoder)
+
+
+def test_why_the_pair_is_not_used_is_said(tiny_model_dir):
+    """The pair's absence is never silent: ``decoder_note`` names the cause of each case."""
+    assert SamPredictor.from_export(tiny_model_dir).decoder_note == ""
+    cases = {
+        "--no-fast-decoder": dict(use_fast_decoder=False),
+        "--precision int8": dict(precision="int8"),
+        "IO binding": dict(io_binding=True),
+        "fast_decoder=None": dict(fast_decoder=None),
+    }
+    for cause, kwargs in cases.items():
+        predictor = SamPredictor.from_export(tiny_model_dir, **kwargs)
+        assert predictor.decoder_label != "fast decoder pair"
+        note = predictor.decoder_note
+        assert cause in note or cause.split()[0] in note, (cause, note)
