@@ -20,7 +20,6 @@ Exit status: 0 done; 1 some images of a batch failed (each reported, the others 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -35,12 +34,11 @@ from sam_onnx.progress import bar as progress_bar
 from sam_onnx.progress import plural
 from sam_onnx.progress import write as write_progress
 
-from .graphs import PRECISIONS
+from .graphs import MODEL_ENV, PRECISIONS, model_dir_of
 from .jobs import IMAGE_SUFFIXES, AmgJob, EmbedJob, JobSpec, find_images, plan_items
 from .session import OPENVINO_PRECISIONS
 
 __all__ = ["IMAGE_SUFFIXES", "build_parser", "find_images", "main", "run_batch"]
-MODEL_ENV = "SAM_ONNX_MODEL"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -364,13 +362,8 @@ def _open_predictor(args):
 
 
 def model_dir(args) -> Path:
-    """The model directory: ``-m`` or ``$SAM_ONNX_MODEL``."""
-    model = args.model or (Path(os.environ[MODEL_ENV]) if os.environ.get(MODEL_ENV) else None)
-    if model is None:
-        raise InvalidInputError(
-            "model", f"-m MODEL_DIR (a sam-export output directory) or ${MODEL_ENV}", "neither"
-        )
-    return model
+    """The model directory: ``-m`` or ``$SAM_ONNX_MODEL`` (:func:`.graphs.model_dir_of`)."""
+    return model_dir_of(args.model)
 
 
 def _output_names(images: list[Path]) -> dict[Path, str]:

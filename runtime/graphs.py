@@ -20,6 +20,7 @@ from sam_onnx.families import DEFAULT_FAMILY, family_of, label
 from .session import SessionConfig, engine_label, open_session
 
 MANIFEST = "export.json"
+MODEL_ENV = "SAM_ONNX_MODEL"  # the export directory when a command is given no -m
 # ov-int8: the nncf int8 encoder for the OpenVINO provider (sam_onnx.export.openvino_int8).
 PRECISIONS = ("fp32", "fp16", "int8", "ov-int8")
 # Per precision, the export.json graph keys to try, in order of preference.
@@ -236,3 +237,15 @@ def decoder_identity(path: Path) -> dict[str, str]:
             f"is not an official-contract decoder (inputs {graph.input_names}, outputs {graph.output_names})",
         )
     return graph.metadata
+
+
+def model_dir_of(model: str | os.PathLike[str] | None) -> Path:
+    """The export directory a command works on: ``model`` (``-m``), else ``$SAM_ONNX_MODEL``;
+    raises :class:`InvalidInputError` naming both when neither is given."""
+    if model is None and os.environ.get(MODEL_ENV):
+        model = os.environ[MODEL_ENV]
+    if model is None:
+        raise InvalidInputError(
+            "model", f"-m MODEL_DIR (a sam-export output directory) or ${MODEL_ENV}", "neither"
+        )
+    return Path(model)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from sam_onnx.errors import InvalidInputError, SamOnnxError
 
+from .graphs import model_dir_of
+
 
 def run_web_command(args, open_predictor: Callable, log: Callable[[str], None]) -> int:
     """Run ``serve``, ``bundle`` or ``demo`` from parsed arguments; returns the exit status."""
@@ -41,10 +43,9 @@ def _web_dir(args) -> Path:
 
 def _decoders(args) -> dict[str, Path]:
     """The export's official-contract decoders (``make_server`` and ``write_bundle`` check them)."""
-    from .cli import model_dir
     from .graphs import web_decoder_paths
 
-    return web_decoder_paths(model_dir(args))
+    return web_decoder_paths(model_dir_of(args.model))
 
 
 def _serve(args, open_predictor: Callable, log: Callable[[str], None]) -> int:
@@ -115,7 +116,6 @@ def _bundle(args, open_predictor: Callable, log: Callable[[str], None]) -> int:
     from sam_onnx.images import load_image
 
     from .bundle import write_bundle
-    from .cli import model_dir
     from .embedding import ImageEmbedding
     from .fast_decoder import fast_decoder_paths
     from .graphs import export_graph_paths
@@ -127,8 +127,8 @@ def _bundle(args, open_predictor: Callable, log: Callable[[str], None]) -> int:
         )
     web_dir = None if args.no_web else _web_dir(args)
     decoders = _decoders(args)
-    encoder = export_graph_paths(model_dir(args), "fp32")[0] if args.with_encoder else None
-    fast = None if args.no_fast_decoder else fast_decoder_paths(model_dir(args))
+    encoder = export_graph_paths(model_dir_of(args.model), "fp32")[0] if args.with_encoder else None
+    fast = None if args.no_fast_decoder else fast_decoder_paths(model_dir_of(args.model))
     image = embedding = None
     if path is not None:
         image = load_image(path, **({} if args.max_pixels is None else {"max_pixels": args.max_pixels}))
