@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sam_onnx.contract import DECODER_OUTPUTS
+from sam_onnx.contract import DECODER_OUTPUTS, PROMPT_INPUTS
 from sam_onnx.families import SAM
 from sam_onnx.modeling.mask_decoder import DecodedTokens
 from sam_onnx.modeling.sam import Sam
@@ -122,7 +122,7 @@ def decoder_dynamic_axes(output_names: tuple[str, ...], *, batched: bool) -> dic
         "masks": {2: "orig_height", 3: "orig_width"},
     }
     if batched:
-        for name in ("point_coords", "point_labels", "mask_input", "has_mask_input", *output_names):
+        for name in (*PROMPT_INPUTS, *output_names):
             axes.setdefault(name, {})[0] = "prompt_batch"
     return axes
 

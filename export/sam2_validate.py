@@ -63,7 +63,7 @@ def reference_decoder(
     """The outputs the decoder graph should give for ``feed`` (its input names), computed the
     official way, one prompt (row) at a time."""
     t = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in feed.items()}
-    features = (t["image_embeddings"], t["high_res_feats_0"], t["high_res_feats_1"])
+    features = tuple(t[name] for name in FEATURE_NAMES)
     rows = []
     with torch.inference_mode():
         for b in range(t["point_coords"].shape[0]):

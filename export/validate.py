@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..contract import HIGH_RES_FEATS, IMAGE_EMBEDDINGS, OBJECT_SCORE
 from ..preprocess import normalize_and_pad, resize_longest_side, scale_coords_xy
 from ..progress import bar, counted
 from .decoder_graph import DecoderGraph
@@ -33,10 +34,9 @@ from .encoder_graph import EncoderGraph
 # name -> (H, W): landscape, portrait, and one so small that it is upscaled 80x.
 VALIDATION_SIZES = {"landscape": (427, 640), "portrait": (800, 533), "tiny": (9, 13)}
 TOLERANCES = {  # output -> (atol, rtol)
-    "image_embeddings": (1e-3, 1e-4),
-    "high_res_feats_0": (1e-3, 1e-4),  # SAM 2's encoder outputs: the embedding's tolerance
-    "high_res_feats_1": (1e-3, 1e-4),
-    "object_score_logits": (1e-4, 1e-5),  # SAM 2's batched decoder
+    # every family's encoder outputs (SAM 2's high-res maps too): the embedding's tolerance
+    **{t.name: (1e-3, 1e-4) for t in (IMAGE_EMBEDDINGS, *HIGH_RES_FEATS)},
+    OBJECT_SCORE.name: (1e-4, 1e-5),  # SAM 2's batched decoder
     "masks": (1e-4, 1e-5),
     "low_res_masks": (1e-4, 1e-5),
     "iou_predictions": (1e-4, 1e-5),

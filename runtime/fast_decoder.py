@@ -15,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
+from sam_onnx.contract import FAST_FILES, PROMPT_INPUTS
 from sam_onnx.errors import ModelLoadError, ModelMismatchError
 
 from .graphs import Graph, _check_role, _manifest_files
 from .session import SessionConfig
 
-FAST_KEYS = ("decoder_image", "decoder_click")
-PROMPT_INPUTS = ("point_coords", "point_labels", "mask_input", "has_mask_input")
+FAST_KEYS = tuple(FAST_FILES)  # export.json keys, per-image graph first
 
 
 def fast_decoder_paths(model_dir: str | os.PathLike[str]) -> tuple[Path, Path] | None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sam_onnx.contract import PROMPT_INPUTS
 from sam_onnx.errors import InvalidInputError
 from sam_onnx.families import family_of
 from sam_onnx.preprocess import sam2_coords_1024, scale_coords_xy
@@ -243,10 +244,7 @@ def _feeds(coords_1024, labels, mask_input, orig_hw) -> dict[str, np.ndarray]:
 
 def stack_feeds(feeds: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """Join single-prompt feeds with the same N into one batched-decoder feed (B = len(feeds))."""
-    batched = {
-        name: np.concatenate([f[name] for f in feeds])
-        for name in ("point_coords", "point_labels", "mask_input", "has_mask_input")
-    }
+    batched = {name: np.concatenate([f[name] for f in feeds]) for name in PROMPT_INPUTS}
     return {**batched, "orig_im_size": feeds[0]["orig_im_size"]}
 
 
