@@ -6,8 +6,12 @@
  */
 
 import type { EngineName } from "./engine";
+import type { FamilyName } from "./family";
 import type { HW } from "./geometry";
 import type { ImageFeatures } from "./prompt";
+
+/** The family whose images the encoder worker embeds: SAM v1's preprocessing, `image_embeddings` only. */
+export const ENCODER_FAMILY: FamilyName = "sam";
 
 export type ToEncoder =
   /**

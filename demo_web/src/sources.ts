@@ -1,7 +1,8 @@
 /**
  * Where the page gets its model and images: a `sam-onnx serve` server (`api/config`, uploads
  * embedded by the Python runtime) or a static bundle written by `sam-onnx bundle` (`bundle.json`).
- * Both name the decoders' family (`family`, `resize`), which says which image features come.
+ * Both name the decoders' family (`family`, `resize`), which says which image features come, and
+ * whether the export was made from random weights (`random_weights`; absent: false).
  */
 
 import type { FastDecoderUrls } from "./fast_decoder";
@@ -26,6 +27,8 @@ export interface ServerConfig {
   upload_types: string[];
   /** A bundle to open first, or null. */
   bundle: string | null;
+  /** The export was made from random weights (`random_weights`; absent: false). */
+  randomWeights: boolean;
 }
 
 export interface LoadedImage {
@@ -60,6 +63,17 @@ export interface Bundle {
   encoder: BundleEncoder | null;
   /** The fast decoder pair (`bundle.json`'s `fast_decoder`, absolute URLs), or null: `decoders.fp32` runs. */
   fastDecoder: FastDecoderUrls | null;
+  /** The bundle's graphs were exported from random weights (`random_weights`; absent: false). */
+  randomWeights: boolean;
+}
+
+/** What the page runs: the decoders, their family and fast pair, and whether its weights are random. */
+export interface PageModel {
+  decoders: Decoders;
+  family: Family;
+  fastDecoder: FastDecoderUrls | null;
+  /** The server or the bundle says its export was made from random weights. */
+  randomWeights: boolean;
 }
 
 /** An error the page shows as it is: the message already names what was wrong. */
@@ -130,7 +144,39 @@ export async function fetchServerConfig(base = ""): Promise<ServerConfig | null>
   const raw = config as unknown as { family?: unknown; resize?: unknown };
   const fam = family(raw, "server config");
   const fastDecoder = fastDecoderUrls((config as unknown as { fast_decoder?: unknown }).fast_decoder, base, "server config");
-  return { ...config, family: fam, decoders, fastDecoder, bundle: config.bundle ? near(config.bundle, base) : null };
+  const random = randomWeights((config as unknown as { random_weights?: unknown }).random_weights, "server config");
+  return { ...config, family: fam, decoders, fastDecoder, bundle: config.bundle ? near(config.bundle, base) : null, randomWeights: random };
+}
+
+/**
+ * The bundle the page opens: `asked` (the page's `?bundle=`), else the server's, else, when no
+ * server answered, `bundle.json` beside the page (a static bundle folder); null: none.
+ */
+export function bundleUrl(asked: string | null, config: ServerConfig | null): string | null {
+  return asked ?? config?.bundle ?? (config ? null : "bundle.json");
+}
+
+/**
+ * The model the page runs: a bundle's decoders with its own fast pair, else the server's with the
+ * pair its predictor runs. Random weights when either says so. A SourceError when neither has an
+ * fp32 decoder.
+ */
+export function pageModel(config: ServerConfig | null, bundle: Bundle | null): PageModel {
+  const decoders = bundle?.decoders ?? config?.decoders;
+  const family = bundle?.family ?? config?.family;
+  if (!decoders || !decoders.fp32 || !family) {
+    throw new SourceError("no decoder: open this page through `sam-onnx serve` or a `sam-onnx bundle` folder");
+  }
+  const fastDecoder = bundle ? bundle.fastDecoder : (config?.fastDecoder ?? null);
+  const random = (bundle?.randomWeights ?? false) || (config?.randomWeights ?? false);
+  return { decoders, family, fastDecoder, randomWeights: random };
+}
+
+/** `random_weights` of a config or bundle: absent or null is false; anything but a boolean is a SourceError. */
+function randomWeights(value: unknown, what: string): boolean {
+  if (value === undefined || value === null) return false;
+  if (typeof value !== "boolean") throw new SourceError(`${what}: random_weights: expected true or false, got ${JSON.stringify(value)}`);
+  return value;
 }
 
 /** Resolve `path` against the URL of the file that named it (itself relative to the page). */
@@ -154,7 +200,8 @@ export async function loadBundle(url: string): Promise<Bundle> {
   for (const [precision, file] of Object.entries(meta.decoders as Record<string, string>)) decoders[precision] = near(file, url);
   const encoder = bundleEncoder(meta.encoder, url);
   const fastDecoder = fastDecoderUrls(meta.fast_decoder, url);
-  if (meta.image === undefined && encoder !== null) return { image: null, decoders, family: fam, encoder, fastDecoder };
+  const random = randomWeights(meta.random_weights, `bundle ${url}`);
+  if (meta.image === undefined && encoder !== null) return { image: null, decoders, family: fam, encoder, fastDecoder, randomWeights: random };
   const orig = checkHW(meta.orig_hw, `bundle ${url}`);
   const files: Record<string, string> = meta.features ?? { image_embeddings: meta.embedding };
   const arrays = Object.fromEntries(
@@ -179,6 +226,7 @@ export async function loadBundle(url: string): Promise<Bundle> {
     family: fam,
     encoder,
     fastDecoder,
+    randomWeights: random,
   };
 }
 

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 
 import { FAMILIES } from "../src/family";
-import { type ServerConfig, embedUpload, fetchServerConfig, loadBundle } from "../src/sources";
+import { type Bundle, type ServerConfig, bundleUrl, embedUpload, fetchServerConfig, loadBundle, pageModel } from "../src/sources";
 
 /** The page at `pageUrl`, whose fetches resolve against it and answer `config` for api/config. */
 function servePage(pageUrl: string, config: object): string[] {
@@ -174,5 +174,86 @@ describe("loadBundle: the fast decoder pair", () => {
   it("refuses an entry without both file names", async () => {
     servePage("http://127.0.0.1:9000/", { ...BUNDLE, fast_decoder: { image: "decoder_image.onnx" } });
     await expect(loadBundle("bundle.json")).rejects.toThrow(/fast_decoder: expected \{image, click\}/);
+  });
+});
+
+describe("random_weights: an export made from random weights, from the server config or bundle.json", () => {
+  afterEach(() => vi.unstubAllGlobals());
+  const PAGE_ONLY = {
+    format: "sam-onnx-bundle",
+    version: 1,
+    decoders: { fp32: "decoder.onnx" },
+    encoder: { file: "encoder.onnx", gmacs: 45.8 },
+  };
+
+  it("is true only when the server config says true; absent or null is false", async () => {
+    servePage("http://127.0.0.1:8000/", { ...CONFIG, random_weights: true });
+    expect((await fetchServerConfig())?.randomWeights).toBe(true);
+    servePage("http://127.0.0.1:8000/", { ...CONFIG, random_weights: false });
+    expect((await fetchServerConfig())?.randomWeights).toBe(false);
+    servePage("http://127.0.0.1:8000/", { ...CONFIG, random_weights: null });
+    expect((await fetchServerConfig())?.randomWeights).toBe(false);
+    servePage("http://127.0.0.1:8000/", CONFIG); // a server from before the field
+    expect((await fetchServerConfig())?.randomWeights).toBe(false);
+  });
+
+  it("is read from bundle.json, with or without an image", async () => {
+    servePage("http://127.0.0.1:9000/", { ...PAGE_ONLY, random_weights: true });
+    expect((await loadBundle("bundle.json")).randomWeights).toBe(true);
+    servePage("http://127.0.0.1:9000/", PAGE_ONLY);
+    expect((await loadBundle("bundle.json")).randomWeights).toBe(false);
+  });
+
+  it("refuses anything but a boolean, naming where it came from", async () => {
+    servePage("http://127.0.0.1:8000/", { ...CONFIG, random_weights: "yes" });
+    await expect(fetchServerConfig()).rejects.toThrow(/server config: random_weights: expected true or false, got "yes"/);
+    servePage("http://127.0.0.1:9000/", { ...PAGE_ONLY, random_weights: 1 });
+    await expect(loadBundle("bundle.json")).rejects.toThrow(/bundle bundle.json: random_weights: expected true or false, got 1/);
+  });
+});
+
+describe("bundleUrl and pageModel: which bundle opens and which decoders run", () => {
+  afterEach(() => vi.unstubAllGlobals());
+  const server = (extra: object = {}) => ({ ...CONFIG, ...extra }) as unknown as ServerConfig;
+  const bundle = (extra: Partial<Bundle> = {}): Bundle => ({
+    image: null,
+    decoders: { fp32: "http://b/decoder.onnx" },
+    family: FAMILIES.sam2,
+    encoder: null,
+    fastDecoder: { image: "http://b/i.onnx", click: "http://b/c.onnx" },
+    randomWeights: false,
+    ...extra,
+  });
+
+  it("opens ?bundle= first, then the server's, then bundle.json beside a page no server answers for", () => {
+    expect(bundleUrl("mine.json", server())).toBe("mine.json");
+    expect(bundleUrl(null, server({ bundle: "http://s/b.json" }))).toBe("http://s/b.json");
+    expect(bundleUrl(null, server({ bundle: null }))).toBeNull();
+    expect(bundleUrl(null, null)).toBe("bundle.json");
+  });
+
+  it("runs a bundle's decoders with its own pair, else the server's with the server's pair", () => {
+    const config = server({ family: FAMILIES.sam, fastDecoder: { image: "s/i", click: "s/c" }, randomWeights: false });
+    expect(pageModel(config, bundle({ fastDecoder: null }))).toEqual({
+      decoders: { fp32: "http://b/decoder.onnx" },
+      family: FAMILIES.sam2,
+      fastDecoder: null,
+      randomWeights: false,
+    });
+    expect(pageModel(config, null)).toMatchObject({ decoders: CONFIG.decoders, family: FAMILIES.sam, fastDecoder: { image: "s/i" } });
+  });
+
+  it("has random weights when the server or the bundle says so", () => {
+    const config = (random: boolean) => server({ family: FAMILIES.sam, fastDecoder: null, randomWeights: random });
+    expect(pageModel(config(true), null).randomWeights).toBe(true);
+    expect(pageModel(config(false), bundle({ randomWeights: true })).randomWeights).toBe(true);
+    expect(pageModel(config(true), bundle()).randomWeights).toBe(true);
+    expect(pageModel(config(false), bundle()).randomWeights).toBe(false);
+    expect(pageModel(null, bundle({ randomWeights: true })).randomWeights).toBe(true);
+  });
+
+  it("says how to open the page when neither names an fp32 decoder", () => {
+    expect(() => pageModel(null, null)).toThrow(/no decoder: open this page through `sam-onnx serve` or a `sam-onnx bundle` folder/);
+    expect(() => pageModel(server({ decoders: { int8: "x" }, family: FAMILIES.sam }), null)).toThrow(/no decoder/);
   });
 });
