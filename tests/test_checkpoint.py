@@ -21,7 +21,7 @@ from sam_onnx.errors import (
     UnsafeCheckpointError,
     VariantMismatchError,
 )
-from sam_onnx.modeling import detect_variant, load_sam, load_state_dict
+from sam_onnx.modeling import detect_variant, load_sam, load_sam2, load_state_dict
 
 # The test's own official -> Hugging Face renaming (the inverse direction of the loader's table),
 # checked against the kit's hf_vit_*.json manifests below.
@@ -172,6 +172,21 @@ def test_random_bytes(tmp_path):
         load_sam(path)
 
 
+@pytest.mark.parametrize(
+    "content", [b"# sam-onnx\n\nSplit-inference ONNX toolkit", b"hello", b"<!doctype html>", b""]
+)
+@pytest.mark.parametrize("loader", [load_sam, load_sam2])
+def test_a_file_that_is_no_checkpoint_is_called_so_without_torchs_advice(tmp_path, content, loader):
+    """``sam-export README.md``: torch's advice to re-run with weights_only=False is not passed on,
+    and bytes its unpickler fails on with a KeyError are no traceback."""
+    path = tmp_path / "README.md"
+    path.write_bytes(content)
+    with pytest.raises(CorruptCheckpointError, match=r"'.*README\.md': not a checkpoint: expected") as info:
+        loader(path)
+    assert "weights_only" not in str(info.value)
+    assert (f"begins with {content[:16]!r}" if content else "it is empty") in str(info.value)
+
+
 def test_not_a_state_dict(tmp_path):
     path = tmp_path / "list.pth"
     torch.save([torch.zeros(3)], path)
@@ -270,9 +285,10 @@ def test_malicious_pickle_refused_without_side_effect(tiny_model, tmp_path, cont
         pickle.loads(path.read_bytes())
     assert marker.exists()
     marker.unlink()
-    with pytest.raises(UnsafeCheckpointError, match=r"evil\.pth"):
+    with pytest.raises(UnsafeCheckpointError, match=r"evil\.pth.*GLOBAL") as info:
         load_sam(path)
     assert not marker.exists(), "the malicious pickle ran code"
+    assert "weights_only" not in str(info.value)  # torch's advice to run it after all is not passed on
 
 
 # --- Hugging Face layout ---------------------------------------------------------------------
