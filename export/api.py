@@ -18,7 +18,9 @@ graphs planned, their metadata, the validator) is its record in :mod:`.families`
 are shared.
 
 Every graph carries ``metadata_props`` (see :func:`.plan.graph_metadata`) that the runtime reads to
-refuse an encoder and a decoder from different checkpoints.
+refuse an encoder and a decoder from different checkpoints. A checkpoint of random weights
+(:mod:`sam_onnx.modeling.random_weights`) adds ``weights`` = ``random`` to every graph's metadata
+and to ``export.json``; other checkpoints' exports have no ``weights`` key.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ import onnx
 from .. import __version__
 from ..contract import FAST_FILES
 from ..errors import ExportValidationError, ExportWriteError
+from ..modeling.checkpoint import checkpoint_weights
 from ..modeling.load import load_model
 from ..progress import stage as progress_stage
 from .families import export_family
@@ -159,10 +162,13 @@ def export_sam(
         sam = load_model(checkpoint, options.model_type)  # SAM v1 or SAM 2, as the weights say
     with progress.step("hashing checkpoint"):
         sha256 = checkpoint_sha256(checkpoint)
+    weights = checkpoint_weights(checkpoint)  # "random" for random_weights' files, else None
     family = export_family(sam.variant)
     common = family.metadata(
         graph_metadata(family.family, sam.variant.name, sha256, options.opset), sam.variant
     )
+    if weights is not None:  # absent otherwise: the graphs of every other checkpoint are unchanged
+        common = {**common, "weights": weights}
     specs = family.plan(sam, options, common)
     if options.decoder and options.fast_decoder:
         specs += fast_decoder_specs(sam, common)
@@ -210,6 +216,8 @@ def export_sam(
         report = validator.report
         progress.log(report.format())
         manifest = _manifest(checkpoint, sam.variant, sha256, options, specs, writer, report, progress)
+        if weights is not None:
+            manifest["weights"] = weights
         _write_text(stage / MANIFEST, json.dumps(manifest, indent=1), out)
         if report.failures and options.validate:
             raise ExportValidationError(report, report.failures)

@@ -7,7 +7,8 @@
                             "family": "sam" | "sam2", "resize": "long_side" | "square",
                             "features": {"image_embeddings": "embedding.npy"[, "high_res_feats_0":
                                          "embedding.high_res_feats_0.npy", "high_res_feats_1": ...]},
-                            "decoders": {"fp32": "decoder.onnx"[, "int8": "decoder.int8.onnx"]}}
+                            "decoders": {"fp32": "decoder.onnx"[, "int8": "decoder.int8.onnx"]},
+                            "random_weights": true | false}
     OUT/image.png          the image as the encoder saw it (EXIF orientation applied)
     OUT/embedding*.npy, embedding.json  the embedding (see :mod:`.embedding`); a SAM 2 one has the
                             two high-res feature maps beside ``embedding.npy``
@@ -18,7 +19,10 @@
 (SAM 2: three image features, the square 1024 frame, no padding point from the page).
 ``features`` names each image-feature input of the decoder and the float32 ``.npy`` file that
 holds it; the page reads exactly these. Bundles written before SAM 2 lack ``family``, ``resize``
-and ``features`` and are SAM v1 with ``embedding`` as ``image_embeddings``.
+and ``features`` and are SAM v1 with ``embedding`` as ``image_embeddings``. ``random_weights`` is
+true when the decoders were exported from a checkpoint of random weights (their metadata says
+``weights`` = ``random``, see :mod:`sam_onnx.modeling.random_weights`): the page says so, since
+such masks ignore the click; older bundles lack it (false).
     OUT/index.html, assets/  the built page (``sam-onnx bundle`` refuses to go on without one unless
                             told ``--no-web``), so OUT is a complete static site
 
@@ -69,6 +73,7 @@ from .embedding import ImageEmbedding, feature_paths
 
 FORMAT = "sam-onnx-bundle"
 FORMAT_VERSION = 1
+RANDOM_WEIGHTS = "random"  # graph metadata "weights" of an export of random weights
 STAGING_MARK = ".sam-bundle-"  # staging siblings: .<name>.sam-bundle-<pid>-*
 WEB_ENV = "SAM_ONNX_WEB"
 
@@ -127,6 +132,7 @@ def write_bundle(
     """
     out_dir = Path(out_dir)
     family = decoders_family(decoders)
+    random_weights = decoders_random_weights(decoders)
     if (image is None) != (embedding is None) or (image is None and encoder is None):
         raise InvalidInputError(
             "bundle contents",
@@ -156,6 +162,7 @@ def write_bundle(
             shutil.copyfile(path, staging / path.name)
         meta.update(family)
         meta["decoders"] = files
+        meta["random_weights"] = random_weights
         if fast_meta is not None:
             for path in fast_decoder:
                 shutil.copyfile(path, staging / path.name)
@@ -301,6 +308,14 @@ def decoders_family(decoders: dict[str, Path]) -> dict[str, str]:
     meta = decoder_identity(decoders["fp32"])
     family = family_of(meta.get("family"), f"decoder {str(decoders['fp32'])!r} family")
     return {"family": family.name, "resize": meta.get("resize", family.resize)}
+
+
+def decoders_random_weights(decoders: dict[str, Path]) -> bool:
+    """Whether the web decoders come from a checkpoint of random weights (the fp32 graph's metadata
+    says ``weights`` = ``random``; exports of any other checkpoint have no ``weights`` key)."""
+    from .graphs import decoder_identity
+
+    return decoder_identity(decoders["fp32"]).get("weights") == RANDOM_WEIGHTS
 
 
 def feature_files(embedding: ImageEmbedding, npy: Path) -> dict[str, str]:

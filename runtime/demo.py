@@ -120,19 +120,20 @@ def _is_export_of(model_dir: Path, checkpoint: str | os.PathLike[str] | None) ->
     manifest = model_dir / "export.json"
     if not manifest.is_file():
         return False
-    if checkpoint is None:
-        return True
+    if checkpoint is None:  # one made before exports said "random weights" is made again, once
+        return json.loads(manifest.read_text()).get("weights") == "random"
     sha256 = json.loads(manifest.read_text()).get("checkpoint_sha256")
     return sha256 == _export_side().checkpoint_sha256(checkpoint)
 
 
 def _random_checkpoint(path: Path, variant: str, log: Callable[[str], None]) -> Path:
-    if path.is_file():
+    from sam_onnx.modeling.checkpoint import RANDOM_WEIGHTS, checkpoint_weights
+    from sam_onnx.modeling.random_weights import write_random_checkpoint
+
+    if path.is_file() and checkpoint_weights(path) == RANDOM_WEIGHTS:  # older ones did not say so
         log(f"[1/3] reusing the random-weight checkpoint {path}")
         return path
     log(f"[1/3] writing a {variant} checkpoint of random weights to {path}")
-    from sam_onnx.modeling.random_weights import write_random_checkpoint
-
     return write_random_checkpoint(variant, path)
 
 

@@ -3,8 +3,9 @@
 Routes (every response carries the cross-origin isolation headers the page's wasm threads need:
 ``Cross-Origin-Opener-Policy: same-origin``, ``Cross-Origin-Embedder-Policy: require-corp``)::
 
-    GET  /api/config           JSON: family, resize, variant, checkpoint_sha256, decoder URLs,
-                               upload limits, bundle
+    GET  /api/config           JSON: family, resize, variant, checkpoint_sha256, random_weights
+                               (true for an export of random weights: the page says so), decoder
+                               URLs, upload limits, bundle
     GET  /api/decoder/<prec>   the official-contract decoder graph (fp32, and int8 if exported)
     GET  /api/fast/<role>      the fast decoder pair's graphs, ``image`` and ``click``, when the
                                predictor runs it (``fast_decoder`` in the config; else null)
@@ -46,7 +47,7 @@ import numpy as np
 from sam_onnx.errors import ImageTooLargeError, InvalidInputError, SamOnnxError
 from sam_onnx.images import read_image_bytes
 
-from .bundle import decoders_family
+from .bundle import decoders_family, decoders_random_weights
 
 ISOLATION_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
@@ -109,6 +110,7 @@ class DemoServer(ThreadingHTTPServer):
         self.predictor = predictor
         self.decoders = decoders
         self.family = decoders_family(decoders)  # {"family", "resize"}: the page feeds by these
+        self.random_weights = decoders_random_weights(decoders)  # the page says so: masks ignore clicks
         # the page runs the pair the predictor runs (opened and checked against its decoder there)
         fast = predictor.fast
         self.fast = {} if fast is None else {"image": fast.image.path, "click": fast.click.path}
@@ -131,6 +133,7 @@ class DemoServer(ThreadingHTTPServer):
             **self.family,
             "variant": self.predictor.variant,
             "checkpoint_sha256": self.predictor.checkpoint_sha256,
+            "random_weights": self.random_weights,
             "decoders": {p: f"api/decoder/{p}" for p in self.decoders},
             "fast_decoder": {role: f"api/fast/{role}" for role in self.fast} or None,
             "max_upload_bytes": self.options.max_upload_bytes,

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from sam_onnx.errors import MissingDependencyError
+from sam_onnx.modeling.checkpoint import checkpoint_weights
 from sam_onnx.runtime.cli import main as cli_main
 from sam_onnx.runtime.demo import make_demo_server, prepare_demo, sample_image
 from sam_onnx.runtime.embedding import ImageEmbedding
@@ -64,6 +65,24 @@ def test_demo_makes_a_random_checkpoint_exports_and_embeds_the_sample(demo):
     # the page runs the fast decoder pair for this sample
     assert meta["fast_decoder"] == {"image": "decoder_image.onnx", "click": "decoder_click.onnx"}
     assert (files.bundle_dir / "decoder_click.onnx").is_file()
+
+
+def test_demo_export_bundle_and_config_say_random_weights(demo, page):
+    """The page reads ``random_weights`` from the bundle and from api/config: the demo's masks
+    ignore the click, and the person is told why."""
+    files, work, _ = demo
+    assert checkpoint_weights(work / "sam_tiny_random.pth") == "random"
+    assert json.loads((files.model_dir / "export.json").read_text())["weights"] == "random"
+    assert json.loads((files.bundle_dir / "bundle.json").read_text())["random_weights"] is True
+    server = make_demo_server(files, page, port=0)
+    server.quiet = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        status, body = get(server, "/api/config")
+        assert status == 200 and json.loads(body)["random_weights"] is True
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_demo_reuses_its_export(demo):

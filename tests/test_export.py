@@ -18,6 +18,9 @@ from sam_onnx.export import decoder_graph as decoder_module
 from sam_onnx.export.decoder_graph import DecoderGraph, select_single_mask
 from sam_onnx.export.encoder_graph import EncoderGraph
 from sam_onnx.export.validate import synthetic_image
+from sam_onnx.modeling.build import build_sam
+from sam_onnx.modeling.checkpoint import checkpoint_weights
+from sam_onnx.modeling.random_weights import random_sam, write_random_checkpoint
 from sam_onnx.preprocess import normalize_and_pad, resize_longest_side
 
 SIZES_HW = [(480, 640), (640, 480), (700, 525), (123, 77), (1, 1), (1, 2000), (1500, 2250), (2250, 1500)]
@@ -73,6 +76,28 @@ def test_default_export_writes_every_graph_and_manifest(tiny_export, tiny_checkp
     assert manifest["validation"]["ok"] is True
     assert manifest["checkpoint_sha256"] == hashlib.sha256(tiny_checkpoint.read_bytes()).hexdigest()
     assert manifest["graphs"]["encoder"]["simplify"] == "simplified"
+    assert "weights" not in manifest  # only checkpoints that say they are random are noted
+
+
+def test_random_weights_are_noted_in_every_graph_and_the_manifest(tmp_path):
+    """A checkpoint of modeling.random_weights says so (torch's own loader reads it unchanged); its
+    export carries ``weights`` = ``random`` in every graph and in export.json. The same tensors
+    saved without the note export to the same graphs without the key."""
+    noted = write_random_checkpoint("tiny", tmp_path / "random.pth")
+    plain = tmp_path / "plain.pth"
+    torch.save(dict(random_sam("tiny").state_dict()), plain)
+    assert (checkpoint_weights(noted), checkpoint_weights(plain)) == ("random", None)
+    build_sam("tiny").load_state_dict(torch.load(noted, weights_only=True), strict=True)
+    options = ExportOptions(validate=False, int8=True, fp16=True)
+    random_export = export_sam(noted, tmp_path / "random", options)
+    plain_export = export_sam(plain, tmp_path / "plain", options)
+    assert random_export.manifest["weights"] == "random" and "weights" not in plain_export.manifest
+    assert random_export.files.keys() == plain_export.files.keys()
+    for key, paths in random_export.files.items():
+        graph, other = onnx.load(str(paths[0])), onnx.load(str(plain_export.files[key][0]))
+        assert {p.key: p.value for p in graph.metadata_props}["weights"] == "random", key
+        assert "weights" not in {p.key for p in other.metadata_props}, key
+        assert graph.graph.SerializeToString() == other.graph.SerializeToString(), key
 
 
 def test_every_graph_carries_metadata(tiny_export, tiny_checkpoint):
@@ -91,6 +116,7 @@ def test_every_graph_carries_metadata(tiny_export, tiny_checkpoint):
         assert min(op.version for op in model.opset_import if op.domain in ("", "ai.onnx")) >= 17
         # onnxruntime reads the same metadata without torch or onnx
         assert session(paths[0]).get_modelmeta().custom_metadata_map["checkpoint_sha256"] == sha
+        assert "weights" not in meta, key
     decoder = session(tiny_export.files["decoder"][0]).get_modelmeta().custom_metadata_map
     assert decoder["contract"] == "official" and decoder["decoder_mode"] == "single"
     batched = session(tiny_export.files["decoder_batched"][0]).get_modelmeta().custom_metadata_map

@@ -129,6 +129,11 @@ def test_config_and_isolation_headers_on_every_answer(server, tiny_predictor):
     assert (config["family"], config["resize"]) == ("sam", "long_side")
     assert set(config["decoders"]) == {"fp32", "int8"}
     assert config["bundle"] == "bundles/first/bundle.json"
+    assert config["random_weights"] is False  # the tiny checkpoint does not say it is random
+
+
+def test_bundle_of_weights_not_noted_random_says_false(bundle_dir):
+    assert json.loads((bundle_dir / "bundle.json").read_text())["random_weights"] is False
 
 
 def test_static_files_and_decoder_downloads(server, tiny_model_dir):

@@ -61,6 +61,8 @@ _NOT_A_PICKLE = (RuntimeError, EOFError, ValueError, UnicodeDecodeError, KeyErro
 # A torch.save archive is a zip; checkpoints of torch before 1.6 are a pickle (protocol 2 and up).
 _CHECKPOINT_MAGIC = (b"PK\x03\x04", b"\x80")
 _HEAD_BYTES = 16  # how much of a file that is no checkpoint an error message shows
+WEIGHTS_NOTE = "sam_onnx"  # the entry of a state dict's _metadata that note_weights writes
+RANDOM_WEIGHTS = "random"  # what it says for sam_onnx.modeling.random_weights' checkpoints
 
 
 def load_sam(
@@ -135,6 +137,35 @@ def read_tensors(path: str | os.PathLike[str]) -> Mapping[str, torch.Tensor]:
             p, f"{what} is not readable by this process ({exc.strerror})"
         ) from None
     return raw
+
+
+def note_weights(state_dict: Mapping[str, torch.Tensor], weights: str) -> None:
+    """Record in ``state_dict`` (a ``Module.state_dict()``) what its weights are, e.g.
+    :data:`RANDOM_WEIGHTS`, for :func:`checkpoint_weights` to read back from the saved file.
+
+    The note goes into the state dict's ``_metadata`` (torch's per-module notes, pickled with it;
+    ``load_state_dict`` reads only the entries named after modules): the file stays an
+    official-layout state dict of tensors that every loader, the official one too, reads as before.
+    """
+    state_dict._metadata[WEIGHTS_NOTE] = {"weights": weights}
+
+
+def checkpoint_weights(path: str | os.PathLike[str]) -> str | None:
+    """What a checkpoint says its weights are: :data:`RANDOM_WEIGHTS` for one written by
+    :mod:`sam_onnx.modeling.random_weights`; None for every other (official checkpoints say
+    nothing; neither do ``.safetensors`` files and Hugging Face folders). Reads only the pickle."""
+    p = Path(path)
+    if not p.is_file() or not zipfile.is_zipfile(p):  # note_weights writes torch.save archives
+        return None
+    obj = _torch_load(p, mmap=True)  # the tensors stay on disk
+    wrapped = [obj.get(key) for key in _NESTED_KEYS] if isinstance(obj, Mapping) else []
+    for candidate in (obj, *wrapped):
+        metadata = getattr(candidate, "_metadata", None)
+        note = metadata.get(WEIGHTS_NOTE) if isinstance(metadata, Mapping) else None
+        weights = note.get("weights") if isinstance(note, Mapping) else None
+        if isinstance(weights, str):
+            return weights
+    return None
 
 
 def _read_pth(path: Path) -> Mapping[str, torch.Tensor]:

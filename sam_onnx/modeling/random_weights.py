@@ -1,7 +1,9 @@
 """Checkpoints of random weights, for trying the toolkit offline and for tests.
 
 The weights have the official layout, so every step (loading, export, validation, runtime) runs
-as it would on ``sam_vit_b_01ec64.pth`` — but the masks they give are not objects.
+as it would on ``sam_vit_b_01ec64.pth`` — but the masks they give are not objects. The file says
+it holds random weights (:func:`~.checkpoint.checkpoint_weights`); its exports carry
+``weights = random`` in their metadata, and the web page tells the person.
 
     python -m sam_onnx.modeling.random_weights vit_b sam_vit_b_random.pth [--seed 0]
 """
@@ -18,6 +20,7 @@ import torch
 
 from ..variants import SamVariant
 from .build import build_sam
+from .checkpoint import RANDOM_WEIGHTS, note_weights
 from .sam import Sam
 
 
@@ -33,10 +36,14 @@ def random_sam(variant: SamVariant | str, seed: int = 0) -> Sam:
 
 
 def write_random_checkpoint(variant: SamVariant | str, path: str | os.PathLike[str], seed: int = 0) -> Path:
-    """Save :func:`random_sam` as an official-layout ``.pth`` (written to a temp file, then renamed)."""
+    """Save :func:`random_sam` as an official-layout ``.pth`` (written to a temp file, then renamed),
+    noted as random weights (:func:`~.checkpoint.note_weights`): its exports say so, and so does
+    the web page that runs them."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.partial")
-    torch.save(random_sam(variant, seed).state_dict(), tmp)
+    state_dict = random_sam(variant, seed).state_dict()
+    note_weights(state_dict, RANDOM_WEIGHTS)
+    torch.save(state_dict, tmp)
     os.replace(tmp, path)
     return path
 
