@@ -189,7 +189,7 @@ def write_bundle(
 def _check_embedding(
     image: np.ndarray, embedding: ImageEmbedding, decoders: dict[str, Path], family: dict[str, str]
 ) -> None:
-    from .graphs import check_decoders_belong
+    from .graphs import check_decoders_belong, decoder_identity
 
     if image.shape[:2] != embedding.orig_hw:
         (h, w), (emb_h, emb_w) = image.shape[:2], embedding.orig_hw
@@ -202,6 +202,12 @@ def _check_embedding(
     if embedding.rules is not family_of(family["family"]):
         wanted = f"an embedding of the decoders' family {family['family']!r}"
         raise InvalidInputError("embedding", wanted, repr(embedding.family))
+    variant = decoder_identity(decoders["fp32"]).get("variant")
+    if embedding.variant != variant:  # one checkpoint, two variants: a sidecar edited or mixed up
+        wanted = f"one of the decoders' variant {variant!r} (sha256 {embedding.checkpoint_sha256[:12]}…)"
+        raise InvalidInputError(
+            "embedding", wanted, f"one that claims {embedding.variant!r} for that checkpoint"
+        )
 
 
 def _write_image(staging: Path, image: np.ndarray, embedding: ImageEmbedding, name: str) -> dict:

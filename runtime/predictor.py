@@ -445,6 +445,12 @@ class SamPredictor:
                 f"one from this model's checkpoint ({self.variant}, sha256 {self.checkpoint_sha256[:12]}…)",
                 f"one from {embedding.variant}, sha256 {embedding.checkpoint_sha256[:12]}…",
             )
+        if embedding.variant != self.variant:  # one checkpoint, two variants: a sidecar edited or mixed up
+            raise InvalidInputError(
+                "embedding",
+                f"one of this model's variant {self.variant!r} (sha256 {self.checkpoint_sha256[:12]}…)",
+                f"one that claims variant {embedding.variant!r} for the same checkpoint",
+            )
         return embedding
 
     def _run_encoder(self, feed: np.ndarray) -> tuple[list | None, list | None]:

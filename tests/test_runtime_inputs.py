@@ -431,6 +431,21 @@ def test_embedding_of_another_checkpoint(predictor, other_export, image):
         predictor.set_embedding(emb_b)
 
 
+def test_embedding_claiming_another_variant_of_the_same_checkpoint(predictor, image, tmp_path):
+    """A sidecar that says vit_b where the export (same checkpoint hash) is tiny was accepted
+    silently: refused, naming both variants."""
+    npy, sidecar = predictor.embed(image).save(tmp_path / "emb.npy")
+    meta = json.loads(sidecar.read_text())
+    sidecar.write_text(json.dumps({**meta, "variant": "vit_b"}))
+    claimed = ImageEmbedding.load(npy)
+    assert claimed.checkpoint_sha256 == predictor.checkpoint_sha256
+    pattern = "invalid embedding: expected one of this model's variant 'tiny'.*claims variant 'vit_b'"
+    with raises_exactly(InvalidInputError, match=pattern):
+        predictor.predict(point_coords=[[5, 5]], point_labels=[1], embedding=claimed)
+    with raises_exactly(InvalidInputError, match=pattern):
+        predictor.set_embedding(claimed)
+
+
 def test_single_mask_decoder_refused(tiny_export):
     decoder = tiny_export.files["decoder"][0]
     with raises_exactly(ModelMismatchError, match=f"{re.escape(str(decoder))}.*returns 1 mask"):

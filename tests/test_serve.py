@@ -286,6 +286,10 @@ def test_bundle_refuses_mismatches(tiny_predictor, tiny_model_dir, tmp_path):
     other = ImageEmbedding(emb.embedding, emb.orig_hw, variant=emb.variant, checkpoint_sha256="0" * 64)
     with pytest.raises(ModelMismatchError, match="checkpoint"):
         write_bundle(tmp_path / "b", image, other, decoders)
+    sha = emb.checkpoint_sha256  # the export's checkpoint, but another variant in the sidecar
+    claims = ImageEmbedding(emb.embedding, emb.orig_hw, variant="vit_b", checkpoint_sha256=sha)
+    with pytest.raises(InvalidInputError, match=r"variant 'tiny'.*claims 'vit_b'"):
+        write_bundle(tmp_path / "b", image, claims, decoders)
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("keep me")
     with pytest.raises(InvalidInputError, match="other files"):
