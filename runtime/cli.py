@@ -42,10 +42,15 @@ __all__ = ["IMAGE_SUFFIXES", "build_parser", "find_images", "main", "run_batch"]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    has_page, page_line = web_page_line()
     p = argparse.ArgumentParser(
-        prog="sam-onnx", description="Segment Anything on onnxruntime: embed images and predict masks."
+        prog="sam-onnx",
+        description="Segment Anything on onnxruntime: embed images and predict masks.",
+        epilog=None if has_page else page_line,
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # the version's two lines stay two
     )
-    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    version = f"%(prog)s {__version__}\n{page_line.replace('%', '%%')}"
+    p.add_argument("--version", action="version", version=version)
     commands = p.add_subparsers(dest="command", required=True)
     embed = commands.add_parser("embed", help="run the image encoder and save embeddings (.npy + .json)")
     predict = commands.add_parser("predict", help="masks for point and box prompts: PNGs and JSON")
@@ -97,7 +102,21 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--overwrite", action="store_true", help="redo images whose outputs exist")
         _engine_options(sub)
     _web_commands(commands)
+    for sub in commands.choices.values():  # errors found after parsing show the command's own usage
+        sub.set_defaults(command_parser=sub)
     return p
+
+
+def web_page_line() -> tuple[bool, str]:
+    """(whether the web page is there, a line saying so) for ``--version`` and, when it is missing,
+    ``--help``: pip shows nothing of what the build says (setup.py's warning) unless run with -v,
+    so a wheel built without npm would otherwise be found out only when serve/bundle/demo refuse."""
+    from .bundle import build_page_hint, default_web_dir
+
+    page = default_web_dir()
+    if page is not None:
+        return True, f"web page: {page}"
+    return False, f"web page: not installed, so serve, bundle and demo cannot run; {build_page_hint()}"
 
 
 def _web_commands(commands) -> None:
@@ -231,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "predict" and not (args.point or args.box):
-        parser.error("predict needs at least one --point or a --box")
+        args.command_parser.error("predict needs at least one --point or a --box")
     log = (lambda msg: None) if args.quiet else write_progress  # lines above any progress bar
     if args.command in ("serve", "bundle", "demo"):
         from .webcli import run_web_command
@@ -241,7 +260,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_on_ray(args, log)
     for flag in ("address", "workers", "threads_per_worker"):  # silently ignored, they would mislead
         if getattr(args, flag, None) is not None:
-            parser.error(f"--{flag.replace('_', '-')} needs --engine ray (local runs here, in turn)")
+            args.command_parser.error(
+                f"--{flag.replace('_', '-')} needs --engine ray (local runs here, in turn)"
+            )
     try:
         images = find_images(args.images)
         if args.command == "predict" and args.embedding and len(images) != 1:
@@ -397,7 +418,6 @@ def _predict_task(args, predictor, images: list[Path]) -> Callable[[Path], str]:
     from .outputs import save_prediction
     from .prompts import check_prompt
 
-    _make_dir(args.output)
     names = _output_names(images)
     points = np.array([p[:2] for p in args.point], np.float64) if args.point else None
     labels = np.array([p[2] for p in args.point], np.int64) if args.point else None
@@ -405,6 +425,8 @@ def _predict_task(args, predictor, images: list[Path]) -> Callable[[Path], str]:
     # once, before any image is encoded: a swapped box fails at once, not after each encoder run
     check_prompt(points, labels, box, None, None, max_points=predictor.max_points)
     saved = ImageEmbedding.load(args.embedding, family=predictor.family) if args.embedding else None
+    _check_predict_inputs_kept(args, images, names, saved)
+    _make_dir(args.output)
 
     def predict(path: Path) -> str:
         t0 = time.perf_counter()
@@ -431,6 +453,26 @@ def _predict_task(args, predictor, images: list[Path]) -> Callable[[Path], str]:
         )
 
     return predict
+
+
+def _check_predict_inputs_kept(args, images: list[Path], names: dict[Path, str], saved) -> None:
+    """Refuse (:class:`~sam_onnx.errors.OutputOverwritesInputError`) before any work when a file
+    ``predict`` would write is one of its inputs: an image, or the ``--embedding``'s files
+    (``predict x.png --embedding out/x.npy -o out`` would write its JSON over ``out/x.json``)."""
+    from .embedding import embedding_paths, feature_paths
+    from .outputs import check_inputs_kept, prediction_files
+
+    inputs = {path: "image" for path in images}
+    if saved is not None:
+        npy, sidecar = embedding_paths(args.embedding)
+        inputs |= {path: "embedding" for path in feature_paths(npy, saved.rules)}
+        inputs[sidecar] = "embedding sidecar"
+    num_masks = 3 if args.multimask else 1
+    outputs = []
+    for path in images:
+        masks, overlay, summary = prediction_files(names[path], num_masks)
+        outputs += [args.output / file for file in (*masks, overlay, summary)]
+    check_inputs_kept(outputs, inputs)
 
 
 def _amg_task(args, predictor, images: list[Path]) -> Callable[[Path], str]:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from sam_onnx.errors import OutputOverwritesInputError
 
 from .masks import masks_to_boxes
 from .rle import coco_encode, rle_area, rle_to_mask
@@ -107,24 +109,40 @@ def save_prediction(
     the best-scoring mask (the one in the overlay), and the prompt.
     """
     masks, scores = prediction.masks, prediction.iou_predictions
-    files = [f"{name}_mask.png"] if len(masks) == 1 else [f"{name}_mask{i}.png" for i in range(len(masks))]
+    files, overlay_file, json_file = prediction_files(name, len(masks))
     entries = []
     for mask, score, file in zip(masks, scores, files, strict=True):
         write_png(mask_image(mask), out_dir / file)
         entries.append({"file": file, "score": round(float(score), 6), **mask_summary(mask)})
     best = int(np.argmax(scores))
     overlay = overlay_image(image, masks[best], prompt["point_coords"], prompt["point_labels"], prompt["box"])
-    write_png(overlay, out_dir / f"{name}_overlay.png")
+    write_png(overlay, out_dir / overlay_file)
     summary = {
         **info,
         "size_hw": list(image.shape[:2]),
         "prompt": {k: None if v is None else np.asarray(v).tolist() for k, v in prompt.items()},
         "masks": entries,
         "best": best,
-        "overlay": f"{name}_overlay.png",
+        "overlay": overlay_file,
     }
-    write_json(summary, out_dir / f"{name}.json")
+    write_json(summary, out_dir / json_file)
     return summary
+
+
+def prediction_files(name: str, num_masks: int) -> tuple[list[str], str, str]:
+    """The file names :func:`save_prediction` writes for image ``name``: (mask PNGs, overlay PNG, JSON)."""
+    masks = [f"{name}_mask.png"] if num_masks == 1 else [f"{name}_mask{i}.png" for i in range(num_masks)]
+    return masks, f"{name}_overlay.png", f"{name}.json"
+
+
+def check_inputs_kept(outputs: Iterable[Path], inputs: Mapping[Path, str]) -> None:
+    """Raise :class:`OutputOverwritesInputError` when a file of ``outputs`` is one of ``inputs``
+    (path -> what it is, e.g. ``"embedding sidecar"``), whatever the spelling of either path."""
+    given = {path.resolve(): (path, what) for path, what in inputs.items()}
+    for output in outputs:
+        if output.resolve() in given:
+            path, what = given[output.resolve()]
+            raise OutputOverwritesInputError(output, path, what)
 
 
 def amg_overlay_image(image: np.ndarray, rles: list[dict], seed: int = 0) -> Image.Image:

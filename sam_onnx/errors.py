@@ -136,6 +136,20 @@ class ConflictingOptionsError(InvalidInputError):
         super().__init__(f"options {first} and {second}", f"not both ({why})", "both")
 
 
+class OutputOverwritesInputError(InvalidInputError):
+    """A file a command would write is one of its inputs (``predict x.png --embedding out/x.npy -o out``
+    would write its ``x.json`` over the embedding's). ``output`` and ``input`` are the two paths."""
+
+    def __init__(self, output: str | os.PathLike[str], input_path: str | os.PathLike[str], what: str) -> None:
+        self.output = os.fspath(output)
+        self.input = os.fspath(input_path)
+        super().__init__(
+            f"output {self.output!r}",
+            "a file that is none of the command's inputs (give -o another folder)",
+            f"the same file as its input {what} {self.input!r}",
+        )
+
+
 class InvalidImageError(InvalidInputError):
     """An image could not be read or has a layout the toolkit cannot use."""
 

@@ -165,6 +165,58 @@ def test_embedding_of_another_image_is_refused(tiny_model_dir, images, tmp_path,
     assert "an image of 80 x 50 pixels" in capsys.readouterr().err
 
 
+def test_predict_never_writes_over_its_embedding(tiny_model_dir, images, tmp_path, capsys):
+    """``predict x.png --embedding out/x.npy -o out`` would write its x.json over the embedding's
+    sidecar (the next reuse then failed: "not a sam-onnx embedding sidecar"): refused before any
+    work, naming both paths; with another -o folder it runs, and the embedding still loads."""
+    folder, _ = images
+    out = tmp_path / "out"
+    out.mkdir()
+    emb_path = out / "wide.npy"
+    assert main(["embed", str(folder / "wide.png"), "-m", tiny_model_dir, "-o", str(emb_path), "-q"]) == 0
+    sidecar = (out / "wide.json").read_bytes()
+    args = ["predict", str(folder / "wide.png"), "-m", tiny_model_dir, "--point", "40,30"]
+    args += ["--embedding", str(emb_path), "-q", "-o"]
+    assert main([*args, str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"output '{out / 'wide.json'}'" in err
+    assert f"the same file as its input embedding sidecar '{out / 'wide.json'}'" in err
+    assert (out / "wide.json").read_bytes() == sidecar and not list(out.glob("wide_*"))
+    assert main([*args, str(tmp_path / "masks")]) == 0
+    assert ImageEmbedding.load(emb_path).orig_hw == (60, 90)
+
+
+def test_predict_never_writes_over_an_input_image(tiny_model_dir, images, capsys):
+    """An image named like another one's overlay, predicted into its own folder, is refused."""
+    folder, arrays = images
+    Image.fromarray(arrays["tall"]).save(folder / "wide_overlay.png")
+    before = (folder / "wide_overlay.png").read_bytes()
+    args = ["predict", str(folder), "-m", tiny_model_dir, "--point", "1,1", "-o", str(folder), "-q"]
+    assert main(args) == 2
+    assert f"its input image '{folder / 'wide_overlay.png'}'" in capsys.readouterr().err
+    assert (folder / "wide_overlay.png").read_bytes() == before and not list(folder.glob("*.json"))
+
+
+@pytest.mark.parametrize(
+    ("command", "extra", "message"),
+    [
+        ("predict", [], "predict needs at least one --point or a --box"),
+        ("embed", ["--workers", "2"], "--workers needs --engine ray"),
+    ],
+)
+def test_errors_after_parsing_show_the_commands_usage(
+    tiny_model_dir, images, tmp_path, capsys, command, extra, message
+):
+    """A bare ``predict`` printed the top-level usage (``sam-onnx [-h] [--version] {embed,...}``)."""
+    folder, _ = images
+    with pytest.raises(SystemExit) as info:
+        main([command, str(folder / "wide.png"), "-m", tiny_model_dir, "-o", str(tmp_path / "o"), *extra])
+    err = capsys.readouterr().err
+    assert info.value.code == 2
+    assert err.startswith(f"usage: sam-onnx {command} ") and "{embed," not in err
+    assert f"sam-onnx {command}: error: {message}" in err
+
+
 def test_embed_folder(tiny_model_dir, images, tmp_path):
     folder, _ = images
     out = tmp_path / "embeddings"

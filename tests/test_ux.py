@@ -250,7 +250,30 @@ def test_version(tool, capsys):
     with pytest.raises(SystemExit) as info:
         (onnx_main if tool == "sam-onnx" else export_main)(["--version"])
     assert info.value.code == 0
-    assert capsys.readouterr().out == f"{tool} {__version__}\n"
+    assert capsys.readouterr().out.startswith(f"{tool} {__version__}\n")
+
+
+def test_version_and_help_say_when_the_web_page_is_missing(monkeypatch, tmp_path, capsys):
+    """pip hides setup.py's warning that the wheel was built without the page (npm missing) unless
+    run with -v: ``sam-onnx --version`` says where the page is, and ``--help`` says when there is none."""
+    from sam_onnx.runtime import bundle
+
+    monkeypatch.setattr(bundle, "default_web_dir", lambda: None)
+    for flag in ("--version", "--help"):
+        with pytest.raises(SystemExit) as info:
+            onnx_main([flag])
+        assert info.value.code == 0
+        out = capsys.readouterr().out
+        assert "web page: not installed, so serve, bundle and demo cannot run; " in out, flag
+        assert bundle.build_page_hint() in out, flag
+    (tmp_path / "index.html").write_text("<!doctype html>")
+    monkeypatch.setattr(bundle, "default_web_dir", lambda: tmp_path)
+    with pytest.raises(SystemExit):
+        onnx_main(["--version"])
+    assert capsys.readouterr().out == f"sam-onnx {__version__}\nweb page: {tmp_path}\n"
+    with pytest.raises(SystemExit):
+        onnx_main(["--help"])
+    assert "web page" not in capsys.readouterr().out
 
 
 def test_provider_warning_points_at_the_callers_line(tiny_model_dir, monkeypatch):
