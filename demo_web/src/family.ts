@@ -7,11 +7,17 @@
  * The family comes from the decoder graph's metadata (`family`, `resize`), which `sam-onnx serve`
  * repeats in `api/config` and `sam-onnx bundle` in `bundle.json`; pages and bundles that predate
  * SAM 2 say nothing, which means SAM v1.
+ *
+ * The records are not written here: they are read from `contract.json`, which
+ * `python -m sam_onnx.web_contract` generates from the Python family records (a Python test fails
+ * when the committed copy is stale), so the page and the runtime cannot disagree on a name or shape.
  */
 
+import contract from "./contract.json";
 import type { Resize } from "./geometry";
 
-export type FamilyName = "sam" | "sam2";
+/** The family names, as `sam_onnx/families.py` declares them (`contract.json`). */
+export type FamilyName = keyof typeof contract.families;
 
 /** One image-feature input of the decoder: its name (the graph's input name) and 1xCxHxW dims. */
 export interface FeatureSpec {
@@ -44,32 +50,38 @@ export interface Family {
   lowResClamp: number | null;
 }
 
-const IMAGE_EMBEDDINGS: FeatureSpec = { name: "image_embeddings", dims: [1, 256, 64, 64] };
+/** A family as `contract.json` spells it (Python's field names). */
+interface ContractFamily {
+  features: FeatureSpec[];
+  resize: string;
+  box_first: boolean;
+  pad_without_box: boolean;
+  stability: { delta: number; thresh: number } | null;
+  low_res_clamp: number | null;
+}
 
-export const FAMILIES: Readonly<Record<FamilyName, Family>> = {
-  sam: {
-    name: "sam",
-    features: [IMAGE_EMBEDDINGS],
-    resize: "long_side",
-    boxFirst: false,
-    padWithoutBox: true,
-    stability: null,
-    lowResClamp: null,
-  },
-  sam2: {
-    name: "sam2",
-    features: [
-      IMAGE_EMBEDDINGS,
-      { name: "high_res_feats_0", dims: [1, 32, 256, 256] },
-      { name: "high_res_feats_1", dims: [1, 64, 128, 128] },
-    ],
-    resize: "square",
-    boxFirst: true,
-    padWithoutBox: false,
-    stability: { delta: 0.05, thresh: 0.98 },
-    lowResClamp: 32,
-  },
-};
+const RESIZES: readonly Resize[] = ["long_side", "square"];
+
+function fromContract(name: FamilyName, raw: ContractFamily): Family {
+  if (!(RESIZES as readonly string[]).includes(raw.resize)) {
+    throw new RangeError(`contract.json family ${name}: expected resize ${RESIZES.join(" or ")}, got ${JSON.stringify(raw.resize)}`);
+  }
+  return {
+    name,
+    features: raw.features,
+    resize: raw.resize as Resize,
+    boxFirst: raw.box_first,
+    padWithoutBox: raw.pad_without_box,
+    stability: raw.stability,
+    lowResClamp: raw.low_res_clamp,
+  };
+}
+
+const CONTRACT_FAMILIES: Record<FamilyName, ContractFamily> = contract.families;
+
+export const FAMILIES: Readonly<Record<FamilyName, Family>> = Object.fromEntries(
+  (Object.keys(CONTRACT_FAMILIES) as FamilyName[]).map((name) => [name, fromContract(name, CONTRACT_FAMILIES[name])]),
+) as Record<FamilyName, Family>;
 
 /** Number of float32 values of a feature. */
 export function featureSize(spec: FeatureSpec): number {

@@ -12,6 +12,7 @@
  * feed back (`feedbackLowRes`), as the Python runtime's `SamPredictor._predict_fast` does.
  */
 
+import contract from "./contract.json";
 import type { Family } from "./family";
 import { LOW_RES } from "./upscale";
 
@@ -21,8 +22,9 @@ export interface FastDecoderUrls {
   click: string;
 }
 
-export const CLICK_PROMPT_INPUTS = ["point_coords", "point_labels", "mask_input", "has_mask_input"] as const;
-export const CLICK_OUTPUTS = ["low_res_logits", "iou_predictions"] as const;
+/** The click graph's prompt inputs and its outputs, from the contract (`contract.json`). */
+export const CLICK_PROMPT_INPUTS: readonly string[] = contract.prompt_inputs;
+export const CLICK_OUTPUTS: readonly string[] = contract.click_outputs;
 
 const TOKENS = 4;
 

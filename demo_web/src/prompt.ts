@@ -10,6 +10,7 @@
  * points, and no padding point (the graph appends it).
  */
 
+import contract from "./contract.json";
 import { type Family, FAMILIES, featureSize } from "./family";
 import { type HW, type XY, toModelFrame } from "./geometry";
 
@@ -133,7 +134,7 @@ export function promptFeeds(prompt: Prompt, orig: HW, maskInput: Float32Array | 
   };
 }
 
-/** The decoder's input names for a family: the features, then the prompt inputs. */
+/** The decoder's input names for a family: the features, the prompt inputs, `orig_im_size` (`contract.json`). */
 export function decoderInputNames(family: Family): string[] {
-  return [...family.features.map((f) => f.name), "point_coords", "point_labels", "mask_input", "has_mask_input", "orig_im_size"];
+  return [...family.features.map((f) => f.name), ...contract.prompt_inputs, contract.orig_im_size];
 }

@@ -7,6 +7,7 @@
  */
 
 import * as ort from "onnxruntime-web/wasm";
+import contract from "./contract.json";
 
 import { CLICK_OUTPUTS, CLICK_PROMPT_INPUTS, type FastDecoderUrls, feedbackLowRes, singleMaskToken } from "./fast_decoder";
 import { type Family, FAMILIES } from "./family";
@@ -20,6 +21,10 @@ interface Pair {
   image: ort.InferenceSession;
   click: ort.InferenceSession;
 }
+
+/** The contract decoder's outputs and the click graph's, by name (`contract.json`). */
+const [MASKS, IOU, LOW_RES_MASKS] = contract.decoder_outputs;
+const [CLICK_LOGITS, CLICK_IOU] = CLICK_OUTPUTS;
 
 // either the official-contract decoder or the fast pair is open, never both
 let session: ort.InferenceSession | null = null;
@@ -60,7 +65,7 @@ function mismatch(names: readonly string[], wanted: readonly string[]): boolean 
 async function openDecoder(url: string, wanted: Family): Promise<ort.InferenceSession> {
   const expected = decoderInputNames(wanted);
   const opened = await openSession(url, "decoder");
-  if (mismatch(opened.inputNames, expected) || !opened.outputNames.includes("masks")) {
+  if (mismatch(opened.inputNames, expected) || !opened.outputNames.includes(MASKS)) {
     await opened.release();
     throw new Error(
       `decoder ${url}: expected the ${wanted.name} decoder contract (inputs ${expected.join(", ")}; output masks), ` +
@@ -158,16 +163,16 @@ async function decode(message: Extract<ToWorker, { type: "decode" }>): Promise<v
   const out = await session.run(feeds);
   const runMs = performance.now() - start;
   const [h, w] = current.orig;
-  const masks = out.masks;
+  const masks = out[MASKS];
   if (masks.dims.length !== 4 || masks.dims[2] !== h || masks.dims[3] !== w) {
     throw new Error(`decoder output masks: expected 1x1x${h}x${w}, got ${masks.dims.join("x")}`);
   }
   // a single-mask decoder gives one mask; a multimask one gives several, take the best score
-  const scores = out.iou_predictions.data as Float32Array;
+  const scores = out[IOU].data as Float32Array;
   let best = 0;
   for (let i = 1; i < scores.length; i++) if (scores[i] > scores[best]) best = i;
   const logits = (masks.data as Float32Array).subarray(best * h * w, (best + 1) * h * w);
-  const lowResAll = out.low_res_masks.data as Float32Array;
+  const lowResAll = out[LOW_RES_MASKS].data as Float32Array;
   const lowRes = lowResAll.slice(best * 256 * 256, (best + 1) * 256 * 256);
   const mask = binarize(logits);
   for (const t of Object.values(out)) t.dispose();
@@ -185,12 +190,12 @@ async function decodeFast(opened: Pair, image: { features: ImageFeatures; orig: 
   const start = performance.now();
   const out = await opened.click.run(feeds);
   const clickMs = performance.now() - start;
-  const logits = out.low_res_logits;
+  const logits = out[CLICK_LOGITS];
   if (logits.dims.join("x") !== `1x4x${LOW_RES}x${LOW_RES}`) {
     throw new Error(`fast decoder click graph output low_res_logits: expected 1x4x256x256, got ${logits.dims.join("x")}`);
   }
   const allLowRes = logits.data as Float32Array;
-  const scores = out.iou_predictions.data as Float32Array;
+  const scores = out[CLICK_IOU].data as Float32Array;
   const token = singleMaskToken(allLowRes, scores, prompt.point_labels.data.length, family);
   const picked = allLowRes.subarray(token * LOW_RES * LOW_RES, (token + 1) * LOW_RES * LOW_RES);
   const mask = upscaleMask(picked, image.orig, family.resize);
