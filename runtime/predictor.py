@@ -30,16 +30,17 @@ from pathlib import Path
 
 import numpy as np
 
-from sam_onnx.contract import DECODER_OUTPUTS
-from sam_onnx.errors import InferenceError, InvalidInputError, NoImageError
+from sam_onnx.errors import InvalidInputError, NoImageError
 from sam_onnx.families import family_of
 from sam_onnx.images import DEFAULT_MAX_PIXELS, ImageSource, load_image
 from sam_onnx.preprocess import encoder_input, resized_hw
 from sam_onnx.progress import stage
 
+from .decoders import GraphDecoder, PairDecoder
+from .decoders import inference_error as _inference_error
 from .embedding import ImageEmbedding
 from .fast_decoder import FastDecoder, fast_decoder_paths
-from .graphs import Graph, check_feeds, check_pair, export_graph_paths, graph_family
+from .graphs import Graph, check_pair, export_graph_paths, graph_family
 from .prompts import (
     MAX_POINTS,
     check_boxes,
@@ -47,13 +48,16 @@ from .prompts import (
     check_points,
     check_prompt,
     decoder_feeds,
-    stack_feeds,
 )
 from .session import SessionConfig
 from .upscale import upscale_logits, upscale_masks
 
 MASK_THRESHOLD = 0.0
-MAX_DECODER_BATCH = 16  # prompts per batched-decoder run
+MAX_DECODER_BATCH = 16
+# Prompts of at most this many points (padding point and box corners counted) go through the fast
+# pair, longer ones through the decoder graph: the pair's click graph grows faster than linearly
+# with the points (bench/points.py measures the crossover; docs/BENCHMARKS.md has the figures).
+PAIR_MAX_POINTS = 16  # prompts per batched-decoder run
 # ... and at most this much of the decoder's estimated working memory per run (decoder_bytes).
 DECODER_BYTES = 256 << 20
 # Per prompt, besides the logits: the upscaled features, 32 channels of 256 x 256 float32.
@@ -138,6 +142,10 @@ class SamPredictor:
         self._local = threading.local()
         paths = None if fast_decoder is None else (Path(fast_decoder[0]), Path(fast_decoder[1]))
         self.fast = None if paths is None else FastDecoder.open(paths, config, self.decoder)
+        # the two implementations of decoding (.decoders), chosen per call by cost
+        self._graph = GraphDecoder(self.decoder, io_binding=self.io_binding)
+        self._pair = None if self.fast is None else PairDecoder(self.fast)
+        self.pair_max_points = PAIR_MAX_POINTS
         self._no_pair_reason = "not given (fast_decoder=None)"  # from_export says more
 
     @classmethod
@@ -242,8 +250,8 @@ class SamPredictor:
     def set_embedding(self, embedding: ImageEmbedding) -> ImageEmbedding:
         """Make a (saved, loaded or computed) embedding this thread's current image."""
         self._local.embedding = self._check_embedding(embedding)
-        if self.fast is not None:  # the per-image half of the fast decoder, once per image
-            self._fast_tensors(embedding)
+        if self._pair is not None:  # the per-image half of the fast decoder, once per image
+            self._pair.image_tensors(embedding)
         return embedding
 
     def get_image_embedding(self) -> ImageEmbedding:
@@ -295,10 +303,9 @@ class SamPredictor:
             point_coords, point_labels, box, mask_input, frame_hw, max_points=self.max_points
         )
         feeds = self._feeds(emb, *checked, normalized=not normalize_coords)
-        if self._fast_path:
-            return self._predict_fast(emb, feeds, multimask_output, return_logits)
-        (masks, iou, low_res), *_ = self._decode(emb, [feeds])
-        return self._select(masks[0], iou[0], low_res[0], multimask_output, return_logits)
+        run = self._decoded(emb, [feeds], multimask=multimask_output, as_masks=not return_logits)
+        masks, iou, low_res = next(run)
+        return Prediction(masks[0], iou[0], low_res[0])
 
     def _coords_frame(self, emb: ImageEmbedding, normalize_coords: bool) -> tuple[int, int]:
         """(H, W) that the range check of prompt coordinates uses: the image's, or (1, 1) for
@@ -344,19 +351,8 @@ class SamPredictor:
         feeds = [
             self._feeds(emb, pts, lbl, box, None) for (pts, lbl), box in zip(per_box, boxes_xyxy, strict=True)
         ]
-        if self._fast_path:
-            picked = [self._predict_fast(emb, f, multimask_output, return_logits) for f in feeds]
-        else:
-            picked = [
-                self._select(m, s, r, multimask_output, return_logits)
-                for chunk in self._decode(emb, feeds)
-                for m, s, r in zip(*chunk, strict=True)
-            ]
-        return Prediction(
-            np.stack([p.masks for p in picked]),
-            np.stack([p.iou_predictions for p in picked]),
-            np.stack([p.low_res_logits for p in picked]),
-        )
+        runs = list(self._decoded(emb, feeds, multimask=multimask_output, as_masks=not return_logits))
+        return Prediction(*(np.concatenate([run[i] for run in runs]) for i in range(3)))
 
     def iter_point_masks(self, points_xy: np.ndarray, embedding: ImageEmbedding, *, batch: int = 64):
         """One positive click per prompt, decoded in batches (the automatic generator's step).
@@ -395,11 +391,7 @@ class SamPredictor:
         masks_in = [None] * len(points) if mask_input is None else self._grid_masks(mask_input, len(points))
         labels = np.ones(1, np.int64)
         feeds = [self._feeds(emb, p, labels, None, m) for p, m in zip(points, masks_in, strict=True)]
-        if self._fast_path:
-            yield from self._decode_fast(emb, feeds, batch, multimask_output)
-            return
-        for masks, iou, low_res in self._decode(emb, feeds, batch):
-            yield self.pick_tokens(masks, iou, low_res, multimask_output)
+        yield from self._decoded(emb, feeds, multimask=multimask_output, as_masks=False, batch=batch)
 
     @staticmethod
     def _grid_masks(mask_input: np.ndarray, count: int) -> np.ndarray:
@@ -470,80 +462,51 @@ class SamPredictor:
         except Exception as exc:  # onnxruntime's own exception types
             raise _inference_error(self.encoder, {name: feed}, exc) from None
 
-    def _decode(
-        self, emb: ImageEmbedding, feeds: list[dict[str, np.ndarray]], max_batch: int = MAX_DECODER_BATCH
-    ):
-        """Yield all 4 mask tokens for runs of prompts: ``b x 4 x H x W`` logits, ``b x 4`` IoU,
-        ``b x 4 x 256 x 256`` low-res logits. Runs hold at most :data:`DECODER_BYTES` of logits."""
-        step = self._run_size(emb, max_batch) if self.batched else 1
-        for start in range(0, len(feeds), step):
-            chunk = feeds[start : start + step]
-            if len({f["point_coords"].shape[1] for f in chunk}) == 1:
-                yield self._run_decoder(emb, stack_feeds(chunk))
-            else:  # prompts of one run must share N; mixed counts run one by one
-                yield from (self._run_decoder(emb, f) for f in chunk)
-
     def _run_size(self, emb: ImageEmbedding, batch: int) -> int:
         """Prompts per decoder run: at most ``batch``, and at most :data:`DECODER_BYTES` of working
         memory (:func:`decoder_bytes`) at the embedded image's size; at least 1."""
         return max(1, min(batch, DECODER_BYTES // decoder_bytes(emb.orig_hw, self.family)))
 
-    def _run_decoder(self, emb: ImageEmbedding, feeds: dict[str, np.ndarray]):
-        session, names = self.decoder.session, list(DECODER_OUTPUTS)
-        device = emb.device_inputs() if self.io_binding else {}
-        check_feeds(self.decoder, {**(device or emb.decoder_inputs()), **feeds})
-        try:
-            if device:
-                binding = session.io_binding()
-                for name, value in device.items():
-                    binding.bind_ortvalue_input(name, value)
-                for name, array in feeds.items():
-                    binding.bind_cpu_input(name, array)
-                for name in names:
-                    binding.bind_output(name, "cpu")
-                session.run_with_iobinding(binding)
-                outputs = binding.copy_outputs_to_cpu()
-            else:
-                outputs = session.run(names, {**emb.decoder_inputs(), **feeds})
-        except Exception as exc:  # onnxruntime's own exception types
-            raise _inference_error(self.decoder, feeds, exc) from None
-        return outputs
+    def _decoder_for(self, feeds: list[dict[str, np.ndarray]]) -> GraphDecoder | PairDecoder:
+        """The cheaper decoder for these prompts: the pair up to :attr:`pair_max_points` points
+        per prompt (padding point and box corners counted), else the decoder graph."""
+        if self._pair is None or self.io_binding:
+            return self._graph
+        points = max(f["point_coords"].shape[1] for f in feeds)
+        return self._pair if points <= self.pair_max_points else self._graph
+
+    def _decoded(self, emb, feeds, *, multimask: bool, as_masks: bool, batch: int = MAX_DECODER_BATCH):
+        """Decode ``feeds`` (one dict per prompt) in runs of at most ``batch`` prompts holding at most
+        :data:`DECODER_BYTES`; yields per run ``b x M x H x W`` masks (bool with ``as_masks``, else
+        float32 logits), ``b x M`` IoU and ``b x M x 256 x 256`` low-res logits as the contract
+        returns them, M = 3 or 1 (:meth:`pick_tokens`). The pair's tokens are upscaled here, only
+        the picked ones."""
+        decoder = self._decoder_for(feeds)
+        for masks, iou, low_res in decoder.runs(emb, feeds, self._run_size(emb, batch)):
+            masks, iou, low_res = self.pick_tokens(masks, iou, low_res, multimask)
+            if masks is None:
+                upscale = upscale_masks if as_masks else upscale_logits
+                flat = upscale(low_res.reshape(-1, *low_res.shape[2:]), emb.orig_hw, self.family)
+                masks = flat.reshape(*low_res.shape[:2], *flat.shape[1:])
+            elif as_masks:
+                masks = masks > MASK_THRESHOLD
+            yield masks, np.ascontiguousarray(iou), self._feedback(low_res)
 
     def pick_tokens(self, masks, iou, low_res, multimask_output: bool):
         """The official outputs among all four mask tokens of ``b`` prompts (``b x 4 x ...``):
         tokens 1..3 with ``multimask_output``; else token 0 (SAM v1), or SAM 2's rule per prompt
         (token 0 unless the stability of its low-res logits, ``count(> delta) / count(> -delta)``,
         is under the threshold; then the token of 1..3 with the highest IoU, the first on ties).
-        Returns ``(masks, iou, low_res)`` with M = 3 or 1 tokens."""
+        Returns ``(masks, iou, low_res)`` with M = 3 or 1 tokens (``masks`` may be None: the
+        pair's, upscaled after the pick)."""
         if multimask_output:
-            return masks[:, 1:], iou[:, 1:], low_res[:, 1:]
-        if self.rules.stability is None:
-            return masks[:, :1], iou[:, :1], low_res[:, :1]
-        token = sam2_single_tokens(low_res, iou, self.stability_delta, self.stability_thresh)
-        rows = np.arange(len(token))
-        return masks[rows, token][:, None], iou[rows, token][:, None], low_res[rows, token][:, None]
-
-    def _fast_tensors(self, emb: ImageEmbedding) -> dict[str, np.ndarray]:
-        """The fast decoder's per-image tensors of ``emb``, kept for this thread's last image."""
-        cached = getattr(self._local, "fast", None)
-        if cached is None or cached[0] is not emb:
-            try:
-                cached = (emb, self.fast.image_tensors(emb.decoder_inputs()))
-            except Exception as exc:  # onnxruntime's own exception types
-                raise _inference_error(self.fast.image, emb.decoder_inputs(), exc) from None
-            self._local.fast = cached
-        return cached[1]
-
-    def _fast_tokens(self, emb, feeds, multimask_output: bool) -> tuple[np.ndarray, np.ndarray]:
-        """One prompt through the fast pair's click graph: the official tokens' IoU ``M`` and
-        low-res logits ``M x 256 x 256`` (not clamped), M = 3 or 1 (:meth:`pick_tokens`)."""
-        tensors = self._fast_tensors(emb)
-        try:
-            low_res, iou = self.fast.tokens(tensors, feeds)
-        except Exception as exc:  # onnxruntime's own exception types
-            raise _inference_error(self.fast.click, feeds, exc) from None
-        _, scores, low = (a[0] for a in self.pick_tokens(low_res, iou, low_res, multimask_output))
-        return scores, low
+            pick = np.s_[:, 1:]
+        elif self.rules.stability is None:
+            pick = np.s_[:, :1]
+        else:
+            token = sam2_single_tokens(low_res, iou, self.stability_delta, self.stability_thresh)
+            pick = (np.arange(len(token))[:, None], token[:, None])
+        return (None if masks is None else masks[pick]), iou[pick], low_res[pick]
 
     def _feedback(self, low: np.ndarray) -> np.ndarray:
         """Low-res logits as the decoder contract returns them, to feed back (SAM 2: clamped)."""
@@ -551,37 +514,6 @@ class SamPredictor:
         if clamp is not None:
             low = np.clip(low, -clamp, clamp)
         return np.ascontiguousarray(low)
-
-    def _predict_fast(self, emb, feeds, multimask_output: bool, return_logits: bool) -> Prediction:
-        """:meth:`predict` through the fast decoder pair: four low-res tokens from the click graph,
-        the official tokens picked (:meth:`pick_tokens`), only those upscaled (numpy)."""
-        scores, low = self._fast_tokens(emb, feeds, multimask_output)
-        upscale = upscale_logits if return_logits else upscale_masks
-        masks = upscale(low, emb.orig_hw, self.family)
-        return Prediction(masks, np.ascontiguousarray(scores), self._feedback(low))
-
-    def _decode_fast(self, emb, feeds: list[dict[str, np.ndarray]], batch: int, multimask_output: bool):
-        """:meth:`decode_points` through the fast pair: each prompt's click graph run, its
-        official tokens picked, only those upscaled to ``H x W`` float32 logits. Yields runs of at
-        most ``batch`` prompts holding at most :data:`DECODER_BYTES` (as :meth:`_decode`)."""
-        step = self._run_size(emb, batch)
-        for start in range(0, len(feeds), step):
-            picked = [self._fast_tokens(emb, f, multimask_output) for f in feeds[start : start + step]]
-            iou = np.stack([scores for scores, _ in picked])
-            low = np.stack([low for _, low in picked])  # b x M x 256 x 256
-            logits = upscale_logits(low.reshape(-1, *low.shape[2:]), emb.orig_hw, self.family)
-            yield logits.reshape(*low.shape[:2], *logits.shape[1:]), iou, self._feedback(low)
-
-    def _select(self, masks, iou, low_res, multimask_output: bool, return_logits: bool) -> Prediction:
-        """One prompt's official outputs from its 4 tokens (:meth:`pick_tokens`)."""
-        logits, scores, low = (
-            a[0] for a in self.pick_tokens(masks[None], iou[None], low_res[None], multimask_output)
-        )
-        return Prediction(
-            logits if return_logits else logits > MASK_THRESHOLD,
-            np.ascontiguousarray(scores),
-            np.ascontiguousarray(low),
-        )
 
 
 def decoder_bytes(orig_hw: tuple[int, int], family: str = "sam") -> int:
@@ -616,9 +548,3 @@ def _binding_device(graph: Graph) -> tuple[str, int]:
         options = graph.session.get_provider_options().get(provider, {})
         return "cuda", int(options.get("device_id", 0))
     return "cpu", 0
-
-
-def _inference_error(graph: Graph, feeds: dict[str, np.ndarray], exc: Exception) -> InferenceError:
-    shapes = ", ".join(f"{k} {tuple(v.shape)} {v.dtype}" for k, v in feeds.items())
-    first = (str(exc).splitlines() or [type(exc).__name__])[0][:300]
-    return InferenceError(f"{graph.path.name} ({graph.path}) failed on inputs {shapes}: {first}")
