@@ -24,7 +24,7 @@ import numpy as np
 from sam_onnx.images import load_image
 from sam_onnx.runtime import SamPredictor, SessionConfig
 from sam_onnx.runtime.amg import AutomaticMaskGenerator
-from sam_onnx.runtime.predictor import DECODER_BYTES
+from sam_onnx.runtime.core.predictor import DECODER_BYTES
 
 ENCODER_GFLOP = 970.0  # ViT-B image encoder, one 1024 x 1024 input
 DECODER_GFLOP = 3.7  # ViT-B mask decoder, one prompt (issue 5's figure)

@@ -6,7 +6,7 @@ the click graph, as ``SamPredictor`` does, or inside the click graph on onnxrunt
 The second is a prototype built here, not something ``sam-export`` writes: ``decoder_click.onnx``
 with token 0 of its ``low_res_logits`` resized to H x W and thresholded in the same graph. The
 resize is SAM v1's (x4 to the 1024 frame, crop, to H x W), separable and banded as in
-``sam_onnx.runtime.upscale``. Its tap tables are inputs (built in numpy per image size):
+``sam_onnx.runtime.core.upscale``. Its tap tables are inputs (built in numpy per image size):
 
 * ``col_index`` (NC*K), ``col_weights`` (NC x 64 x K): each band of 64 output columns reads K
   consecutive low-res columns;
@@ -38,8 +38,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, compose, helper
 
-from sam_onnx.runtime.fast_decoder import PROMPT_INPUTS
-from sam_onnx.runtime.upscale import LOW_RES, _bands, upscale_masks
+from sam_onnx.runtime.core.fast_decoder import PROMPT_INPUTS
+from sam_onnx.runtime.core.upscale import LOW_RES, _bands, upscale_masks
 
 sys.path.insert(0, str(Path(__file__).parent))
 from speed import _click_feeds, _session, machine

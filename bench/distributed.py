@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from sam_onnx.runtime.distributed import RayOptions, import_ray, list_inputs, run_job
-from sam_onnx.runtime.jobs import JobSpec, find_images, open_job, plan_items, process_image
+from sam_onnx.runtime.batch.distributed import RayOptions, import_ray, list_inputs, run_job
+from sam_onnx.runtime.batch.jobs import JobSpec, find_images, open_job, plan_items, process_image
 
 KIT_IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "sam_reference" / "images"
 

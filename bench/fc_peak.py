@@ -58,7 +58,7 @@ def main() -> None:
 
     import onnxruntime as ort
 
-    from sam_onnx.runtime.session import SessionConfig, engine_label, open_session
+    from sam_onnx.runtime.core.session import SessionConfig, engine_label, open_session
 
     engines = [("cpu", "f32")]
     if "OpenVINOExecutionProvider" in ort.get_available_providers():

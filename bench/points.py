@@ -4,7 +4,7 @@ The pair's click graph grows faster than linearly with the number of points N (i
 image tokens gain columns per prompt token), the contract decoder (``decoder_batched.onnx``) about
 linearly. This measures both on one saved embedding, interleaved (pair, graph, pair, graph ...)
 in one process, and prints the median per N with their ratio: the crossover that
-``SamPredictor`` routes by (:data:`sam_onnx.runtime.predictor.PAIR_MAX_POINTS`).
+``SamPredictor`` routes by (:data:`sam_onnx.runtime.core.predictor.PAIR_MAX_POINTS`).
 
     python bench/points.py -m EXPORT_DIR [--hw 480 640] [--points 1 2 4 8 16 32 64 128] [--threads 2]
 

@@ -108,7 +108,7 @@ def measure(spec: dict) -> dict:
             x = rng.standard_normal((1, 3, 1024, 1024), dtype=np.float32)
         times = _timed(lambda: session.run(None, {inp.name: x}), repeats)
     elif kind == "encoder-engine":
-        from sam_onnx.runtime.session import engine_label, open_session
+        from sam_onnx.runtime.core.session import engine_label, open_session
 
         config = _engine_config(spec, threads)
         session = open_session(model_dir / spec["file"], config, role="encoder")
@@ -144,7 +144,7 @@ def measure(spec: dict) -> dict:
 
 def _engine_config(spec: dict, threads: int):
     """The runtime's ``SessionConfig`` for an engine row (strict: a missing provider fails the row)."""
-    from sam_onnx.runtime.session import SessionConfig
+    from sam_onnx.runtime.core.session import SessionConfig
 
     precision = spec.get("openvino_precision", "auto")
     return SessionConfig(
@@ -156,10 +156,10 @@ def _fast_click(spec: dict, model_dir: Path, threads: int, repeats: int, rng) ->
     """One click through the fast decoder pair as ``SamPredictor.predict`` runs it: the click
     graph (its per-image tensors computed once, untimed), then token 0 upscaled to a bool mask at
     the original size in numpy. Same random embedding and prompt as the ``decoder`` rows."""
-    from sam_onnx.runtime.upscale import upscale_masks
+    from sam_onnx.runtime.core.upscale import upscale_masks
 
     if "provider" in spec:  # as the runtime opens the pair (OpenVINO: f32, see session.py)
-        from sam_onnx.runtime.session import open_session
+        from sam_onnx.runtime.core.session import open_session
 
         config = _engine_config(spec, threads)
         image = open_session(model_dir / spec["image"], config, role="decoder_image")

@@ -16,7 +16,7 @@ graph appends it). Outputs, all four mask tokens (token 0 first), no upscaling t
                    ``low_res_masks`` clamped to +-32, to feed back; the upscaling reads them unclamped)
   iou_predictions  1 x 4 (SAM 2: after the sigmoid)
 The caller picks the tokens (single-mask or multimask rule) and resizes only the picked masks to
-the original size (``sam_onnx.runtime.upscale``), as ``decoder.onnx`` would have.
+the original size (``sam_onnx.runtime.core.upscale``), as ``decoder.onnx`` would have.
 
 Why it is faster. The image tokens ``X`` (4096 x 256) after each step of the two-way transformer
 are written as ``s * (B + Z @ R)``: ``B`` depends only on the image (per-image graph), ``s`` is a

@@ -5,7 +5,7 @@ On each validation image and prompt case of the family's :class:`.validate.Valid
 ``decoder_click.onnx`` per case; its four mask tokens are compared with the official contract's
 computation in PyTorch (official layout, no factoring): ``low_res_masks`` and ``iou_predictions``
 with the decoder tolerances, and ``masks`` (the runtime's numpy upscaling of the click graph's
-low-res logits, :func:`sam_onnx.runtime.upscale.upscale_logits`) against the official full-size
+low-res logits, :func:`sam_onnx.runtime.core.upscale.upscale_logits`) against the official full-size
 logits, with the share of agreeing pixels.
 """
 
@@ -17,7 +17,7 @@ import numpy as np
 
 from ..contract import PROMPT_INPUTS
 from ..families import family_of
-from ..runtime.upscale import upscale_logits
+from ..runtime.core.upscale import upscale_logits
 from .validate import _session, compare
 
 COMPARED = ("masks", "low_res_masks", "iou_predictions")

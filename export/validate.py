@@ -243,7 +243,7 @@ def decoder_cases(orig_hw: tuple[int, int], seed: int) -> dict[str, dict[str, np
 
 
 def _session(path: Path):
-    from sam_onnx.runtime.backend import onnxruntime_module
+    from sam_onnx.runtime.core.backend import onnxruntime_module
 
     ort = onnxruntime_module()
     options = ort.SessionOptions()

@@ -13,12 +13,14 @@ Importing this package never imports torch::
     pred = predictor.predict(point_coords=[[500, 375]], point_labels=[1])
 """
 
-from .backend import onnxruntime_module
+from . import _moved
+from .core.backend import onnxruntime_module
 
+_moved.install()  # the modules' paths before the rooms keep importing (deprecated)
 ort = onnxruntime_module()
 
-from .embedding import ImageEmbedding  # noqa: E402  (after the onnxruntime check)
-from .predictor import Prediction, SamPredictor  # noqa: E402
-from .session import SessionConfig  # noqa: E402
+from .core.embedding import ImageEmbedding  # noqa: E402  (after the onnxruntime check)
+from .core.predictor import Prediction, SamPredictor  # noqa: E402
+from .core.session import SessionConfig  # noqa: E402
 
 __all__ = ["ImageEmbedding", "Prediction", "SamPredictor", "SessionConfig", "ort"]

@@ -11,7 +11,7 @@ best mask and the prompt drawn on the image) and ``NAME.json`` (scores, areas, b
 ``amg`` writes per image ``NAME.json`` (SA-1B style: image info and annotations with COCO RLE) or
 ``NAME/0.png ... + metadata.csv`` (the official ``amg.py`` layout), and ``NAME_overlay.png``;
 images whose outputs exist are skipped unless ``--overwrite`` (``embed`` too). ``--engine ray``
-runs ``amg`` and ``embed`` on Ray Data (:mod:`sam_onnx.runtime.distributed`), here or on a cluster.
+runs ``amg`` and ``embed`` on Ray Data (:mod:`sam_onnx.runtime.batch.distributed`), here or on a cluster.
 
 Exit status: 0 done; 1 some images of a batch failed (each reported, the others done);
 2 bad arguments, model, or a single image that could not be processed.
@@ -34,9 +34,9 @@ from sam_onnx.progress import bar as progress_bar
 from sam_onnx.progress import plural
 from sam_onnx.progress import write as write_progress
 
-from .graphs import MODEL_ENV, PRECISIONS, model_dir_of
-from .jobs import IMAGE_SUFFIXES, AmgJob, EmbedJob, JobSpec, find_images, plan_items
-from .session import OPENVINO_PRECISIONS
+from .batch.jobs import IMAGE_SUFFIXES, AmgJob, EmbedJob, JobSpec, find_images, plan_items
+from .core.graphs import MODEL_ENV, PRECISIONS, model_dir_of
+from .core.session import OPENVINO_PRECISIONS
 
 __all__ = ["IMAGE_SUFFIXES", "build_parser", "find_images", "main", "run_batch"]
 
@@ -111,7 +111,7 @@ def web_page_line() -> tuple[bool, str]:
     """(whether the web page is there, a line saying so) for ``--version`` and, when it is missing,
     ``--help``: pip shows nothing of what the build says (setup.py's warning) unless run with -v,
     so a wheel built without npm would otherwise be found out only when serve/bundle/demo refuse."""
-    from .bundle import build_page_hint, default_web_dir
+    from .server.bundle import build_page_hint, default_web_dir
 
     page = default_web_dir()
     if page is not None:
@@ -151,7 +151,7 @@ def _web_commands(commands) -> None:
     serve.add_argument(
         "--max-pending", type=int, default=4, help="uploads waiting for the encoder before 429"
     )
-    from .webcli import add_demo_parser
+    from .server.webcli import add_demo_parser
 
     add_demo_parser(commands)
 
@@ -253,7 +253,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.command_parser.error("predict needs at least one --point or a --box")
     log = (lambda msg: None) if args.quiet else write_progress  # lines above any progress bar
     if args.command in ("serve", "bundle", "demo"):
-        from .webcli import run_web_command
+        from .server.webcli import run_web_command
 
         return run_web_command(args, _open_predictor, log)
     if getattr(args, "engine", "local") == "ray":
@@ -283,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run_on_ray(args, log: Callable[[str], None]) -> int:
     """``amg`` / ``embed`` on Ray Data; the summary line at the end, each failure on its own line."""
     try:
-        from .distributed import RayOptions, list_inputs, run_job
+        from .batch.distributed import RayOptions, list_inputs, run_job
 
         options = RayOptions(args.address, args.workers, args.threads_per_worker)
         spec = job_spec(args)
@@ -358,8 +358,8 @@ def _progress(args) -> bool | None:
 
 
 def _open_predictor(args):
-    from .predictor import SamPredictor
-    from .session import SessionConfig
+    from .core.predictor import SamPredictor
+    from .core.session import SessionConfig
 
     model = model_dir(args)
     config = SessionConfig(
@@ -414,9 +414,9 @@ def _job_task(job: AmgJob | EmbedJob, images: list[Path]) -> Callable[[Path], st
 def _predict_task(args, predictor, images: list[Path]) -> Callable[[Path], str]:
     from sam_onnx.images import load_image
 
-    from .embedding import ImageEmbedding
-    from .outputs import save_prediction
-    from .prompts import check_prompt
+    from .batch.outputs import save_prediction
+    from .core.embedding import ImageEmbedding
+    from .core.prompts import check_prompt
 
     names = _output_names(images)
     points = np.array([p[:2] for p in args.point], np.float64) if args.point else None
@@ -459,8 +459,8 @@ def _check_predict_inputs_kept(args, images: list[Path], names: dict[Path, str],
     """Refuse (:class:`~sam_onnx.errors.OutputOverwritesInputError`) before any work when a file
     ``predict`` would write is one of its inputs: an image, or the ``--embedding``'s files
     (``predict x.png --embedding out/x.npy -o out`` would write its JSON over ``out/x.json``)."""
-    from .embedding import embedding_paths, feature_paths
-    from .outputs import check_inputs_kept, prediction_files
+    from .batch.outputs import check_inputs_kept, prediction_files
+    from .core.embedding import embedding_paths, feature_paths
 
     inputs = {path: "image" for path in images}
     if saved is not None:

@@ -1,5 +1,6 @@
 """Whole-folder replacement shared by ``sam-export`` (an export folder) and ``sam-onnx bundle``
-(a bundle folder). Standard library only: the runtime imports it too.
+(a bundle folder), and single-file replacement (:func:`atomic_write`: embeddings, PNGs, JSON).
+Standard library only: the runtime imports it too.
 
 A folder ``out`` is built in a hidden staging sibling ``.<name><mark><pid>-<random>`` (same file
 system, so the last step is a rename) and swapped in when complete:
@@ -23,7 +24,9 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 
 def staging_prefix(out: Path, mark: str) -> str:
@@ -99,3 +102,17 @@ def rename_exchange(a: Path, b: Path) -> bool:
     if errno in (38, 22, 95):  # ENOSYS, EINVAL, EOPNOTSUPP: kernel or file system lacks it
         return False
     raise OSError(errno, os.strerror(errno), os.fspath(b))
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Write ``path`` through a temporary sibling and a rename; nothing is left on failure."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

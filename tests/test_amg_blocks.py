@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from sam_onnx.errors import InvalidInputError
-from sam_onnx.runtime.crops import crop_boxes, layer_point_grids, point_grid
-from sam_onnx.runtime.masks import (
+from sam_onnx.runtime.amg.crops import crop_boxes, layer_point_grids, point_grid
+from sam_onnx.runtime.amg.masks import (
     is_box_near_crop_edge,
     masks_to_boxes,
     nms,
@@ -32,7 +32,7 @@ from sam_onnx.runtime.masks import (
     uncrop_masks,
     uncrop_points,
 )
-from sam_onnx.runtime.rle import coco_decode, coco_encode, masks_to_rle, rle_area, rle_to_mask
+from sam_onnx.runtime.amg.rle import coco_decode, coco_encode, masks_to_rle, rle_area, rle_to_mask
 
 # pycocotools' decode warns under numpy 2 (its __array__ lacks ``copy``): not ours to fix here.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")

@@ -11,8 +11,8 @@ from PIL import Image
 
 from sam_onnx.errors import InvalidInputError
 from sam_onnx.runtime.amg import AmgOptions, AutomaticMaskGenerator
+from sam_onnx.runtime.amg.rle import coco_decode, rle_to_mask
 from sam_onnx.runtime.cli import main
-from sam_onnx.runtime.rle import coco_decode, rle_to_mask
 
 # The tiny model's masks are not stable objects: keep every mask so that there is output to check.
 KEEP_ALL = ["--points-per-side", "4", "--pred-iou-thresh", "0", "--stability-score-thresh", "0"]
@@ -141,7 +141,7 @@ def test_options_are_checked(options, message):
 
 
 def test_explicit_point_grid_equals_points_per_side(tiny_predictor, folder):
-    from sam_onnx.runtime.crops import point_grid
+    from sam_onnx.runtime.amg.crops import point_grid
 
     grid = AutomaticMaskGenerator(
         tiny_predictor,
@@ -184,7 +184,7 @@ def test_decoder_runs_stay_within_the_memory_bound_on_large_images(tiny_predicto
     shrink so that one run's estimated working memory (4-token logits at the original and the
     resized size, upscaled features: 73 MB a prompt) stays within DECODER_BYTES, and together they
     cover every prompt."""
-    from sam_onnx.runtime.predictor import DECODER_BYTES, decoder_bytes
+    from sam_onnx.runtime.core.predictor import DECODER_BYTES, decoder_bytes
 
     assert decoder_bytes((1500, 2250)) == 16 * (1500 * 2250 + 683 * 1024) + 32 * 256 * 256 * 4
     image = np.random.default_rng(6).integers(0, 256, (1500, 2250, 3), np.uint8)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from sam_onnx.runtime.amg import AutomaticMaskGenerator
-from sam_onnx.runtime.crops import crop_boxes
+from sam_onnx.runtime.amg.crops import crop_boxes
 
 H, W = 480, 640
 OBJECTS = {  # (x0, y0, x1, y1), end exclusive, image pixels

@@ -12,9 +12,9 @@ import pytest
 
 from sam_onnx.runtime import SamPredictor
 from sam_onnx.runtime.amg import AutomaticMaskGenerator
-from sam_onnx.runtime.crops import crop_boxes
-from sam_onnx.runtime.masks import box_iou
-from sam_onnx.runtime.rle import rle_to_mask
+from sam_onnx.runtime.amg.crops import crop_boxes
+from sam_onnx.runtime.amg.masks import box_iou
+from sam_onnx.runtime.amg.rle import rle_to_mask
 from tests.conftest import IMAGES
 
 pytestmark = pytest.mark.slow

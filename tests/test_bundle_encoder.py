@@ -14,9 +14,9 @@ import pytest
 from PIL import Image
 
 from sam_onnx.errors import InvalidInputError, ModelLoadError
-from sam_onnx.runtime.bundle import encoder_gmacs, web_encoder, write_bundle
 from sam_onnx.runtime.cli import main as cli_main
-from sam_onnx.runtime.graphs import decoder_identity, web_decoder_paths
+from sam_onnx.runtime.core.graphs import decoder_identity, web_decoder_paths
+from sam_onnx.runtime.server.bundle import encoder_gmacs, web_encoder, write_bundle
 from sam_onnx.variants import EncoderNumbers, get_variant
 
 

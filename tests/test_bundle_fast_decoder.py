@@ -14,10 +14,10 @@ import pytest
 from PIL import Image
 
 from sam_onnx.errors import ModelMismatchError
-from sam_onnx.runtime.bundle import write_bundle
 from sam_onnx.runtime.cli import main as cli_main
-from sam_onnx.runtime.fast_decoder import fast_decoder_paths
-from sam_onnx.runtime.graphs import decoder_identity, web_decoder_paths
+from sam_onnx.runtime.core.fast_decoder import fast_decoder_paths
+from sam_onnx.runtime.core.graphs import decoder_identity, web_decoder_paths
+from sam_onnx.runtime.server.bundle import write_bundle
 
 
 def sha256(path: Path) -> str:

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from sam_onnx.demo import make_demo_server, prepare_demo, sample_image
 from sam_onnx.errors import MissingDependencyError
 from sam_onnx.modeling.checkpoint import checkpoint_weights
 from sam_onnx.runtime.cli import main as cli_main
-from sam_onnx.runtime.demo import make_demo_server, prepare_demo, sample_image
-from sam_onnx.runtime.embedding import ImageEmbedding
-from sam_onnx.runtime.predictor import SamPredictor
+from sam_onnx.runtime.core.embedding import ImageEmbedding
+from sam_onnx.runtime.core.predictor import SamPredictor
 
 pytestmark = pytest.mark.slow  # one tiny export with validation: ~20 s alone, longer on a busy machine
 

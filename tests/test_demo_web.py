@@ -27,12 +27,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sam_onnx.runtime.bundle import write_bundle
-from sam_onnx.runtime.embedding import ImageEmbedding
-from sam_onnx.runtime.fast_decoder import fast_decoder_paths
-from sam_onnx.runtime.graphs import decoder_identity, web_decoder_paths
-from sam_onnx.runtime.predictor import SamPredictor
-from sam_onnx.runtime.serve import ServeOptions, make_server
+from sam_onnx.runtime.core.embedding import ImageEmbedding
+from sam_onnx.runtime.core.fast_decoder import fast_decoder_paths
+from sam_onnx.runtime.core.graphs import decoder_identity, web_decoder_paths
+from sam_onnx.runtime.core.predictor import SamPredictor
+from sam_onnx.runtime.server.bundle import write_bundle
+from sam_onnx.runtime.server.serve import ServeOptions, make_server
 from tests.conftest import REPO, case_meta, unpack_masks
 
 pytestmark = pytest.mark.slow

@@ -22,9 +22,9 @@ import numpy as np
 import pytest
 
 from sam_onnx.runtime.cli import main as cli_main
-from sam_onnx.runtime.graphs import web_decoder_paths
-from sam_onnx.runtime.predictor import SamPredictor
-from sam_onnx.runtime.serve import ServeOptions, make_server
+from sam_onnx.runtime.core.graphs import web_decoder_paths
+from sam_onnx.runtime.core.predictor import SamPredictor
+from sam_onnx.runtime.server.serve import ServeOptions, make_server
 from tests.test_demo_web import (  # noqa: F401 (fixtures)
     DEMO,
     IMAGE_FILES,

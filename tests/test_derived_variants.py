@@ -225,8 +225,8 @@ def test_slimsam_77_runtime_and_amg_match_pytorch(slimsam_77, tmp_path):
     from sam_onnx.modeling.reference import SamReference
     from sam_onnx.runtime import SamPredictor
     from sam_onnx.runtime.amg import AutomaticMaskGenerator
-    from sam_onnx.runtime.bundle import write_bundle
-    from sam_onnx.runtime.graphs import web_decoder_paths
+    from sam_onnx.runtime.core.graphs import web_decoder_paths
+    from sam_onnx.runtime.server.bundle import write_bundle
 
     result, model, image = slimsam_77
     ref = SamReference(model)

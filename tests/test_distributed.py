@@ -16,8 +16,8 @@ import pytest
 from PIL import Image
 
 from sam_onnx.errors import InvalidInputError
+from sam_onnx.runtime.batch.jobs import JobSpec
 from sam_onnx.runtime.cli import main
-from sam_onnx.runtime.jobs import JobSpec
 from tests.conftest import REPO
 
 HAVE_RAY = importlib.util.find_spec("ray") is not None
@@ -51,7 +51,7 @@ def amg_spec(model_dir, out) -> JobSpec:
 
 
 def run(spec, folder, **options):
-    from sam_onnx.runtime.distributed import RayOptions, list_inputs, run_job
+    from sam_onnx.runtime.batch.distributed import RayOptions, list_inputs, run_job
 
     return run_job(spec, list_inputs([folder]), RayOptions(**options))
 
@@ -117,7 +117,7 @@ def test_a_worker_killed_mid_run_is_replaced_and_every_image_done_once(
     ray_session, tiny_model_dir, folder, tmp_path, monkeypatch
 ):
     """The worker that meets image c exits (os._exit) once; Ray restarts it and reruns the block."""
-    from sam_onnx.runtime.distributed import EXIT_ONCE_ENV
+    from sam_onnx.runtime.batch.distributed import EXIT_ONCE_ENV
 
     marker = tmp_path / "exited"
     monkeypatch.setenv(EXIT_ONCE_ENV, f"c:{marker}")
@@ -135,7 +135,7 @@ def test_a_worker_killed_mid_run_is_replaced_and_every_image_done_once(
 def test_an_image_that_kills_every_worker_is_given_up_and_the_rest_done(
     ray_session, tiny_model_dir, folder, tmp_path, monkeypatch
 ):
-    from sam_onnx.runtime.distributed import EXIT_ONCE_ENV
+    from sam_onnx.runtime.batch.distributed import EXIT_ONCE_ENV
 
     monkeypatch.setenv(EXIT_ONCE_ENV, "b:")  # no marker: exit at b every time
     out = tmp_path / "out"
@@ -170,7 +170,7 @@ def test_more_worker_cpus_than_the_cluster_has_is_refused(ray_session, tiny_mode
 
 @needs_ray
 def test_uri_folders_list_their_images_and_read_back(folder):
-    from sam_onnx.runtime.distributed import list_inputs, read_bytes
+    from sam_onnx.runtime.batch.distributed import list_inputs, read_bytes
 
     uris = list_inputs([f"file://{folder}"])
     assert uris == [f"file://{folder}/{n}.png" for n in sorted(SIZES_HW)]
@@ -216,7 +216,7 @@ def test_an_unreachable_address_is_refused_at_once():
     import socket
     import time
 
-    from sam_onnx.runtime.distributed import check_reachable
+    from sam_onnx.runtime.batch.distributed import check_reachable
 
     with socket.socket() as probe:  # a port that was free a moment ago: nothing listens on it
         probe.bind(("127.0.0.1", 0))
@@ -230,9 +230,9 @@ def test_an_unreachable_address_is_refused_at_once():
 
 def test_ray_workers_open_the_engine_the_command_line_names(tiny_model_dir, folder, tmp_path, monkeypatch):
     """The engine flags reach the workers' sessions (the spec is all a worker sees)."""
-    from sam_onnx.runtime import jobs
+    from sam_onnx.runtime.batch import jobs
     from sam_onnx.runtime.cli import build_parser, job_spec
-    from sam_onnx.runtime.predictor import SamPredictor
+    from sam_onnx.runtime.core.predictor import SamPredictor
 
     flags = ["--providers", "openvino,cpu", "--openvino-precision", "f32", "--threads", "1", "--strict"]
     args = build_parser().parse_args(["amg", str(folder), "-m", tiny_model_dir, "-o", str(tmp_path), *flags])

@@ -19,9 +19,9 @@ from sam_onnx.export.decoder_graph import DecoderGraph, upscale_masks
 from sam_onnx.export.fast_decoder_graph import fast_decoder_pair
 from sam_onnx.export.sam2_decoder_graph import Sam2DecoderGraph, upscale_to_original
 from sam_onnx.runtime import SamPredictor
-from sam_onnx.runtime import upscale as np_upscale
-from sam_onnx.runtime.fast_decoder import FastDecoder, fast_decoder_paths
-from sam_onnx.runtime.session import SessionConfig
+from sam_onnx.runtime.core import upscale as np_upscale
+from sam_onnx.runtime.core.fast_decoder import FastDecoder, fast_decoder_paths
+from sam_onnx.runtime.core.session import SessionConfig
 from tests.conftest import CASES, IMAGES, case_meta, unpack_masks
 
 MASK_LOGIT_MARGIN = 1e-3  # masks may differ only where the official logit is this close to 0

@@ -19,9 +19,9 @@ import pytest
 
 from sam_onnx.contract import DECODER_INPUTS, DECODER_OUTPUTS
 from sam_onnx.errors import InferenceError, ModelLoadError
-from sam_onnx.runtime.embedding import ImageEmbedding
-from sam_onnx.runtime.predictor import SamPredictor
-from sam_onnx.runtime.session import SessionConfig, open_session
+from sam_onnx.runtime.core.embedding import ImageEmbedding
+from sam_onnx.runtime.core.predictor import SamPredictor
+from sam_onnx.runtime.core.session import SessionConfig, open_session
 
 onnx = pytest.importorskip("onnx")
 
@@ -155,7 +155,7 @@ def bundle_setup(tiny_model_dir, tmp_path):
 def test_bundle_killed_at_a_random_point_keeps_a_whole_bundle(tiny_model_dir, bundle_setup, seed):
     """SIGKILL after a random delay: the bundle folder is the old one or the new one, whole; what
     the killed process could not clean up is a hidden staging sibling, which the next run removes."""
-    from sam_onnx.runtime.bundle import STAGING_MARK
+    from sam_onnx.runtime.server.bundle import STAGING_MARK
 
     image, out, before = bundle_setup
     proc = subprocess.Popen(bundle_command(image, tiny_model_dir, out), stderr=subprocess.DEVNULL)
@@ -196,7 +196,7 @@ def test_embedding_save_on_a_full_disk_keeps_the_old_file(tmp_path):
     before = snapshot(tmp_path)
     code = (
         "import numpy as np, sys\n"
-        "from sam_onnx.runtime.embedding import ImageEmbedding\n"
+        "from sam_onnx.runtime.core.embedding import ImageEmbedding\n"
         "z = np.zeros((1, 256, 64, 64), np.float32)\n"
         "e = ImageEmbedding(z, (10, 10), variant='tiny', checkpoint_sha256='y')\n"
         "try:\n    e.save(sys.argv[1])\n"

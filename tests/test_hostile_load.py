@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from sam_onnx.errors import ImageTooLargeError
-from sam_onnx.runtime.serve import ServeOptions
+from sam_onnx.runtime.server.serve import ServeOptions
 from tests.test_serve import error_of, png_bytes, request, serving
 
 THREADS, REQUESTS = 8, 50

@@ -21,9 +21,9 @@ from PIL import Image
 from sam_onnx.errors import EmbeddingFileError, InvalidImageError, InvalidInputError
 from sam_onnx.images import read_image_bytes
 from sam_onnx.preprocess import resized_hw, scale_boxes_xyxy, scale_coords_xy
-from sam_onnx.runtime.embedding import ImageEmbedding
-from sam_onnx.runtime.prompts import check_box, check_mask_input, check_points
-from sam_onnx.runtime.rle import coco_decode, coco_encode, masks_to_rle, rle_area, rle_to_mask
+from sam_onnx.runtime.amg.rle import coco_decode, coco_encode, masks_to_rle, rle_area, rle_to_mask
+from sam_onnx.runtime.core.embedding import ImageEmbedding
+from sam_onnx.runtime.core.prompts import check_box, check_mask_input, check_points
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 HANG_S = 20

@@ -105,7 +105,7 @@ def test_no_family_name_comparisons_outside_the_families_module():
 def test_no_import_circles():
     modules = library_modules()
     graph = {name: imports_of(name, path, modules) for name, path in modules.items()}
-    assert graph["sam_onnx.runtime.predictor"], "the import scan found nothing: it is broken"
+    assert graph["sam_onnx.runtime.core.predictor"], "the import scan found nothing: it is broken"
     circles = []
     for start in graph:  # a path back to itself, shortest first
         seen, frontier = {start: [start]}, [start]
@@ -125,3 +125,27 @@ def test_no_import_circles():
 def test_page_contract_is_generated_from_python():
     committed = (ROOT / WEB_CONTRACT_PATH).read_text()
     assert committed == web_contract_text(), "stale: run `python -m sam_onnx.web_contract`"
+
+
+def test_runtime_modules_import_from_their_old_paths_with_a_warning():
+    """Code written before the rooms keeps working: each old path is the module at its new one."""
+    import importlib
+    import sys
+
+    from sam_onnx.runtime import _moved
+    from sam_onnx.runtime.amg import AutomaticMaskGenerator, generator
+
+    assert AutomaticMaskGenerator is generator.AutomaticMaskGenerator  # the documented path, no warning
+    for old, new in _moved.MOVED.items():
+        sys.modules.pop(f"sam_onnx.runtime.{old}", None)
+        moved = f"sam_onnx.runtime.{old} moved to sam_onnx.runtime.{new}"
+        with pytest.warns(DeprecationWarning, match=moved):
+            module = importlib.import_module(f"sam_onnx.runtime.{old}")
+        assert module is importlib.import_module(f"sam_onnx.runtime.{new}")
+    with pytest.warns(DeprecationWarning, match="embedding moved"):
+        sys.modules.pop("sam_onnx.runtime.embedding", None)
+        from sam_onnx.runtime.embedding import ImageEmbedding
+    import sam_onnx.runtime
+
+    assert ImageEmbedding is sam_onnx.runtime.ImageEmbedding
+    assert not list((ROOT / "runtime").glob("predictor.py")), "a module left behind at the old path"

@@ -25,7 +25,7 @@ import pytest
 
 from sam_onnx.errors import DependencyConflictError, ProviderError
 from sam_onnx.runtime import SamPredictor, SessionConfig, ort
-from sam_onnx.runtime import session as session_module
+from sam_onnx.runtime.core import session as session_module
 from tests.conftest import CASES, IMAGES, case_meta, unpack_masks
 
 OPENVINO = "OpenVINOExecutionProvider"
@@ -56,7 +56,7 @@ def require_openvino() -> None:
 
 # --- any environment ------------------------------------------------------------------------------
 def test_onnxruntime_and_onnxruntime_openvino_are_refused(monkeypatch):
-    from sam_onnx.runtime import backend
+    from sam_onnx.runtime.core import backend
 
     installed = {"onnxruntime", "onnxruntime-openvino"}
 

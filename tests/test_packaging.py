@@ -84,7 +84,7 @@ def test_runtime_without_onnxruntime_says_which_extra(tmp_path):
 
 
 def test_both_onnxruntime_wheels_are_refused(monkeypatch):
-    from sam_onnx.runtime import backend
+    from sam_onnx.runtime.core import backend
 
     monkeypatch.setattr(backend.metadata, "version", lambda name: "1.0")
     with pytest.raises(DependencyConflictError, match="onnxruntime and onnxruntime-gpu"):
@@ -95,7 +95,7 @@ def test_both_onnxruntime_wheels_are_refused(monkeypatch):
 
 
 def test_exactly_one_onnxruntime_installed_here():
-    from sam_onnx.runtime.backend import installed_ort_distributions
+    from sam_onnx.runtime.core.backend import installed_ort_distributions
 
     assert len(installed_ort_distributions()) == 1
     assert metadata.version("sam-onnx")
@@ -153,7 +153,9 @@ def test_wheel_without_npm_or_page_is_built_without_it(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "npm not found" in result.stderr and "built without it" in result.stderr
     files = wheel_files(tmp_path / "wheels")
-    assert "sam_onnx/runtime/bundle.py" in files and not [n for n in files if n.startswith(WEB_IN_WHEEL)]
+    assert "sam_onnx/runtime/server/bundle.py" in files and not [
+        n for n in files if n.startswith(WEB_IN_WHEEL)
+    ]
     strict = build_wheel(source, tmp_path / "strict", {**env, "SAM_ONNX_REQUIRE_PAGE": "1"})
     assert strict.returncode != 0 and "SAM_ONNX_REQUIRE_PAGE=1" in strict.stdout + strict.stderr
 

@@ -65,13 +65,15 @@ def test_blocking_torch_is_effective():
 
 
 def test_every_runtime_module_imports_with_torch_unimportable():
-    """serve, bundle, amg ... too: the whole runtime package, module by module."""
+    """serve, bundle, amg ... too: the whole runtime package, every room, module by module."""
     code = BLOCK_TORCH + textwrap.dedent("""
         import importlib, pkgutil
         import sam_onnx.runtime as runtime
-        names = [m.name for m in pkgutil.iter_modules(runtime.__path__)]
-        for name in names:
-            importlib.import_module(f"sam_onnx.runtime.{name}")
+        found = pkgutil.walk_packages(runtime.__path__, "sam_onnx.runtime.")
+        modules = [m.name for m in found if not m.ispkg and m.name != "sam_onnx.runtime._moved"]
+        for module in modules:
+            importlib.import_module(module)
+        names = [m.rsplit(".", 1)[1] for m in modules]
         print(len(names), "serve" in names and "bundle" in names)
     """)
     result = run_python(code)
@@ -83,8 +85,8 @@ def test_every_runtime_module_imports_with_torch_unimportable():
 def test_distributed_module_imports_without_torch_and_without_ray():
     """The Ray engine's module imports with torch and ray both unimportable, and imports neither."""
     code = "import sys; sys.modules['torch'] = None; sys.modules['ray'] = None\n" + textwrap.dedent("""
-        import sam_onnx.runtime.distributed as distributed
-        import sam_onnx.runtime.jobs
+        import sam_onnx.runtime.batch.distributed as distributed
+        import sam_onnx.runtime.batch.jobs
         loaded = [m for m, mod in sys.modules.items() if m.split('.')[0] in ('torch', 'ray') and mod]
         print(callable(distributed.run_job), len(loaded))
     """)
@@ -100,7 +102,7 @@ import json
 import numpy as np
 from sam_onnx.runtime import SamPredictor
 from sam_onnx.runtime.amg import AutomaticMaskGenerator
-from sam_onnx.runtime.embedding import ImageEmbedding
+from sam_onnx.runtime.core.embedding import ImageEmbedding
 
 predictor = SamPredictor.from_export(sys.argv[1])
 emb = predictor.set_image(sys.argv[2])

@@ -8,8 +8,8 @@ import onnx
 import pytest
 
 from sam_onnx.errors import ModelLoadError, ProviderError
-from sam_onnx.runtime import session as session_module
-from sam_onnx.runtime.session import SessionConfig, open_session
+from sam_onnx.runtime.core import session as session_module
+from sam_onnx.runtime.core.session import SessionConfig, open_session
 
 
 def test_opens_an_exported_graph(tiny_export):

@@ -15,9 +15,9 @@ from sam_onnx.modeling.build import build_sam2
 from sam_onnx.modeling.checkpoint import check_keys, read_tensors
 from sam_onnx.modeling.family import detect_family
 from sam_onnx.modeling.hf_sam2_layout import HF_FOURIER_DUPLICATE, official_to_hf_sam2
+from sam_onnx.modeling.load import load_model
 from sam_onnx.modeling.sam import Sam
 from sam_onnx.modeling.sam2 import Sam2
-from sam_onnx.modeling.load import load_model
 from sam_onnx.modeling.sam2_checkpoint import detect_sam2_variant, load_sam2, sam2_state_dict
 
 

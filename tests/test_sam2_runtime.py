@@ -16,10 +16,10 @@ from sam_onnx.export.validate import synthetic_image
 from sam_onnx.runtime import SamPredictor
 from sam_onnx.runtime.amg import AutomaticMaskGenerator
 from sam_onnx.runtime.cli import main
-from sam_onnx.runtime.embedding import ImageEmbedding
-from sam_onnx.runtime.graphs import Graph, check_feeds
-from sam_onnx.runtime.prompts import decoder_feeds
-from sam_onnx.runtime.session import SessionConfig
+from sam_onnx.runtime.core.embedding import ImageEmbedding
+from sam_onnx.runtime.core.graphs import Graph, check_feeds
+from sam_onnx.runtime.core.prompts import decoder_feeds
+from sam_onnx.runtime.core.session import SessionConfig
 
 ATOL = 1e-4  # low-res logits and IoU against the PyTorch reference (the kit's decoder tolerance)
 HW = (45, 67)

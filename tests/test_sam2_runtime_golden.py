@@ -14,8 +14,8 @@ import pytest
 
 from sam_onnx.runtime import SamPredictor
 from sam_onnx.runtime.amg import AutomaticMaskGenerator
-from sam_onnx.runtime.embedding import ImageEmbedding
-from sam_onnx.runtime.rle import rle_to_mask
+from sam_onnx.runtime.amg.rle import rle_to_mask
+from sam_onnx.runtime.core.embedding import ImageEmbedding
 from tests.conftest import IMAGES, unpack_masks
 
 pytestmark = pytest.mark.slow

@@ -18,12 +18,12 @@ from PIL import Image
 
 from sam_onnx.errors import InvalidInputError, ModelMismatchError
 from sam_onnx.runtime import SamPredictor
-from sam_onnx.runtime.bundle import write_bundle
 from sam_onnx.runtime.cli import main as cli_main
-from sam_onnx.runtime.embedding import ImageEmbedding
-from sam_onnx.runtime.fast_decoder import fast_decoder_paths
-from sam_onnx.runtime.graphs import web_decoder_paths
-from sam_onnx.runtime.serve import ServeOptions, make_server
+from sam_onnx.runtime.core.embedding import ImageEmbedding
+from sam_onnx.runtime.core.fast_decoder import fast_decoder_paths
+from sam_onnx.runtime.core.graphs import web_decoder_paths
+from sam_onnx.runtime.server.bundle import write_bundle
+from sam_onnx.runtime.server.serve import ServeOptions, make_server
 
 ISOLATION = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
 
@@ -337,7 +337,7 @@ def test_serve_refuses_decoders_of_another_checkpoint(tiny_model_dir, web_dir):
 def test_serve_and_bundle_refuse_loudly_without_a_page(tiny_model_dir, tmp_path, monkeypatch, capsys):
     """No page anywhere: serve and bundle fail (exit 2) naming the command that builds it, and
     nothing is written; a bundle without the page needs --no-web."""
-    from sam_onnx.runtime import bundle
+    from sam_onnx.runtime.server import bundle
 
     monkeypatch.setattr(bundle, "default_web_dir", lambda: None)
     img = tmp_path / "photo.png"
@@ -356,7 +356,7 @@ def test_serve_and_bundle_refuse_loudly_without_a_page(tiny_model_dir, tmp_path,
 
 def test_the_page_is_looked_up_env_then_package_then_checkout(tmp_path, monkeypatch):
     """$SAM_ONNX_WEB first, then the page installed with the wheel, then demo_web/dist."""
-    from sam_onnx.runtime import bundle
+    from sam_onnx.runtime.server import bundle
 
     env, packaged, checkout = tmp_path / "env", tmp_path / "packaged", tmp_path / "checkout"
     monkeypatch.setattr(bundle, "PACKAGED_WEB_DIR", packaged)

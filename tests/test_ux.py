@@ -256,7 +256,7 @@ def test_version(tool, capsys):
 def test_version_and_help_say_when_the_web_page_is_missing(monkeypatch, tmp_path, capsys):
     """pip hides setup.py's warning that the wheel was built without the page (npm missing) unless
     run with -v: ``sam-onnx --version`` says where the page is, and ``--help`` says when there is none."""
-    from sam_onnx.runtime import bundle
+    from sam_onnx.runtime.server import bundle
 
     monkeypatch.setattr(bundle, "default_web_dir", lambda: None)
     for flag in ("--version", "--help"):
@@ -277,7 +277,7 @@ def test_version_and_help_say_when_the_web_page_is_missing(monkeypatch, tmp_path
 
 
 def test_provider_warning_points_at_the_callers_line(tiny_model_dir, monkeypatch):
-    from sam_onnx.runtime import session
+    from sam_onnx.runtime.core import session
 
     ort = pytest.importorskip("onnxruntime")
     if "CUDAExecutionProvider" in ort.get_available_providers():
@@ -319,7 +319,7 @@ def test_validation_table_says_why_partial_mask_agreement_is_ok():
 def test_idle_keep_alive_connection_is_closed_without_a_timeout_log(
     tiny_predictor, tiny_model_dir, tmp_path, capsys
 ):
-    from sam_onnx.runtime.serve import ServeOptions
+    from sam_onnx.runtime.server.serve import ServeOptions
     from tests.test_serve import png_bytes, serving
 
     (tmp_path / "index.html").write_text("<!doctype html>")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sam_onnx.errors import InvalidInputError, SamOnnxError
 
-from .graphs import model_dir_of
+from ..core.graphs import model_dir_of
 
 
 def run_web_command(args, open_predictor: Callable, log: Callable[[str], None]) -> int:
@@ -43,7 +43,7 @@ def _web_dir(args) -> Path:
 
 def _decoders(args) -> dict[str, Path]:
     """The export's official-contract decoders (``make_server`` and ``write_bundle`` check them)."""
-    from .graphs import web_decoder_paths
+    from ..core.graphs import web_decoder_paths
 
     return web_decoder_paths(model_dir_of(args.model))
 
@@ -82,7 +82,7 @@ def _serve_until_stopped(server, args, log: Callable[[str], None]) -> int:
 
 
 def add_demo_parser(commands) -> None:
-    """The ``sam-onnx demo`` subcommand (see :mod:`.demo`)."""
+    """The ``sam-onnx demo`` subcommand (see :mod:`sam_onnx.demo`)."""
     demo = commands.add_parser(
         "demo", help="one command to try the web demo offline: checkpoint, export, sample image, server"
     )
@@ -100,7 +100,7 @@ def add_demo_parser(commands) -> None:
 
 
 def _demo(args, log: Callable[[str], None]) -> int:
-    from .demo import RANDOM_WEIGHTS_NOTICE, make_demo_server, prepare_demo
+    from sam_onnx.demo import RANDOM_WEIGHTS_NOTICE, make_demo_server, prepare_demo
 
     web_dir = _web_dir(args)  # before the minutes of export
     given = {} if args.variant is None else {"variant": args.variant}
@@ -115,10 +115,10 @@ def _demo(args, log: Callable[[str], None]) -> int:
 def _bundle(args, open_predictor: Callable, log: Callable[[str], None]) -> int:
     from sam_onnx.images import load_image
 
+    from ..core.embedding import ImageEmbedding
+    from ..core.fast_decoder import fast_decoder_paths
+    from ..core.graphs import export_graph_paths
     from .bundle import write_bundle
-    from .embedding import ImageEmbedding
-    from .fast_decoder import fast_decoder_paths
-    from .graphs import export_graph_paths
 
     path = args.images
     if path is None and not args.with_encoder:

@@ -1,6 +1,6 @@
 """One image in, its files out: the per-image step of ``sam-onnx embed`` and ``sam-onnx amg``.
 
-The local loop (``sam_onnx.runtime.cli``) and the Ray workers (``sam_onnx.runtime.distributed``)
+The local loop (``sam_onnx.runtime.cli``) and the Ray workers (``sam_onnx.runtime.batch.distributed``)
 call the same :meth:`AmgJob.run` / :meth:`EmbedJob.run` on an image's encoded bytes, so both
 engines decode, segment and write identically. A :class:`JobSpec` says what to do (command,
 model, outputs) and pickles, so a worker on another machine rebuilds the same job from it.
@@ -88,7 +88,7 @@ class JobSpec:
       output: the output folder (or, for ``embed`` of one image, ``NAME.npy``).
       precision, providers, strict, threads, openvino_precision, max_pixels: how the predictor
         opens (``threads``: onnxruntime intra-op threads, 0 for one per core; see
-        :class:`~sam_onnx.runtime.session.SessionConfig`).
+        :class:`~sam_onnx.runtime.core.session.SessionConfig`).
       fast_decoder: decode through the export's fast decoder pair when it has one (False: the
         official-contract decoders only).
       output_format: ``amg``: ``json`` (SA-1B) or ``png`` (official ``amg.py`` folders).
@@ -142,8 +142,8 @@ class Written(NamedTuple):
 
 def open_job(spec: JobSpec) -> AmgJob | EmbedJob:
     """Open the predictor once and return the job that runs ``spec`` on one image at a time."""
-    from .predictor import SamPredictor
-    from .session import SessionConfig
+    from ..core.predictor import SamPredictor
+    from ..core.session import SessionConfig
 
     config = SessionConfig(
         providers=spec.providers,
@@ -180,7 +180,7 @@ class AmgJob:
     ``metadata.csv``), and ``NAME_overlay.png``."""
 
     def __init__(self, spec: JobSpec, predictor) -> None:
-        from .amg import AmgOptions, AutomaticMaskGenerator
+        from ..amg.generator import AmgOptions, AutomaticMaskGenerator
 
         self.spec, self.predictor = spec, predictor
         options = AmgOptions(**spec.amg_options, output_mode="uncompressed_rle")
@@ -190,7 +190,7 @@ class AmgJob:
         """Decode ``data``, generate the masks and write them; raises typed errors."""
         from sam_onnx.progress import plural
 
-        from .amg import describe_filters
+        from ..amg.generator import describe_filters
         from .outputs import amg_overlay_image, save_amg_folder, save_amg_json, write_png
 
         image = decode(item, data, self.predictor.max_pixels)

@@ -360,8 +360,8 @@ def _json_error(status: HTTPStatus, kind: str, message: str) -> tuple[int, dict,
 
 def make_server(predictor, decoders: dict[str, Path], options: ServeOptions) -> DemoServer:
     """A bound (not yet running) server; call ``serve_forever()`` and ``shutdown()`` on it."""
+    from ..core.graphs import check_decoders_belong
     from .bundle import check_web_dir
-    from .graphs import check_decoders_belong
 
     check_web_dir(options.web_dir)
     check_decoders_belong(decoders, predictor.checkpoint_sha256, "the encoder")

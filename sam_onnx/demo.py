@@ -74,9 +74,9 @@ def prepare_demo(
 
 def make_demo_server(files: DemoFiles, web_dir: Path, *, host: str = "127.0.0.1", port: int = 8000):
     """A bound :class:`~.serve.DemoServer` of ``files``: the page opens on the sample bundle."""
-    from .graphs import web_decoder_paths
-    from .predictor import SamPredictor
-    from .serve import ServeOptions, make_server
+    from sam_onnx.runtime.core.graphs import web_decoder_paths
+    from sam_onnx.runtime.core.predictor import SamPredictor
+    from sam_onnx.runtime.server.serve import ServeOptions, make_server
 
     options = ServeOptions(web_dir=web_dir, bundle_dirs=(files.bundle_dir,), host=host, port=port)
     predictor = SamPredictor.from_export(files.model_dir)
@@ -86,10 +86,10 @@ def make_demo_server(files: DemoFiles, web_dir: Path, *, host: str = "127.0.0.1"
 def write_sample_bundle(model_dir: Path, out_dir: Path, image: np.ndarray) -> Path:
     """Embed ``image`` (``H x W x 3`` uint8 RGB) with ``model_dir``'s encoder into a bundle (no page),
     with the export's fast decoder pair when it has one."""
-    from .bundle import write_bundle
-    from .fast_decoder import fast_decoder_paths
-    from .graphs import web_decoder_paths
-    from .predictor import SamPredictor
+    from sam_onnx.runtime.core.fast_decoder import fast_decoder_paths
+    from sam_onnx.runtime.core.graphs import web_decoder_paths
+    from sam_onnx.runtime.core.predictor import SamPredictor
+    from sam_onnx.runtime.server.bundle import write_bundle
 
     embedding = SamPredictor.from_export(model_dir).embed(image)
     decoders, fast = web_decoder_paths(model_dir), fast_decoder_paths(model_dir)

@@ -69,7 +69,7 @@ from sam_onnx.errors import InvalidInputError, OutputWriteError
 from sam_onnx.families import DEFAULT_FAMILY, FAMILIES, family_of
 from sam_onnx.variants import EncoderNumbers, get_variant
 
-from .embedding import ImageEmbedding, feature_paths
+from ..core.embedding import ImageEmbedding, feature_paths
 
 FORMAT = "sam-onnx-bundle"
 FORMAT_VERSION = 1
@@ -79,8 +79,8 @@ WEB_ENV = "SAM_ONNX_WEB"
 
 
 # The page inside an installed wheel (setup.py copies demo_web/dist there), and in a checkout.
-PACKAGED_WEB_DIR = Path(__file__).resolve().parent / "web"
-CHECKOUT = Path(__file__).resolve().parents[1]
+PACKAGED_WEB_DIR = Path(__file__).resolve().parent.parent / "web"  # sam_onnx/runtime/web
+CHECKOUT = Path(__file__).resolve().parents[2]
 
 
 def default_web_dir() -> Path | None:
@@ -189,7 +189,7 @@ def write_bundle(
 def _check_embedding(
     image: np.ndarray, embedding: ImageEmbedding, decoders: dict[str, Path], family: dict[str, str]
 ) -> None:
-    from .graphs import check_decoders_belong, decoder_identity
+    from ..core.graphs import check_decoders_belong, decoder_identity
 
     if image.shape[:2] != embedding.orig_hw:
         (h, w), (emb_h, emb_w) = image.shape[:2], embedding.orig_hw
@@ -228,8 +228,8 @@ def web_encoder(encoder: Path, decoders: dict[str, Path]) -> dict:
     doc). Refuses, with :class:`InvalidInputError`, a SAM 2 encoder (the page preprocesses as SAM
     v1 does), an encoder with external weights (over 2 GiB: no browser engine takes it) and one
     from another checkpoint than ``decoders`` (:class:`ModelMismatchError`)."""
-    from .graphs import Graph, check_decoders_belong
-    from .session import SessionConfig
+    from ..core.graphs import Graph, check_decoders_belong
+    from ..core.session import SessionConfig
 
     external = encoder.with_name(encoder.name + ".data")
     if external.exists():
@@ -260,9 +260,9 @@ def web_fast_decoder(paths: tuple[Path, Path], decoders: dict[str, Path]) -> dic
     """``bundle.json``'s ``fast_decoder`` entry for the pair ``paths`` (image graph, click graph):
     ``{"image": name, "click": name}``. Raises :class:`ModelMismatchError` unless each graph is its
     role of the pair and comes from the checkpoint of every decoder in ``decoders``."""
-    from .fast_decoder import FastDecoder
-    from .graphs import check_decoders_belong
-    from .session import SessionConfig
+    from ..core.fast_decoder import FastDecoder
+    from ..core.graphs import check_decoders_belong
+    from ..core.session import SessionConfig
 
     pair = FastDecoder.open_unchecked(paths, SessionConfig())
     for graph in (pair.image, pair.click):
@@ -309,7 +309,7 @@ def encoder_gmacs(n: EncoderNumbers, image_size: int = 1024, patch: int = 16) ->
 def decoders_family(decoders: dict[str, Path]) -> dict[str, str]:
     """``{"family", "resize"}`` of the web decoders (from the fp32 graph's metadata; graphs
     exported before SAM 2 say neither and are SAM v1, resized to the long side)."""
-    from .graphs import decoder_identity
+    from ..core.graphs import decoder_identity
 
     meta = decoder_identity(decoders["fp32"])
     family = family_of(meta.get("family"), f"decoder {str(decoders['fp32'])!r} family")
@@ -319,7 +319,7 @@ def decoders_family(decoders: dict[str, Path]) -> dict[str, str]:
 def decoders_random_weights(decoders: dict[str, Path]) -> bool:
     """Whether the web decoders come from a checkpoint of random weights (the fp32 graph's metadata
     says ``weights`` = ``random``; exports of any other checkpoint have no ``weights`` key)."""
-    from .graphs import decoder_identity
+    from ..core.graphs import decoder_identity
 
     return decoder_identity(decoders["fp32"]).get("weights") == RANDOM_WEIGHTS
 

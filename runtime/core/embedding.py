@@ -26,12 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
+from sam_onnx.atomic import atomic_write
 from sam_onnx.contract import IMAGE_EMBEDDINGS
 from sam_onnx.errors import EmbeddingFileError, InvalidInputError, OutputWriteError
 from sam_onnx.families import DEFAULT_FAMILY, FAMILIES, Family, family_of
 from sam_onnx.preprocess import encoder_input_hw
-
-from .outputs import atomic_write
 
 EMBEDDING_SHAPE = IMAGE_EMBEDDINGS.shape
 FORMAT = "sam-onnx-embedding"

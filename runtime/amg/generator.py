@@ -27,6 +27,7 @@ from sam_onnx.families import DEFAULT_FAMILY, family_of
 from sam_onnx.images import ImageSource, load_image
 from sam_onnx.progress import bar, plural
 
+from ..core.predictor import MASK_THRESHOLD, SamPredictor
 from .crops import crop_boxes, layer_point_grids
 from .masks import (
     is_box_near_crop_edge,
@@ -38,7 +39,6 @@ from .masks import (
     uncrop_masks,
     uncrop_points,
 )
-from .predictor import MASK_THRESHOLD, SamPredictor
 from .rle import coco_encode, masks_to_rle, rle_area, rle_to_mask
 
 OUTPUT_MODES = ("binary_mask", "uncompressed_rle", "coco_rle")

@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from sam_onnx.atomic import atomic_write
 from sam_onnx.errors import OutputOverwritesInputError
 
-from .masks import masks_to_boxes
-from .rle import coco_encode, rle_area, rle_to_mask
+from ..amg.masks import masks_to_boxes
+from ..amg.rle import coco_encode, rle_area, rle_to_mask
 
 OVERLAY_RGB = (30, 144, 255)  # mask colour
 OVERLAY_ALPHA = 0.5
@@ -80,20 +80,6 @@ def write_png(image: Image.Image, path: Path) -> None:
 def write_json(data: dict, path: Path) -> None:
     text = (json.dumps(data, indent=1) + "\n").encode()
     atomic_write(path, lambda f: f.write(text))
-
-
-def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Write ``path`` through a temporary sibling and a rename; nothing is left on failure."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def save_prediction(

@@ -103,7 +103,7 @@ class SamPredictor:
       fast_decoder: ``(decoder_image.onnx, decoder_click.onnx)``, the fast decoder pair that
         every prompt goes through when given (:meth:`predict`, :meth:`predict_boxes`,
         :meth:`decode_points` and so the automatic mask generator; the same masks up to rounding,
-        see :mod:`sam_onnx.runtime.fast_decoder`); ``None``: the decoder graph for every prompt.
+        see :mod:`sam_onnx.runtime.core.fast_decoder`); ``None``: the decoder graph for every prompt.
 
     Raises :class:`~sam_onnx.errors.ModelLoadError` for a missing or corrupt graph and
     :class:`~sam_onnx.errors.ModelMismatchError` for graphs that do not belong together.
@@ -295,7 +295,7 @@ class SamPredictor:
             divided by (W, H) (in 0..1).
           embedding: use this embedding instead of the thread's current image.
         At least one point or a box is needed. Coordinates outside the image: see
-        :mod:`sam_onnx.runtime.prompts`.
+        :mod:`sam_onnx.runtime.core.prompts`.
         """
         emb = self._embedding(embedding)
         frame_hw = self._coords_frame(emb, normalize_coords)

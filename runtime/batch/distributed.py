@@ -1,10 +1,10 @@
 """``sam-onnx amg`` and ``sam-onnx embed`` on Ray Data: one machine or a cluster (``[ray]`` extra).
 
 The driver lists the inputs (files, folders, globs, or URIs such as ``s3://bucket/photos/``),
-names and numbers them as the local command does (:func:`~sam_onnx.runtime.jobs.plan_items`) and
+names and numbers them as the local command does (:func:`~sam_onnx.runtime.batch.jobs.plan_items`) and
 drops those whose outputs exist. The rest flow through Ray Data as rows ``{path, name,
 image_id}``: a read stage adds each file's encoded bytes (pixels are decoded only on the worker),
-then an actor pool runs :func:`~sam_onnx.runtime.jobs.process_image`, the step the local loop
+then an actor pool runs :func:`~sam_onnx.runtime.batch.jobs.process_image`, the step the local loop
 runs. Each actor opens one predictor, once, with onnxruntime's intra-op threads set to the CPUs
 the actor holds (onnxruntime ignores ``OMP_NUM_THREADS``; its default of one thread per core
 oversubscribes a node that runs several actors).
@@ -39,7 +39,7 @@ from pathlib import Path
 
 from sam_onnx.errors import InvalidInputError, MissingDependencyError
 
-from .graphs import export_graph_paths
+from ..core.graphs import export_graph_paths
 from .jobs import (
     IMAGE_SUFFIXES,
     ImageItem,
@@ -130,7 +130,7 @@ def is_uri(path: str) -> bool:
 
 def list_inputs(inputs: Sequence[str | os.PathLike[str]]) -> list[str]:
     """Image files of ``inputs``: local files, folders and globs as the local command finds them
-    (:func:`~sam_onnx.runtime.jobs.find_images`), URIs through pyarrow's filesystems (a URI of a
+    (:func:`~sam_onnx.runtime.batch.jobs.find_images`), URIs through pyarrow's filesystems (a URI of a
     folder lists its image files, sorted, not recursive). Local paths come back absolute."""
     found: list[str] = []
     for entry in map(os.fspath, inputs):

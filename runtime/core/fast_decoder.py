@@ -77,7 +77,7 @@ class FastDecoder:
     def tokens(self, tensors: dict[str, np.ndarray], prompt: dict[str, np.ndarray]):
         """All four mask tokens of one prompt: low-res logits ``1 x 4 x 256 x 256`` float32 (not
         clamped) and IoU ``1 x 4``. ``prompt``: the contract's prompt inputs (see
-        ``sam_onnx.runtime.prompts.decoder_feeds``; ``orig_im_size`` is not read)."""
+        ``sam_onnx.runtime.core.prompts.decoder_feeds``; ``orig_im_size`` is not read)."""
         feeds = {**tensors, **{name: prompt[name] for name in PROMPT_INPUTS}}
         low_res, iou = self.click.session.run(None, feeds)
         return low_res, iou
