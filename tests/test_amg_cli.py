@@ -202,7 +202,8 @@ def test_decoder_runs_stay_within_the_memory_bound_on_large_images(tiny_predicto
 def test_no_fast_decoder_reaches_the_job_and_its_masks(tiny_model_dir, folder, tmp_path):
     """``amg --no-fast-decoder``: the job (local or on a Ray worker: the spec is all it sees) opens
     the predictor without the pair, and its masks are those of a predictor opened so."""
-    from sam_onnx.runtime import SamPredictor, jobs
+    from sam_onnx.runtime import SamPredictor
+    from sam_onnx.runtime.batch import jobs
     from sam_onnx.runtime.cli import build_parser, job_spec
 
     labels = {}

@@ -41,7 +41,7 @@ pytestmark = pytest.mark.slow
 THREADS = 2
 EMBEDDING_ATOL = 1e-3
 CLICK = [210.0, 330.0]  # on the portrait image, (x, y) pixels
-# What runtime/bundle.py's encoder_gmacs gives ViT-B: over wasm's limit of 200, within WebGPU's 600.
+# What runtime/server/bundle.py's encoder_gmacs gives ViT-B: over wasm's limit of 200, within WebGPU's 600.
 VIT_B_GMACS = 470.9
 WEBGPU_FLAGS = ["--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader", "--enable-unsafe-swiftshader"]
 

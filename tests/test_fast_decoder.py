@@ -236,3 +236,29 @@ def test_why_the_pair_is_not_used_is_said(tiny_model_dir):
         assert predictor.decoder_label != "fast decoder pair"
         note = predictor.decoder_note
         assert cause in note or cause.split()[0] in note, (cause, note)
+
+
+@pytest.mark.parametrize("family", ["sam", "sam2"])
+def test_long_prompts_go_to_the_decoder_graph(family, tiny_model_dir, sam2_tiny_export, monkeypatch):
+    """Routing by cost: up to ``pair_max_points`` points a prompt takes the pair, beyond it the
+    decoder graph, and either way the answer is the decoder graph's."""
+    clicks = []
+    tokens = FastDecoder.tokens
+    monkeypatch.setattr(FastDecoder, "tokens", lambda self, *a: clicks.append(1) or tokens(self, *a))
+    model_dir = tiny_model_dir if family == "sam" else sam2_tiny_export.output_dir
+    fast = SamPredictor.from_export(model_dir)
+    official = SamPredictor.from_export(model_dir, fast_decoder=None)
+    assert fast.pair_max_points >= 16  # the measured crossover (docs/BENCHMARKS.md row 22)
+    fast.pair_max_points = 4
+    rng = np.random.default_rng(5)
+    emb = fast.embed(rng.integers(0, 256, (45, 70, 3), np.uint8))
+    for n, through_pair in ((2, True), (3, True), (9, False)):  # SAM v1 adds a padding point
+        points, labels = rng.uniform((0, 0), (70, 45), (n, 2)), rng.integers(0, 2, n)
+        got = fast.predict(points, labels, return_logits=True, embedding=emb)
+        ref = official.predict(points, labels, return_logits=True, embedding=emb)
+        assert bool(clicks) == through_pair, n
+        clicks.clear()
+        for field in ("masks", "iou_predictions", "low_res_logits"):
+            a, b = getattr(got, field), getattr(ref, field)
+            assert a.shape == b.shape, field
+            assert np.abs(a - b).max() <= LOGIT_ATOL * max(1.0, float(np.abs(b).max())), (n, field)

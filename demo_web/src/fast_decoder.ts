@@ -9,7 +9,7 @@
  *     `iou_predictions` 1x4.
  * The page then does what `decoder.onnx` would have done for its single mask: picks the token
  * (`singleMaskToken`), upscales that one mask (`upscale.ts`) and returns its low-res logits to
- * feed back (`feedbackLowRes`), as the Python runtime's `SamPredictor._predict_fast` does.
+ * feed back (`feedbackLowRes`), as the Python runtime does (`runtime/core/decoders.py`'s `PairDecoder`, `SamPredictor`).
  */
 
 import contract from "./contract.json";

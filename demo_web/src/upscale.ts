@@ -1,7 +1,7 @@
 /**
  * Low-res mask logits (256x256) to the original image size, as the decoder graphs do: the fast
  * decoder pair's click graph stops at the low-res logits, and the page upscales only the mask it
- * picked. The same computation as the Python runtime's `sam_onnx/runtime/upscale.py`:
+ * picked. The same computation as the Python runtime's `sam_onnx/runtime/core/upscale.py`:
  *   `long_side` (SAM v1): bilinear (`align_corners=False`) x4 to the 1024 frame, crop to the
  *     resized image (long side 1024), bilinear to [H, W];
  *   `square` (SAM 2): bilinear straight from 256x256 to [H, W].

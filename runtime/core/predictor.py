@@ -56,8 +56,9 @@ MASK_THRESHOLD = 0.0
 MAX_DECODER_BATCH = 16
 # Prompts of at most this many points (padding point and box corners counted) go through the fast
 # pair, longer ones through the decoder graph: the pair's click graph grows faster than linearly
-# with the points (bench/points.py measures the crossover; docs/BENCHMARKS.md has the figures).
-PAIR_MAX_POINTS = 16  # prompts per batched-decoder run
+# with the points. Measured (bench/points.py, docs/BENCHMARKS.md row 22): the pair is faster up to
+# 16 points, even at 24, and 1.3x slower at 32 (ViT-B decoder, 480x640 and 200x300, 2 threads).
+PAIR_MAX_POINTS = 16
 # ... and at most this much of the decoder's estimated working memory per run (decoder_bytes).
 DECODER_BYTES = 256 << 20
 # Per prompt, besides the logits: the upscaled features, 32 channels of 256 x 256 float32.
