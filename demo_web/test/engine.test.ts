@@ -37,7 +37,7 @@ describe("chooseEngine", () => {
 });
 
 describe("checkEncoderFits", () => {
-  // GMACs as runtime/bundle.py's encoder_gmacs computes them for these shapes
+  // GMACs as runtime/server/bundle.py's encoder_gmacs computes them for these shapes
   const SLIMSAM_77 = 45.8;
   const SLIMSAM_50 = 149.7;
   const VIT_B = 470.9;

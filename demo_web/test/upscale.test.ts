@@ -18,7 +18,7 @@ interface Case {
   near_zero: number;
 }
 
-// written by fixtures/make_upscale_cases.py with the Python runtime's sam_onnx.runtime.upscale
+// written by fixtures/make_upscale_cases.py with the Python runtime's sam_onnx.runtime.core.upscale
 const fixture = JSON.parse(readFileSync(new URL("./fixtures/upscale_cases.json", import.meta.url), "utf8")) as {
   samples: number;
   cases: Case[];
