@@ -54,7 +54,7 @@ from .options import ExportOptions
 from .plan import GraphSpec, graph_metadata
 from .precision import to_fp16, to_int8
 from .staging import MANIFEST, TOOL_NAME, check_output_dir, staged_output
-from .validate import ValidationReport
+from .validate import ValidationReport, Validator
 
 _DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
@@ -172,7 +172,7 @@ def export_sam(
     specs = family.plan(sam, options, common)
     if options.decoder and options.fast_decoder:
         specs += fast_decoder_specs(sam, common)
-    validator = family.validator(sam, images, progress=progress.bars)
+    validator = Validator(sam, family.validation, images, progress=progress.bars)
     with staged_output(out) as stage:
         writer = _Writer(stage, out)
         scratch = stage / ".scratch"

@@ -2,9 +2,10 @@
 
 The family-independent steps of :func:`.api.export_sam` (load, trace, simplify, reduced
 precision, the fast pair, staging, the manifest) ask the record of the loaded model's family for
-what differs: the metadata of its graphs, the plan of graphs to trace and the validator. Adding a
-family: a record here, its plan module (``<family>_plan.py``) and one module per graph that
-really differs; the family's rules themselves are in :mod:`sam_onnx.families`.
+what differs: the metadata of its graphs, the plan of graphs to trace and the rules of its
+validation. Adding a family: a record here, its plan module (``<family>_plan.py``), its
+:class:`.validate.ValidationRules` and one module per graph that really differs; the family's
+rules themselves are in :mod:`sam_onnx.families`.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from dataclasses import dataclass
 from ..families import SAM, SAM2, Family, family_of
 from .precision import SAM2_INT8_MAX_ROWS
 from .sam2_plan import plan_sam2_graphs, sam2_metadata
-from .sam2_validate import Sam2Validator
+from .sam2_reference import SAM2_VALIDATION
 from .sam_plan import plan_sam_graphs, sam_metadata
-from .validate import Validator
+from .validate import SAM_VALIDATION, ValidationRules
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,8 @@ class ExportFamily:
       family: the family's rules (:mod:`sam_onnx.families`).
       metadata: ``(common metadata, variant) -> metadata`` every graph of the family carries.
       plan: ``(model, ExportOptions, metadata) -> [GraphSpec]``: the fp32 graphs to trace.
-      validator: ``(model, images, progress=) -> Validator``: parity with PyTorch.
+      validation: what :class:`.validate.Validator` computes for the family (its parity checks
+        with PyTorch).
       int8_encoder_max_rows: the int8 encoder quantises only products on at most this many rows
         (None: every product with a constant weight).
     """
@@ -36,14 +38,14 @@ class ExportFamily:
     family: Family
     metadata: Callable[[Mapping[str, str], object], dict[str, str]]
     plan: Callable
-    validator: Callable[..., Validator]
+    validation: ValidationRules
     int8_encoder_max_rows: int | None = None
 
 
 EXPORT_FAMILIES: dict[str, ExportFamily] = {
-    SAM.name: ExportFamily(SAM, sam_metadata, plan_sam_graphs, Validator),
+    SAM.name: ExportFamily(SAM, sam_metadata, plan_sam_graphs, SAM_VALIDATION),
     SAM2.name: ExportFamily(
-        SAM2, sam2_metadata, plan_sam2_graphs, Sam2Validator, int8_encoder_max_rows=SAM2_INT8_MAX_ROWS
+        SAM2, sam2_metadata, plan_sam2_graphs, SAM2_VALIDATION, int8_encoder_max_rows=SAM2_INT8_MAX_ROWS
     ),
 }
 

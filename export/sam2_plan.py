@@ -5,7 +5,7 @@ The SAM 2 record of :mod:`.families`, beside SAM v1's :mod:`.sam_plan` (the same
 ``encoder.onnx``, ``decoder.onnx``, ``decoder_batched.onnx``); :func:`sam2_metadata` adds the pixel
 scale, the Hiera trunk's numbers and the single-mask rule's constants to the common metadata.
 Everything else of an export (tracing, onnxsim, fp16/int8, staging, the manifest) is shared;
-validation is :class:`.sam2_validate.Sam2Validator`.
+validation is :class:`.validate.Validator` by the rules of :mod:`.sam2_reference`.
 """
 
 from __future__ import annotations

@@ -400,7 +400,7 @@ def test_bad_encoder_input_kind():
 
 def test_reduced_precision_graph_that_fails_to_run_fails_the_export(tiny_checkpoint, tmp_path, monkeypatch):
     """An int8 graph onnxruntime cannot run is a failed check naming it, not a traceback."""
-    real_session = validate._session
+    real_session = validate.cpu_session
 
     class RefusingSession:
         def __init__(self, session) -> None:
@@ -416,7 +416,7 @@ def test_reduced_precision_graph_that_fails_to_run_fails_the_export(tiny_checkpo
         opened = real_session(path)
         return RefusingSession(opened) if ".int8." in path.name else opened
 
-    monkeypatch.setattr(validate, "_session", session)
+    monkeypatch.setattr(validate, "cpu_session", session)
     out = tmp_path / "onnx"
     with pytest.raises(ExportValidationError) as info:
         export_sam(tiny_checkpoint, out, ExportOptions(encoder=False, batched_decoder=False, int8=True))

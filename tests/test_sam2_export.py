@@ -17,7 +17,7 @@ from sam_onnx.export import sam2_decoder_graph as decoder_module
 from sam_onnx.export.onnx_file import trace_to_onnx
 from sam_onnx.export.sam2_decoder_graph import INPUT_NAMES, Sam2DecoderGraph
 from sam_onnx.export.sam2_encoder_graph import Sam2Preprocess
-from sam_onnx.export.sam2_validate import official_input
+from sam_onnx.export.sam2_reference import official_input
 from sam_onnx.export.validate import synthetic_image
 from sam_onnx.preprocess import sam2_preprocess
 from tests.conftest import IMAGES, unpack_masks
