@@ -46,12 +46,13 @@ from ..errors import ExportValidationError, ExportWriteError
 from ..modeling.checkpoint import checkpoint_weights
 from ..modeling.load import load_model
 from ..progress import stage as progress_stage
+from .anylabeling import CONFIG_FILE, anylabeling_config
 from .families import export_family
 from .fast_decoder_graph import fast_decoder_pair, fast_metadata
 from .fast_validate import check_fast_pair
 from .onnx_file import save_model, set_metadata, simplify, trace_to_onnx
 from .options import ExportOptions
-from .plan import GraphSpec, graph_metadata
+from .plan import GraphSpec, graph_metadata, layout_metadata
 from .precision import to_fp16, to_int8
 from .staging import MANIFEST, TOOL_NAME, check_output_dir, staged_output
 from .validate import ValidationReport, Validator
@@ -169,8 +170,9 @@ def export_sam(
     )
     if weights is not None:  # absent otherwise: the graphs of every other checkpoint are unchanged
         common = {**common, "weights": weights}
+    common = layout_metadata(common, options.layout)
     specs = family.plan(sam, options, common)
-    if options.decoder and options.fast_decoder:
+    if options.decoder and options.fast_decoder and options.extensions:
         specs += fast_decoder_specs(sam, common)
     validator = Validator(sam, family.validation, images, progress=progress.bars)
     with staged_output(out) as stage:
@@ -194,6 +196,9 @@ def export_sam(
                 if spec.key == "decoder_image":  # validated with its click graph
                     continue
                 with progress.step(f"validating {spec.filename} against PyTorch", clock=False):
+                    if spec.check is not None:  # a client layout's graph
+                        spec.check(validator, spec.filename, stage / spec.filename, spec.wrapper)
+                        continue
                     if spec.key == "decoder_click":
                         pair = (stage / FAST_FILES["decoder_image"], stage / spec.filename)
                         check_fast_pair(validator, "decoder_image+click", *pair, sam.variant.family)
@@ -219,6 +224,10 @@ def export_sam(
         if weights is not None:
             manifest["weights"] = weights
         _write_text(stage / MANIFEST, json.dumps(manifest, indent=1), out)
+        if options.anylabeling_config:
+            name = f"sam_onnx_{sam.variant.name}_{sha256[:8]}"
+            text = anylabeling_config(name, f"{family.family.label} {sam.variant.name} (sam-onnx)")
+            _write_text(stage / CONFIG_FILE, text, out)
         if report.failures and options.validate:
             raise ExportValidationError(report, report.failures)
     final = {key: [out / p.name for p in paths] for key, paths in writer.files.items()}

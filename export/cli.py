@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .. import __version__
+from ..contract import LAYOUTS
 from ..errors import ExportValidationError, SamOnnxError
 from ..variants import OFFICIAL_SAM2_VARIANTS, OFFICIAL_VARIANTS
 from .encoder_graph import INPUT_KINDS
@@ -71,6 +72,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--int8", action="store_true", help="also write int8 dynamically quantised copies of every graph"
     )
+    p.add_argument(
+        "--layout",
+        choices=LAYOUTS,
+        default=None,
+        help="sam-onnx (default): our graphs; samexporter: encoder.onnx + decoder.onnx with the names "
+        "and order samexporter writes and AnyLabeling / X-AnyLabeling read (docs/ANYLABELING.md)",
+    )
+    p.add_argument(
+        "--anylabeling-config",
+        action="store_true",
+        help="with --layout samexporter: also write AnyLabeling's config.yaml beside the graphs",
+    )
     p.add_argument("--no-simplify", action="store_true", help="skip onnxsim")
     p.add_argument(
         "--no-validate", action="store_true", help="skip the parity check against PyTorch (not advised)"
@@ -89,7 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         from .api import ExportOptions, export_sam
 
+        layout = {} if args.layout is None else {"layout": args.layout}  # the library's default
         options = ExportOptions(
+            **layout,
+            anylabeling_config=args.anylabeling_config,
             model_type=args.model_type,
             opset=args.opset,
             encoder=not args.decoder_only,

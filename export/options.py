@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..contract import DEFAULT_LAYOUT, LAYOUTS
 from ..errors import ConflictingOptionsError, InvalidInputError
 from ..variants import SAM2_VARIANTS, get_variant
 from .encoder_graph import INPUT_KINDS, InputKind
@@ -30,6 +31,11 @@ class ExportOptions:
       simplify: run onnxsim (falls back to the traced graph when it fails).
       validate: compare every graph with the PyTorch model and fail beyond tolerance.
       min_mask_iou: the least mean mask IoU of an fp16/int8 graph against fp32.
+      layout: ``sam-onnx`` (ours) or ``samexporter``: ``encoder.onnx`` and ``decoder.onnx`` only,
+        with the names and order samexporter writes and AnyLabeling reads
+        (:data:`sam_onnx.contract.SAMEXPORTER_LAYOUTS`); the layout fixes the encoder's input.
+      anylabeling_config: also write AnyLabeling's ``config.yaml`` beside the graphs (samexporter
+        layout, encoder and decoder).
     """
 
     model_type: str | None = None
@@ -47,6 +53,8 @@ class ExportOptions:
     simplify: bool = True
     validate: bool = True
     min_mask_iou: float = MIN_MASK_IOU
+    layout: str = DEFAULT_LAYOUT
+    anylabeling_config: bool = False
 
     def __post_init__(self) -> None:
         if self.model_type is not None and self.model_type not in SAM2_VARIANTS:
@@ -72,3 +80,33 @@ class ExportOptions:
         for name, given in decoder_options.items():
             if given and not self.decoder:
                 raise ConflictingOptionsError(name, "encoder-only", f"{name} applies to the decoder graph")
+        self._check_layout()
+
+    @property
+    def extensions(self) -> bool:
+        """Whether the layout has our extensions (the batched decoder, the fast pair): ours only."""
+        return self.layout == DEFAULT_LAYOUT
+
+    def _check_layout(self) -> None:
+        if self.layout not in LAYOUTS:
+            raise InvalidInputError("layout", f"one of {LAYOUTS}", repr(self.layout))
+        if self.layout == DEFAULT_LAYOUT:
+            if self.anylabeling_config:
+                why = "AnyLabeling reads the samexporter layout"
+                raise ConflictingOptionsError("anylabeling-config", f"layout={DEFAULT_LAYOUT}", why)
+            return
+        what = f"layout={self.layout}"
+        fixed = {
+            "encoder_input=uint8": self.encoder_input == "uint8",  # the layout fixes the encoder input
+            "fp16": self.fp16,  # reduced precision is validated on our layout's names only
+            "int8": self.int8,
+            "use_stability_score": self.use_stability_score,
+            "return_extra_metrics": self.return_extra_metrics,
+        }
+        for name, given in fixed.items():
+            if given:
+                raise ConflictingOptionsError(name, what, f"{what} writes fp32 graphs with its own interface")
+        if self.anylabeling_config and not (self.encoder and self.decoder):
+            raise ConflictingOptionsError(
+                "anylabeling-config", "encoder-only/decoder-only", "AnyLabeling's config names both graphs"
+            )

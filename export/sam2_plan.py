@@ -18,10 +18,13 @@ from sam_onnx.families import SAM2
 from sam_onnx.modeling.sam2 import Sam2
 from sam_onnx.variants import Sam2Variant
 
+from .layout_validate import check_layout_decoder, check_layout_encoder
 from .options import ExportOptions
 from .plan import GraphSpec
 from .sam2_decoder_graph import Sam2DecoderGraph
 from .sam2_encoder_graph import Sam2EncoderGraph
+from .samexporter_decoder_graph import SamexporterSam2Decoder
+from .samexporter_encoder_graph import SamexporterSam2Encoder
 
 SAM2_CONTRACT = (
     "sam-onnx sam2: inputs image_embeddings (1x256x64x64), high_res_feats_0 (1x32x256x256), "
@@ -79,6 +82,8 @@ def plan_sam2_graphs(model: Sam2, options: ExportOptions, common: Mapping[str, s
     for name in _V1_ONLY_OPTIONS:
         if getattr(options, name):
             raise ConflictingOptionsError(name, "a SAM 2 checkpoint", "an option of the SAM v1 decoder only")
+    if not options.extensions:
+        return _plan_samexporter(model, options, common)
     specs = []
     if options.encoder:
         meta = {
@@ -97,4 +102,32 @@ def plan_sam2_graphs(model: Sam2, options: ExportOptions, common: Mapping[str, s
         wrapper = Sam2DecoderGraph(model, batched=True)
         meta = sam2_decoder_metadata(common, wrapper)
         specs.append(GraphSpec("decoder_batched", "decoder_batched.onnx", wrapper, meta))
+    return specs
+
+
+def _plan_samexporter(model: Sam2, options: ExportOptions, common: Mapping[str, str]) -> list[GraphSpec]:
+    """``--layout samexporter``: encoder.onnx and decoder.onnx in samexporter's interface."""
+    specs = []
+    if options.encoder:
+        wrapper = SamexporterSam2Encoder(model)
+        meta = {
+            **common,
+            "role": "encoder",
+            "encoder_input": "normalized",
+            "outputs": ",".join(wrapper.output_names),
+        }
+        specs.append(GraphSpec("encoder", "encoder.onnx", wrapper, meta, check=check_layout_encoder))
+    if options.decoder:
+        wrapper = SamexporterSam2Decoder(model, multimask=options.multimask)
+        meta = {
+            **common,
+            "role": "decoder",
+            "contract": "samexporter",
+            "batched": "false",
+            "decoder_mode": "multi" if options.multimask else "single",
+            "num_masks": str(wrapper.num_masks),
+            "padding_point": "appended_by_graph",
+            "outputs": ",".join(wrapper.output_names),
+        }
+        specs.append(GraphSpec("decoder", "decoder.onnx", wrapper, meta, check=check_layout_decoder))
     return specs

@@ -12,8 +12,10 @@ from ..modeling.sam import Sam
 from ..variants import SamVariant, variant_metadata
 from .decoder_graph import DecoderGraph
 from .encoder_graph import EncoderGraph
+from .layout_validate import check_layout_encoder
 from .options import ExportOptions
 from .plan import GraphSpec
+from .samexporter_encoder_graph import SamexporterSamEncoder
 
 BATCHED_CONTRACT = (
     "sam-onnx batched: extends the official decoder contract with a leading prompt-batch axis B on "
@@ -47,9 +49,13 @@ def plan_sam_graphs(sam: Sam, options: ExportOptions, common: Mapping[str, str])
     """The fp32 graphs to trace for ``options`` on a SAM v1 model, with their metadata (``common``
     already holds :func:`sam_metadata`)."""
     specs = []
-    if options.encoder:
+    if options.encoder and options.extensions:
         meta = {**common, "role": "encoder", "encoder_input": options.encoder_input}
         specs.append(GraphSpec("encoder", "encoder.onnx", EncoderGraph(sam, options.encoder_input), meta))
+    elif options.encoder:  # samexporter's layout: the float32 HWC image, padded in the graph
+        wrapper = SamexporterSamEncoder(sam)
+        meta = {**common, "role": "encoder", "encoder_input": "float32_hwc", "inputs": "input_image"}
+        specs.append(GraphSpec("encoder", "encoder.onnx", wrapper, meta, check=check_layout_encoder))
     if options.decoder:
         wrapper = DecoderGraph(
             sam,
@@ -58,7 +64,7 @@ def plan_sam_graphs(sam: Sam, options: ExportOptions, common: Mapping[str, str])
             return_extra_metrics=options.return_extra_metrics,
         )
         specs.append(GraphSpec("decoder", "decoder.onnx", wrapper, decoder_metadata(common, wrapper)))
-    if options.decoder and options.batched_decoder:
+    if options.decoder and options.batched_decoder and options.extensions:
         wrapper = DecoderGraph(sam, return_single_mask=False, batched=True)
         specs.append(
             GraphSpec("decoder_batched", "decoder_batched.onnx", wrapper, decoder_metadata(common, wrapper))

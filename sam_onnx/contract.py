@@ -107,3 +107,86 @@ FAST_CONTRACT = (
     "has_mask_input -> low_res_logits 1 x 4 x 256 x 256, iou_predictions 1 x 4, all four mask tokens, "
     "no upscaling); the official decoder contract's values up to rounding"
 )
+
+# -- layouts: the same values under another client's names and order ------------------------------
+# ``sam-onnx`` is the layout above (the default). ``samexporter`` is the layout samexporter 0.5.0
+# writes and AnyLabeling / X-AnyLabeling read (SegmentAnythingONNX, SegmentAnything2ONNX), which
+# read some inputs and outputs by position: only encoder.onnx and decoder.onnx, these names, this
+# order. Our graphs in that layout compute the official values; what the layout cannot carry is
+# its ``LayoutGraphs.client_gets`` (written into every graph's metadata and export.json).
+DEFAULT_LAYOUT = "sam-onnx"
+SAMEXPORTER_LAYOUT = "samexporter"
+
+
+@dataclass(frozen=True)
+class GraphInterface:
+    """One graph's inputs and outputs in order (a layout's declaration of it)."""
+
+    inputs: tuple[Tensor, ...]
+    outputs: tuple[Tensor, ...]
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.inputs)
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.outputs)
+
+
+@dataclass(frozen=True)
+class LayoutGraphs:
+    """A client layout of one family: its encoder and decoder, and what the client gets there
+    where our own layout gives more (metadata ``layout_client_gets``)."""
+
+    encoder: GraphInterface
+    decoder: GraphInterface
+    client_gets: str
+
+
+_SAMEXPORTER_SAM_IMAGE = Tensor(
+    "input_image",
+    "float32",
+    ("h", "w", 3),
+    "RGB 0..255, long side at most 1024 (samexporter --use-preprocess): normalised and zero-padded "
+    "bottom/right to 1024 x 1024 in the graph",
+)
+_SAMEXPORTER_SAM2_IMAGE_EMBED = Tensor("image_embed", "float32", (1, 256, 64, 64), IMAGE_EMBEDDINGS.meaning)
+_SAMEXPORTER_SAM2_PROMPT = (
+    Tensor("point_coords", "float32", ("B", "N", 2), "points (x, y) in the square 1024 frame"),
+    Tensor("point_labels", "float32", ("B", "N"), "1 positive, 0 negative, 2/3 box corners, -1 padding"),
+    Tensor("mask_input", "float32", ("B", 1, 256, 256), "low-res logits of an earlier prediction"),
+    Tensor("has_mask_input", "float32", ("B",), "1 when mask_input holds a mask, else 0"),
+)
+SAMEXPORTER_LAYOUTS: dict[str, LayoutGraphs] = {
+    "sam": LayoutGraphs(
+        encoder=GraphInterface((_SAMEXPORTER_SAM_IMAGE,), (IMAGE_EMBEDDINGS,)),
+        decoder=GraphInterface((IMAGE_EMBEDDINGS, *PROMPT, ORIG_IM_SIZE), DECODER_OUTPUT_TENSORS),
+        client_gets=(
+            "the official decoder contract unchanged (decoder.onnx is ours); the encoder takes the "
+            "resized RGB image as float32 h x w x 3 and pads it itself. No batched decoder, no fast pair"
+        ),
+    ),
+    "sam2": LayoutGraphs(
+        encoder=GraphInterface(
+            (ENCODER_IMAGE,), (HIGH_RES_FEATS[0], HIGH_RES_FEATS[1], _SAMEXPORTER_SAM2_IMAGE_EMBED)
+        ),
+        decoder=GraphInterface(
+            (_SAMEXPORTER_SAM2_IMAGE_EMBED, *HIGH_RES_FEATS, *_SAMEXPORTER_SAM2_PROMPT),
+            (
+                Tensor("masks", "float32", ("B", "M", 256, 256), "low-res logits, clamped to +-32"),
+                Tensor("iou_predictions", "float32", ("B", "M"), "predicted IoU of each mask"),
+            ),
+        ),
+        client_gets=(
+            "low-res masks only (B x M x 256 x 256, clamped to +-32): the client resizes them to the "
+            "image itself (OpenCV, not the official torch bilinear of the unclamped logits) and the "
+            "encoder's square resize and normalisation are the client's (not antialiased); the graph "
+            "appends the padding point itself. M = 1 by SAM 2's single-mask rule (the client's "
+            "argmax over one score keeps it), 3 with --multimask (tokens 1..3, samexporter's own "
+            "export, where the client's argmax of the IoU replaces the stability rule). No "
+            "orig_im_size, no batched decoder, no fast pair"
+        ),
+    ),
+}
+LAYOUTS = (DEFAULT_LAYOUT, SAMEXPORTER_LAYOUT)
