@@ -21,10 +21,9 @@ from sam_onnx.modeling.sam2 import Sam2, select_masks
 
 from ..contract import ENCODER_ORIGINAL_IMAGE
 from ..families import SAM2
-from ..preprocess import sam2_coords_1024
 from ..variants import IMAGE_SIZE, SAM2_PIXEL_MEAN, SAM2_PIXEL_STD
 from .sam2_decoder_graph import LOW_RES_CLAMP, Sam2DecoderGraph
-from .validate import ValidationRules
+from .validate import ValidationRules, decoder_cases
 
 FEATURE_NAMES = SAM2.feature_names  # the encoder's outputs, the decoder's image inputs
 
@@ -86,41 +85,12 @@ def select_official(
     return select_masks(low_res, iou, multimask=multimask, delta=delta, threshold=thresh)
 
 
-def sam2_decoder_cases(orig_hw: tuple[int, int], seed: int) -> dict[str, dict[str, np.ndarray]]:
-    """Prompts in original-image pixels (x, y) taken to the square 1024 frame: one point, five
-    points, a box, and two points with a mask input (filled in by the caller). No padding point:
-    the graph appends it. Returns the five prompt inputs per case."""
-    h, w = orig_hw
-    rng = np.random.default_rng(seed)
-
-    def feed(coords, labels, mask=None):
-        return {
-            "point_coords": sam2_coords_1024(np.asarray(coords, np.float32), orig_hw)[None],
-            "point_labels": np.asarray(labels, np.float32)[None],
-            "mask_input": np.zeros((1, 1, 256, 256), np.float32) if mask is None else mask,
-            "has_mask_input": np.array([0.0 if mask is None else 1.0], np.float32),
-            "orig_im_size": np.array([h, w], np.float32),
-        }
-
-    def point():
-        return [rng.uniform(0, w - 1), rng.uniform(0, h - 1)]
-
-    xs = sorted(rng.uniform(0, w - 1, size=2))
-    ys = sorted(rng.uniform(0, h - 1, size=2))
-    return {
-        "one_point": feed([point()], [1]),
-        "five_points": feed([point() for _ in range(5)], [1, 1, 0, 1, 0]),
-        "box": feed([[xs[0], ys[0]], [xs[1], ys[1]]], [2, 3]),
-        "mask_input": feed([point(), point()], [1, 0], mask=np.zeros((1, 1, 256, 256), np.float32)),
-    }
-
-
 SAM2_VALIDATION = ValidationRules(
     features=FEATURE_NAMES,
     uint8_input=ENCODER_ORIGINAL_IMAGE.name,
     prepare=official_inputs,
     encode=Sam2.encode,
-    prompt_cases=sam2_decoder_cases,
+    prompt_cases=partial(decoder_cases, family=SAM2),
     reference=official_outputs,
     single_decoder=Sam2DecoderGraph,  # the official single-mask rule (multimask=False)
     token_decoder=partial(Sam2DecoderGraph, batched=True),

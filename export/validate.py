@@ -40,8 +40,8 @@ from ..contract import (
     OBJECT_SCORE,
     PROMPT_INPUTS,
 )
-from ..families import SAM
-from ..preprocess import normalize_and_pad, resize_longest_side, scale_coords_xy
+from ..families import SAM, Family
+from ..preprocess import frame_coords_xy, normalize_and_pad, resize_longest_side
 from ..progress import bar
 from .decoder_graph import DecoderGraph
 
@@ -261,20 +261,26 @@ class ValidationRules:
     quality_decoder: Callable[[torch.nn.Module], torch.nn.Module]
 
 
-def decoder_cases(orig_hw: tuple[int, int], seed: int) -> dict[str, dict[str, np.ndarray]]:
-    """SAM v1's prompts in original-image pixels (x, y): one point, five points, a box, and a mask
-    input, each with the padding point where the official predictor adds it.
+def decoder_cases(
+    orig_hw: tuple[int, int], seed: int, family: Family = SAM
+) -> dict[str, dict[str, np.ndarray]]:
+    """The validation prompts in original-image pixels (x, y), taken to ``family``'s encoder frame
+    (:func:`~sam_onnx.preprocess.frame_coords_xy`): one point, five points, a box, and two points
+    with a mask input; the padding point (0, 0) labelled -1 is appended where the family's official
+    predictor adds it (``pad_without_box``: SAM v1; SAM 2's graph appends its own).
 
-    Returns the five prompt inputs of the official contract per case (``image_embeddings`` is
-    added by the caller; ``mask_input`` of the mask case is filled in from the one-point case).
+    Returns the five prompt inputs of the decoder contract per case (the image features are added
+    by the caller; ``mask_input`` of the mask case is filled in from the one-point case). The
+    random draws do not depend on the family.
     """
     h, w = orig_hw
     rng = np.random.default_rng(seed)
 
-    def feed(coords, labels, mask=None):
-        coords_1024 = scale_coords_xy(np.asarray(coords, np.float64), orig_hw)
+    def feed(coords, labels, mask=None, *, box=False):
+        if family.pad_without_box and not box:
+            coords, labels = [*coords, [0, 0]], [*labels, -1]
         return {
-            "point_coords": coords_1024[None].astype(np.float32),
+            "point_coords": frame_coords_xy(np.asarray(coords, np.float64), orig_hw, family.resize)[None],
             "point_labels": np.asarray(labels, np.float32)[None],
             "mask_input": np.zeros((1, 1, 256, 256), np.float32) if mask is None else mask,
             "has_mask_input": np.array([0.0 if mask is None else 1.0], np.float32),
@@ -288,10 +294,10 @@ def decoder_cases(orig_hw: tuple[int, int], seed: int) -> dict[str, dict[str, np
     ys = sorted(rng.uniform(0, h - 1, size=2))
     mask = np.zeros((1, 1, 256, 256), np.float32)  # replaced by the caller with real logits
     return {
-        "one_point": feed([point(), [0, 0]], [1, -1]),
-        "five_points": feed([point() for _ in range(5)] + [[0, 0]], [1, 1, 0, 1, 0, -1]),
-        "box": feed([[xs[0], ys[0]], [xs[1], ys[1]]], [2, 3]),
-        "mask_input": feed([point(), point(), [0, 0]], [1, 0, -1], mask=mask),
+        "one_point": feed([point()], [1]),
+        "five_points": feed([point() for _ in range(5)], [1, 1, 0, 1, 0]),
+        "box": feed([[xs[0], ys[0]], [xs[1], ys[1]]], [2, 3], box=True),
+        "mask_input": feed([point(), point()], [1, 0], mask=mask),
     }
 
 
@@ -332,7 +338,7 @@ SAM_VALIDATION = ValidationRules(
     uint8_input=ENCODER_RESIZED_IMAGE.name,
     prepare=sam_inputs,
     encode=sam_encode,
-    prompt_cases=decoder_cases,
+    prompt_cases=partial(decoder_cases, family=SAM),
     reference=torch_outputs,  # the wrapper the graph was traced from, in PyTorch
     single_decoder=partial(DecoderGraph, return_single_mask=True),
     token_decoder=partial(DecoderGraph, return_single_mask=False, factored=False),

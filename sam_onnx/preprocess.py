@@ -252,3 +252,12 @@ def encoder_input(rgb: np.ndarray, resize: str, *, uint8_input: bool = False) ->
         return rgb if uint8_input else sam2_preprocess(rgb)
     resized = resize_longest_side(rgb)
     return resized if uint8_input else normalize_and_pad(resized)
+
+
+def frame_coords_xy(coords_xy: np.ndarray, orig_hw: tuple[int, int], resize: str) -> np.ndarray:
+    """Original-image pixel coordinates ``... x 2`` (x, y) -> the encoder input's frame, float32:
+    :func:`scale_coords_xy` (``long_side``, scaled in float64) or :func:`sam2_coords_1024`
+    (``square``, float32 throughout), each as its family's official predictor computes it."""
+    if resize == "square":
+        return sam2_coords_1024(coords_xy, orig_hw)
+    return scale_coords_xy(coords_xy, orig_hw)
