@@ -205,6 +205,55 @@ SAM2_PIXEL_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)
+class Sam2VideoSpec:
+    """Hyper-parameters of SAM 2.1's video modules (the ``memory_attention`` / ``memory_encoder``
+    sections and the memory settings of the official ``configs/sam2.1/*.yaml``; the same for every
+    official size).
+
+    Attributes:
+      memory_attention_layers: :class:`MemoryAttentionLayer` blocks (4 officially).
+      memory_attention_heads: heads of the self- and cross-attention (1 officially).
+      memory_attention_mlp_dim: hidden width of each block's feed-forward (ReLU).
+      rope_theta: base of the axial rotary encoding's frequencies.
+      mem_dim: channels of a memory token (the memory encoder's ``out_proj``; 64 officially).
+        An object pointer (``PROMPT_EMBED_DIM`` channels) becomes ``PROMPT_EMBED_DIM // mem_dim``
+        memory tokens.
+      num_maskmem: memory slots: 1 conditioning slot plus ``num_maskmem - 1`` recent frames (7).
+      max_obj_ptrs: most object pointers cross-attended (16); also the temporal scale of a
+        pointer's position (``min(frames, max_obj_ptrs) - 1``).
+      fuser_layers, fuser_kernel: the memory encoder's ConvNeXt blocks and their depthwise kernel.
+      mask_downsampler_stride, mask_downsampler_total_stride: the mask down-sampler's convolutions
+        (stride 2, kernel 3, padding 1) until the total stride, each followed by LayerNorm + GELU.
+      sigmoid_scale, sigmoid_bias: the memory encoder's mask is ``mask * scale + bias`` after the
+        sigmoid (or the binarisation on prompted frames): -10 .. +10.
+    """
+
+    memory_attention_layers: int = 4
+    memory_attention_heads: int = 1
+    memory_attention_mlp_dim: int = 2048
+    rope_theta: float = 10000.0
+    mem_dim: int = 64
+    num_maskmem: int = 7
+    max_obj_ptrs: int = 16
+    fuser_layers: int = 2
+    fuser_kernel: int = 7
+    mask_downsampler_stride: int = 2
+    mask_downsampler_total_stride: int = 16
+    sigmoid_scale: float = 20.0
+    sigmoid_bias: float = -10.0
+
+    @property
+    def tokens_per_pointer(self) -> int:
+        """Memory tokens an object pointer is split into (4 officially)."""
+        return PROMPT_EMBED_DIM // self.mem_dim
+
+
+SAM2_VIDEO = Sam2VideoSpec()
+# The tiny variant's: one memory-attention block, a narrow feed-forward and one fuser block.
+SAM2_VIDEO_TINY = Sam2VideoSpec(memory_attention_layers=1, memory_attention_mlp_dim=256, fuser_layers=1)
+
+
+@dataclass(frozen=True)
 class Sam2Variant:
     """Hyper-parameters of one SAM 2 / 2.1 model (the official ``configs/sam2.1/*.yaml``).
 
@@ -221,6 +270,7 @@ class Sam2Variant:
       fpn_top_down_levels: neck levels that receive the top-down (nearest) feature.
       decoder_*: the two-way transformer, as in SAM v1.
       dynamic_multimask_stability_delta / _thresh: the single-mask stability fallback.
+      video: the video modules (:class:`Sam2VideoSpec`); the image path does not read it.
     """
 
     family: ClassVar[str] = "sam2"
@@ -244,6 +294,7 @@ class Sam2Variant:
     iou_head_hidden_dim: int = 256
     dynamic_multimask_stability_delta: float = 0.05
     dynamic_multimask_stability_thresh: float = 0.98
+    video: Sam2VideoSpec = SAM2_VIDEO
 
     @property
     def stage_dims(self) -> tuple[int, ...]:
@@ -263,7 +314,7 @@ SAM2_VARIANTS: dict[str, Sam2Variant] = {
         Sam2Variant("hiera_b+", 112, 2, (2, 3, 16, 3), (12, 16, 20), window_pos_embed_bkg_hw=(14, 14)),
         Sam2Variant("hiera_l", 144, 2, (2, 6, 36, 4), (23, 33, 43), window_spec=(8, 4, 16, 8)),
         # Tiny variant for tests: same builder, every kind of block, a fraction of the cost.
-        Sam2Variant("hiera_tiny", 16, 1, (1, 1, 2, 1), (3,), decoder_mlp_dim=256),
+        Sam2Variant("hiera_tiny", 16, 1, (1, 1, 2, 1), (3,), decoder_mlp_dim=256, video=SAM2_VIDEO_TINY),
     )
 }
 

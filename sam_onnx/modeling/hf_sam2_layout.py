@@ -1,9 +1,13 @@
 """Key names of Hugging Face transformers' ``Sam2Model`` mapped to the official SAM 2 layout.
 
 The official checkpoint (``sam2.1_hiera_tiny.pt``) is the canonical layout of this toolkit;
-transformers checkpoints (``model.safetensors`` + ``config.json`` with ``model_type: "sam2"``) are
-renamed into it on load. The names are those of transformers 5.24 (see the kit's
-``sam2/manifests/hf_sam2.1_hiera_t.json``). Beyond names, two tensors differ:
+transformers checkpoints (``model.safetensors`` + ``config.json`` with ``model_type: "sam2"`` or
+``"sam2_video"``) are renamed into it on load. The image path's names are those of transformers
+5.24 (see the kit's ``sam2/manifests/hf_sam2.1_hiera_t.json``); the video modules' those that
+transformers' ``convert_sam2_video_to_hf.py`` gives ``Sam2VideoModel`` (loaded there with a strict
+key check): ``memory_attention.layers.N.layer_norm1``, ``memory_encoder.memory_fuser``,
+``object_pointer_proj``, ``memory_temporal_positional_encoding``, ... (``mask_downsample`` and the
+attention projections other than ``o_proj`` keep their names). Beyond names, two tensors differ:
 
 - the four official ``point_embeddings.i.weight`` (``1 x 256`` each) are one
   ``prompt_encoder.point_embed.weight`` (``4 x 256``);
@@ -26,6 +30,7 @@ import torch
 
 T = TypeVar("T")
 
+_DOWN = "memory_encoder.mask_downsampler."
 _HEADS = "{h}"  # a decoder MLP head: output_hypernetworks_mlps.N, iou_prediction_head, pred_obj_score_head
 _RULES: tuple[tuple[str, str], ...] = (
     ("no_memory_embedding", "no_mem_embed"),
@@ -75,6 +80,37 @@ _RULES: tuple[tuple[str, str], ...] = (
     (f"mask_decoder.{_HEADS}.layers.0.", f"sam_mask_decoder.{_HEADS}.layers.1."),
     (f"mask_decoder.{_HEADS}.proj_out.", f"sam_mask_decoder.{_HEADS}.layers.2."),
     ("mask_decoder.", "sam_mask_decoder."),
+    # The video modules (transformers' Sam2VideoModel, named by its conversion script).
+    ("memory_temporal_positional_encoding", "maskmem_tpos_enc"),
+    ("no_memory_positional_encoding", "no_mem_pos_enc"),
+    ("no_object_pointer", "no_obj_ptr"),
+    ("occlusion_spatial_embedding_parameter", "no_obj_embed_spatial"),
+    ("temporal_positional_encoding_projection_layer.", "obj_ptr_tpos_proj."),
+    ("object_pointer_proj.proj_in.", "obj_ptr_proj.layers.0."),
+    ("object_pointer_proj.layers.0.", "obj_ptr_proj.layers.1."),
+    ("object_pointer_proj.proj_out.", "obj_ptr_proj.layers.2."),
+    ("memory_attention.layers.{n}.layer_norm{n}.", "memory_attention.layers.{n}.norm{n}."),
+    ("memory_attention.layers.{n}.{w}.o_proj.", "memory_attention.layers.{n}.{w}.out_proj."),
+    ("memory_attention.layer_norm.", "memory_attention.norm."),
+    # The mask down-sampler's Sequential (conv, norm, GELU) x 4, then a 1x1 conv: official indices.
+    *(
+        pair
+        for i in range(4)
+        for pair in (
+            (f"{_DOWN}layers.{i}.conv.", f"{_DOWN}encoder.{3 * i}."),
+            (f"{_DOWN}layers.{i}.layer_norm.", f"{_DOWN}encoder.{3 * i + 1}."),
+        )
+    ),
+    (f"{_DOWN}final_conv.", f"{_DOWN}encoder.12."),
+    ("memory_encoder.feature_projection.", "memory_encoder.pix_feat_proj."),
+    ("memory_encoder.memory_fuser.layers.{n}.depthwise_conv.", "memory_encoder.fuser.layers.{n}.dwconv."),
+    ("memory_encoder.memory_fuser.layers.{n}.layer_norm.", "memory_encoder.fuser.layers.{n}.norm."),
+    (
+        "memory_encoder.memory_fuser.layers.{n}.pointwise_conv{n}.",
+        "memory_encoder.fuser.layers.{n}.pwconv{n}.",
+    ),
+    ("memory_encoder.memory_fuser.layers.{n}.scale", "memory_encoder.fuser.layers.{n}.gamma"),
+    ("memory_encoder.projection.", "memory_encoder.out_proj."),
 )
 _PLACEHOLDERS = {
     "{n}": r"(\d+)",

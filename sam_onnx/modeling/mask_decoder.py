@@ -110,6 +110,23 @@ class MaskDecoder(nn.Module):
     ) -> tuple[DecodedTokens, torch.Tensor | None]:
         """:meth:`decode_tokens` plus the object-score logits ``B x 1`` (None without
         ``object_score_head``)."""
+        decoded, object_scores, _ = self.decode_with_mask_tokens(
+            image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings, factored=factored
+        )
+        return decoded, object_scores
+
+    def decode_with_mask_tokens(
+        self,
+        image_embeddings: torch.Tensor,
+        image_pe: torch.Tensor,
+        sparse_prompt_embeddings: torch.Tensor,
+        dense_prompt_embeddings: torch.Tensor,
+        *,
+        factored: bool = False,
+    ) -> tuple[DecodedTokens, torch.Tensor | None, torch.Tensor]:
+        """:meth:`decode_tokens_and_scores` plus the mask tokens after the transformer,
+        ``B x 4 x C`` (token 0 the single-mask one): SAM 2's video path makes its object pointer
+        from one of them."""
         batch = sparse_prompt_embeddings.shape[0]
         heads = [self.iou_token.weight, self.mask_tokens.weight]
         if self.has_object_score:
@@ -133,7 +150,7 @@ class MaskDecoder(nn.Module):
         if self.iou_sigmoid:
             iou_pred = torch.sigmoid(iou_pred)
         object_scores = self.pred_obj_score_head(hs[:, 0, :]) if self.has_object_score else None
-        return DecodedTokens(src, hyper_in, iou_pred, (h, w)), object_scores
+        return DecodedTokens(src, hyper_in, iou_pred, (h, w)), object_scores, mask_tokens_out
 
     def predict_masks(
         self,

@@ -2,11 +2,12 @@
 
 Reads official ``.pt`` files (``{"model": state_dict}``, e.g. ``sam2.1_hiera_tiny.pt``) with the
 same safe reader as SAM v1 (``torch.load(weights_only=True)``), ``.safetensors`` files and Hugging
-Face ``Sam2Model`` directories. Only the image path's tensors are loaded; the video-only ones
-(memory attention / encoder, object pointers) that real checkpoints hold are set aside and named
-in the model's :class:`LoadReport` (``model.load_report``), not warned about. The variant is read
-off the Hiera trunk's tensor shapes. Every failure is a :class:`~sam_onnx.errors.CheckpointError`
-naming the path.
+Face ``Sam2Model`` / ``Sam2VideoModel`` directories. :func:`load_sam2` loads the image path's
+tensors; the video-only ones (memory attention / encoder, object pointers) that real checkpoints
+hold are set aside and named in the model's :class:`LoadReport` (``model.load_report``), not
+warned about. :func:`load_sam2_video` loads every tensor into a :class:`Sam2Video` and requires
+the video ones. The variant is read off the Hiera trunk's tensor shapes. Every failure is a
+:class:`~sam_onnx.errors.CheckpointError` naming the path.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ import torch
 from ..errors import ModelFamilyError, NotSamCheckpointError, VariantMismatchError
 from ..families import SAM, SAM2
 from ..variants import SAM2_VARIANTS, Sam2Variant, get_sam2_variant
-from .build import build_sam2
+from .build import build_sam2, build_sam2_video
 from .checkpoint import check_keys, read_tensors
 from .family import family_of_tensors
 from .hf_sam2_layout import hf_sam2_to_official, is_hf_sam2_layout
 from .sam2 import Sam2
+from .sam2_video import Sam2Video
 
 IMAGE_PATH_PREFIXES = ("image_encoder.", "sam_prompt_encoder.", "sam_mask_decoder.", "no_mem_embed")
 VIDEO_ONLY_PREFIXES = (
@@ -115,15 +117,47 @@ def sam2_state_dict(
             f"not a SAM 2 state dict: no key starts with one of {list(IMAGE_PATH_PREFIXES)}; "
             f"first keys {first}",
         )
-    layout = "hf" if is_hf_sam2_layout(raw) else "official"
-    if layout == "hf":
-        try:
-            raw = hf_sam2_to_official(raw)
-        except ValueError as exc:
-            raise NotSamCheckpointError(path, str(exc)) from None
+    raw, layout = official_sam2_tensors(raw, path)
     ignored = tuple(sorted(k for k in raw if k.startswith(VIDEO_ONLY_PREFIXES)))
     state_dict = {k: v for k, v in raw.items() if not k.startswith(VIDEO_ONLY_PREFIXES)}
     return state_dict, layout, ignored
+
+
+def official_sam2_tensors(
+    raw: Mapping[str, torch.Tensor], path: str | os.PathLike[str]
+) -> tuple[dict[str, torch.Tensor], str]:
+    """SAM 2 tensors as stored -> (every tensor under its official name, layout ``"official"`` /
+    ``"hf"``); the family is not checked here."""
+    layout = "hf" if is_hf_sam2_layout(raw) else "official"
+    if layout == "official":
+        return dict(raw), layout
+    try:
+        return hf_sam2_to_official(raw), layout
+    except ValueError as exc:
+        raise NotSamCheckpointError(path, str(exc)) from None
+
+
+def load_sam2_video(
+    path: str | os.PathLike[str], model_type: str | None = None, *, device: str | torch.device = "cpu"
+) -> Sam2Video:
+    """Load a SAM 2.1 checkpoint with its video tensors into a :class:`Sam2Video` in eval mode.
+
+    Arguments as :func:`load_sam2`. The image path and every video-only tensor must be there
+    (an image-only file, e.g. a transformers ``Sam2Model``, raises a
+    :class:`~sam_onnx.errors.CheckpointError` naming the missing tensors); ``load_report.ignored``
+    is empty.
+    """
+    raw = read_tensors(path)
+    sam2_state_dict(raw, path)  # family checks, with their errors
+    state_dict, layout = official_sam2_tensors(raw, path)
+    detected = detect_sam2_variant(state_dict, path)
+    if model_type is not None and get_sam2_variant(model_type).name != detected.name:
+        raise VariantMismatchError(path, model_type, detected.name)
+    model = build_sam2_video(detected)
+    check_keys(state_dict, model.state_dict(), path)
+    model.load_state_dict(state_dict, strict=True)
+    model.load_report = LoadReport(os.fspath(path), detected.name, layout, ())
+    return model.to(device)
 
 
 def detect_sam2_variant(
