@@ -134,6 +134,8 @@ def to_int8(
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     selected = int8_nodes(model, role, max_rows=max_rows)
+    if not selected:  # the quantiser reads an empty list as "every node"
+        raise ExportError(f"int8 quantisation of the {role}: no product qualifies (see int8_nodes)")
     # The quantiser first rewrites each Gemm as a MatMul named "<gemm>_MatMul" (plus an Add).
     gemms = {n.name for n in model.graph.node if n.op_type == "Gemm"}
     names = [*selected, *(f"{name}_MatMul" for name in selected if name in gemms)]

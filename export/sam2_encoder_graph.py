@@ -74,7 +74,10 @@ class Sam2Preprocess(nn.Module):
 
     def forward(self, image_hwc: torch.Tensor) -> torch.Tensor:
         chw = image_hwc.permute(2, 0, 1).to(torch.float32) / 255.0
-        return ((resize_square_antialias(chw) - self.mean) / self.std)[None]
+        normalized = (resize_square_antialias(chw) - self.mean) / self.std
+        # the size as constants: the resize's is computed from H and W, so ONNX shape inference
+        # would leave every later shape symbolic (and int8 could not pick the products by rows)
+        return normalized.reshape(1, 3, IMAGE_SIZE, IMAGE_SIZE)
 
 
 class Sam2EncoderGraph(nn.Module):

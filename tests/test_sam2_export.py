@@ -416,3 +416,38 @@ def test_upscaling_is_one_bilinear_resize_of_the_unclamped_logits(orig_hw):
     got = decoder_module.upscale_to_original(low_res, torch.tensor(orig_hw, dtype=torch.float32))
     want = F.interpolate(low_res, orig_hw, mode="bilinear", align_corners=False)
     torch.testing.assert_close(got, want, rtol=0, atol=5e-5)
+
+
+def test_int8_picks_the_same_products_in_the_uint8_encoder(sam2_tiny_checkpoint, sam2_tiny_export, tmp_path):
+    """The uint8 encoder's in-graph resize must not hide the later shapes from shape inference:
+    int8 picks its products by rows (SAM2_INT8_MAX_ROWS), and with none picked the quantiser
+    would take every node (hiera_t's --encoder-input uint8 --int8 failed so)."""
+    import onnx
+
+    from sam_onnx.export.precision import SAM2_INT8_MAX_ROWS, int8_nodes
+
+    options = ExportOptions(decoder=False, encoder_input="uint8", validate=False)
+    u8 = export_sam(sam2_tiny_checkpoint, tmp_path / "onnx", options)
+
+    def picked(path):
+        return sorted(int8_nodes(onnx.load(str(path)), "encoder", max_rows=SAM2_INT8_MAX_ROWS))
+
+    normalized = picked(sam2_tiny_export.files["encoder"][0])
+    assert normalized, "the tiny encoder has products on at most SAM2_INT8_MAX_ROWS rows"
+    assert picked(u8.files["encoder"][0]) == normalized
+
+
+def test_int8_refuses_a_graph_with_no_product_to_quantise(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    from sam_onnx.errors import ExportError
+    from sam_onnx.export.precision import to_int8
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 2])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 2])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    with pytest.raises(ExportError, match="no product qualifies"):
+        to_int8(model, tmp_path, "encoder")
