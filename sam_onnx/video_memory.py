@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
+from .errors import InvalidInputError
+
 
 @dataclass(frozen=True)
 class MemoryPlan:
@@ -55,7 +57,22 @@ def plan_memory(
         with clicks after tracking); conditioning frames are not among them.
       num_frames: frames in the clip.
       reverse: tracking towards frame 0.
+    Raises :class:`~sam_onnx.errors.InvalidInputError` when ``frame_idx`` is outside the clip (or
+    the clip has fewer than 2 frames: nothing to track) or is a conditioning frame, or when there
+    is no conditioning frame.
     """
+    if num_frames < 2 or not 0 <= frame_idx < num_frames:
+        raise InvalidInputError(
+            "frame_idx",
+            f"a frame of a clip of at least 2 frames (0..{num_frames - 1})",
+            f"{frame_idx} of {num_frames}",
+        )
+    if not cond_frames or frame_idx in cond_frames:
+        raise InvalidInputError(
+            "cond_frames",
+            f"at least one conditioning frame, not the tracked frame {frame_idx}",
+            repr(list(cond_frames)),
+        )
     step = -1 if reverse else 1
     spatial = [(t, 0) for t in cond_frames]
     for t_pos in range(1, num_maskmem):

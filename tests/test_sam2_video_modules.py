@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from sam_onnx.errors import NotSamCheckpointError
+from sam_onnx.errors import InvalidInputError, NotSamCheckpointError
 from sam_onnx.modeling.build import build_sam2, build_sam2_video
 from sam_onnx.modeling.hf_sam2_layout import official_to_hf_sam2
 from sam_onnx.modeling.position_encoding import axial_rope_tables, sine_1d_encoding, sine_grid_encoding
@@ -25,6 +25,7 @@ from sam_onnx.modeling.sam2 import Sam2
 from sam_onnx.modeling.sam2_checkpoint import load_sam2, load_sam2_video
 from sam_onnx.modeling.sam2_video import NO_OBJECT_LOGIT, Sam2Video
 from sam_onnx.variants import OFFICIAL_SAM2_VARIANTS
+from sam_onnx.video_memory import plan_memory
 from tests.conftest import require_reference
 
 TINY = "hiera_tiny"
@@ -288,3 +289,21 @@ def test_image_only_checkpoint_is_refused_by_the_video_loader(tmp_path):
     with pytest.raises(NotSamCheckpointError, match="missing keys") as info:
         load_sam2_video(path)
     assert str(path) in str(info.value) and "memory_attention" in str(info.value)
+
+
+def test_bad_memory_inputs_raise_typed_errors(tiny):
+    memory = torch.zeros(1, 64, 64, 64)
+    with pytest.raises(InvalidInputError, match="t_pos"):
+        tiny.spatial_memory([memory], [7])
+    with pytest.raises(InvalidInputError, match="t_pos"):
+        tiny.spatial_memory([memory, memory], [0])
+    with pytest.raises(InvalidInputError, match="pointer distances"):
+        tiny.pointer_memory(torch.zeros(1, 2, 256), torch.tensor([1]), 7)
+    with pytest.raises(InvalidInputError, match="pointer distances"):
+        tiny.pointer_memory(torch.zeros(1, 1, 256), torch.tensor([1]), 0)
+    nothing = tiny.spatial_memory([], []) + tiny.pointer_memory(torch.zeros(1, 0, 256), torch.zeros(0), 7)
+    with pytest.raises(InvalidInputError, match="at least one spatial memory"):
+        tiny.condition_on_memory(torch.zeros(1, 256, 64, 64), *nothing)
+    for frame, cond, frames in ((8, [0], 8), (-1, [0], 8), (0, [0], 8), (1, [], 8), (0, [0], 1)):
+        with pytest.raises(InvalidInputError):
+            plan_memory(frame, cond, set(), frames)

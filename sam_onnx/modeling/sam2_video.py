@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import InvalidInputError
 from ..variants import EMBED_HW, IMAGE_SIZE, PROMPT_EMBED_DIM, Sam2Variant
 from .common import MLP
 from .mask_decoder import MaskDecoder
@@ -136,6 +137,12 @@ class Sam2Video(Sam2):
         M may be 0 (B is then 1).
         """
         num_maskmem, mem_dim = self.maskmem_tpos_enc.shape[0], self.maskmem_tpos_enc.shape[-1]
+        if len(maskmem_features) != len(t_pos) or any(not 0 <= t < num_maskmem for t in t_pos):
+            raise InvalidInputError(
+                "t_pos",
+                f"one slot in 0..{num_maskmem - 1} per memory ({len(maskmem_features)})",
+                repr(list(t_pos)),
+            )
         if not maskmem_features:
             empty = self.maskmem_tpos_enc.new_zeros(1, 0, mem_dim)
             return empty.new_zeros(1, 0, mem_dim, EMBED_HW, EMBED_HW), empty
@@ -158,6 +165,12 @@ class Sam2Video(Sam2):
         ``B x 4P x mem_dim`` tensors; P may be 0.
         """
         b, p, c = obj_ptrs.shape
+        if distances.shape != (p,) or max_distance < 1:
+            raise InvalidInputError(
+                "pointer distances",
+                f"one per pointer ({p}) and max_distance >= 1",
+                f"shape {list(distances.shape)}, max_distance {max_distance}",
+            )
         mem_dim = self.obj_ptr_tpos_proj.out_features
         pos = self.obj_ptr_tpos_proj(sine_1d_encoding(distances.float() / max_distance, c))  # P x mem_dim
         tokens = obj_ptrs.reshape(b, p * (c // mem_dim), mem_dim)
@@ -172,7 +185,12 @@ class Sam2Video(Sam2):
         ptr_tokens: torch.Tensor,
         ptr_pos: torch.Tensor,
     ) -> torch.Tensor:
-        """:class:`MemoryAttention` (see its ``forward``): ``B x 256 x 64 x 64`` for the heads."""
+        """:class:`MemoryAttention` (see its ``forward``): ``B x 256 x 64 x 64`` for the heads.
+        Raises :class:`~sam_onnx.errors.InvalidInputError` when there is neither a memory nor a
+        pointer (the official code never conditions a frame on nothing: it adds ``no_mem_embed``
+        instead, :meth:`init_cond_features`)."""
+        if memory.shape[1] == 0 and ptr_tokens.shape[1] == 0:
+            raise InvalidInputError("memory", "at least one spatial memory or object pointer", "none")
         return self.memory_attention(vision_features, memory, memory_tpos, ptr_tokens, ptr_pos)
 
     # --- heads -------------------------------------------------------------------------------------
