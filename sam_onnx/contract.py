@@ -21,7 +21,15 @@ role                   graph
                        its metadata, ``image_tensors``)
 ``decoder_click``      the fast pair's per-click graph: per-image tensors + :data:`PROMPT`
                        -> :data:`CLICK_OUTPUTS` (all 4 tokens, low-res, no upscaling)
+``video_heads``        SAM 2 video: one frame's prompt encoder + mask decoder for B objects,
+                       the official output choice, object score gate and object pointer
+``video_mask_prompt``  SAM 2 video: a mask prompt used as the output (``add_new_mask``)
+``memory_attention``   SAM 2 video: the frame's features conditioned on M memories, P pointers
+``memory_encoder``     SAM 2 video: the frame's features and mask -> the memory to store
 =====================  ========================================================================
+
+The video graphs' interfaces are :data:`VIDEO_GRAPHS` (role -> :class:`GraphInterface`), their
+files :data:`VIDEO_FILES`; the section "SAM 2.1 video" below says how a frame goes through them.
 """
 
 from __future__ import annotations
@@ -190,3 +198,181 @@ SAMEXPORTER_LAYOUTS: dict[str, LayoutGraphs] = {
     ),
 }
 LAYOUTS = (DEFAULT_LAYOUT, SAMEXPORTER_LAYOUT)
+
+# -- SAM 2.1 video: the tracking graphs ------------------------------------------------------------
+# Written by ``sam-export`` of a SAM 2.x checkpoint beside the image graphs (unless --image-only).
+# They reuse the image ``encoder.onnx`` unchanged: each takes the encoder's ``image_embeddings``
+# (``no_mem_embed`` added) and, where the official video path reads the neck's map without it
+# (memory attention, memory encoder, the mask prompt's heads), subtracts ``no_mem_embed`` itself
+# (float32: within one rounding of the map, measured in docs/VIDEO.md). The runtime holds no
+# weights: temporal encodings (``maskmem_tpos_enc`` rows, ``obj_ptr_tpos_proj`` of a pointer's
+# sine) are computed in the graphs from integer slots and distances; the sine position encodings
+# are constants inside.
+#
+# Extra axes: ``B`` objects tracked together on one frame (the official code runs them one at a
+# time; any B >= 1, rows independent), ``N`` prompt points of each object (padded with label -1),
+# ``M`` >= 1 spatial memories of each object, ``P`` 0..16 object pointers of each object; objects
+# batched together share N, M and P (group them, or run them one at a time).
+#
+# A frame's way, per object (the official ``track_step``):
+#   encoder(frame) -> image_embeddings, high_res_feats_*
+#   frame prompted before tracking reached it:  frame_embeddings = image_embeddings (as is)
+#   any other frame:  frame_embeddings = memory_attention(image_embeddings, its memories, pointers)
+#   video_heads(frame_embeddings, high_res_feats_*, prompt or the padding point) -> low_res_logits,
+#     obj_ptr, object_score_logits  (add_new_mask: video_mask_prompt instead of video_heads)
+#   memory_encoder(image_embeddings, low_res_logits, object_score_logits, binarize) ->
+#     maskmem_features (store them rounded to bfloat16, as the official predictor does)
+VIDEO_HEADS_INPUT_TENSORS = (
+    Tensor(
+        "frame_embeddings",
+        "float32",
+        ("B", 256, 64, 64),
+        "what the heads see: the encoder's image_embeddings (no_mem_embed added) on a frame prompted "
+        "before tracking reached it, else memory_attention's conditioned_embeddings",
+    ),
+    Tensor("high_res_feats_0", "float32", (1, 32, 256, 256), "the frame's, from encoder.onnx (shared by B)"),
+    Tensor("high_res_feats_1", "float32", (1, 64, 128, 128), "the frame's, from encoder.onnx (shared by B)"),
+    Tensor(
+        "point_coords",
+        "float32",
+        ("B", "N", 2),
+        "points (x, y) in the square 1024 frame (x*1024/W, y*1024/H), box corners first; a frame "
+        "without prompts: one point (0, 0) labelled -1. The graph appends the padding point itself",
+    ),
+    Tensor(
+        "point_labels",
+        "float32",
+        ("B", "N"),
+        "1 positive, 0 negative, 2/3 box corners, -1 padding. Labels >= 0 are the frame's points: "
+        "0 or 1 of them -> multimask (best IoU of tokens 1..3, pointer from that token); 2 or more "
+        "(a box is 2) -> token 0 with the stability fallback, pointer from token 0",
+    ),
+    Tensor(
+        "mask_input",
+        "float32",
+        ("B", 1, 256, 256),
+        "the frame's previous low-res logits clamped to +-32 (a correction on a frame that already "
+        "has an output), through the prompt encoder's mask path; zeros when has_mask_input is 0",
+    ),
+    Tensor("has_mask_input", "float32", ("B",), "1 when mask_input holds logits, else 0"),
+)
+VIDEO_HEADS_OUTPUT_TENSORS = (
+    Tensor(
+        "low_res_logits",
+        "float32",
+        ("B", 1, 256, 256),
+        "the chosen mask's logits, not clamped, before hole filling; -1024 everywhere when "
+        "object_score_logits <= 0 (official NO_OBJ_SCORE)",
+    ),
+    Tensor("iou_predictions", "float32", ("B", 1), "the chosen mask's predicted IoU"),
+    Tensor(
+        "obj_ptr",
+        "float32",
+        ("B", 256),
+        "object pointer: obj_ptr_proj of the chosen token; no_obj_ptr when absent",
+    ),
+    Tensor("object_score_logits", "float32", ("B", 1), "object presence logit (> 0: present)"),
+)
+VIDEO_MASK_PROMPT_INPUT_TENSORS = (
+    IMAGE_EMBEDDINGS,
+    HIGH_RES_FEATS[0],
+    HIGH_RES_FEATS[1],
+    Tensor(
+        "mask",
+        "float32",
+        ("B", "H", "W"),
+        "add_new_mask's mask at any size (1/0 or bool as float): resized to 1024 x 1024 in the graph "
+        "(bilinear, antialiased) and thresholded at 0.5, as the official add_new_mask does",
+    ),
+)
+VIDEO_MASK_PROMPT_OUTPUT_TENSORS = (
+    Tensor(
+        "low_res_logits", "float32", ("B", 1, 256, 256), "the mask as logits: mask * 20 - 10, shrunk to 256"
+    ),
+    Tensor(
+        "obj_ptr", "float32", ("B", 256), "the heads' pointer on the mask; no_obj_ptr when the mask is empty"
+    ),
+    Tensor("object_score_logits", "float32", ("B", 1), "+10 when the mask has a pixel, else -10"),
+)
+MEMORY_ATTENTION_INPUT_TENSORS = (
+    Tensor("image_embeddings", "float32", (1, 256, 64, 64), "the frame's, from encoder.onnx (shared by B)"),
+    Tensor(
+        "memory",
+        "float32",
+        ("B", "M", 64, 64, 64),
+        "M >= 1 stored memories (memory_encoder's maskmem_features, as stored: bfloat16 values), "
+        "conditioning frames first, then recent frames oldest first",
+    ),
+    Tensor(
+        "memory_slots",
+        "int64",
+        ("B", "M"),
+        "each memory's temporal slot t_pos: 0 for a conditioning frame, 1..num_maskmem-1 for a "
+        "recent one (num_maskmem-1 = the adjacent frame); sam_onnx.video_memory.MemoryPlan.spatial",
+    ),
+    Tensor(
+        "obj_ptrs",
+        "float32",
+        ("B", "P", 256),
+        "P = 0..max_obj_ptrs object pointers (video_heads' obj_ptr of earlier frames); MemoryPlan.pointers",
+    ),
+    Tensor(
+        "obj_ptr_distances",
+        "int64",
+        ("B", "P"),
+        "each pointer's signed temporal distance to this frame (MemoryPlan.pointers)",
+    ),
+    Tensor(
+        "obj_ptr_max_distance",
+        "int64",
+        (),
+        "the distance whose sine position is 1: min(num_frames, max_obj_ptrs) - 1 (MemoryPlan.max_distance)",
+    ),
+)
+MEMORY_ATTENTION_OUTPUT_TENSORS = (
+    Tensor(
+        "conditioned_embeddings",
+        "float32",
+        ("B", 256, 64, 64),
+        "the frame's features conditioned on the memories: video_heads' frame_embeddings",
+    ),
+)
+MEMORY_ENCODER_INPUT_TENSORS = (
+    Tensor("image_embeddings", "float32", (1, 256, 64, 64), "the frame's, from encoder.onnx (shared by B)"),
+    Tensor(
+        "low_res_logits",
+        "float32",
+        ("B", 1, 256, 256),
+        "a tracked frame: video_heads' low_res_logits (before hole filling); a prompted frame: its "
+        "stored logits (after hole filling)",
+    ),
+    Tensor("object_score_logits", "float32", ("B", 1), "<= 0 adds no_obj_embed_spatial"),
+    Tensor(
+        "binarize",
+        "float32",
+        ("B",),
+        "1: the mask is logits > 0 (prompted frames, encoded when tracking starts); 0: sigmoid",
+    ),
+)
+MEMORY_ENCODER_OUTPUT_TENSORS = (
+    Tensor(
+        "maskmem_features",
+        "float32",
+        ("B", 64, 64, 64),
+        "the frame's memory (mem_dim x 64 x 64), float32: round to bfloat16 to store it as the "
+        "official predictor does; its position encoding is a constant of memory_attention",
+    ),
+)
+# role -> interface, and role -> file (the role is also the export.json key and metadata ``role``)
+VIDEO_GRAPHS: dict[str, GraphInterface] = {
+    "video_heads": GraphInterface(VIDEO_HEADS_INPUT_TENSORS, VIDEO_HEADS_OUTPUT_TENSORS),
+    "video_mask_prompt": GraphInterface(VIDEO_MASK_PROMPT_INPUT_TENSORS, VIDEO_MASK_PROMPT_OUTPUT_TENSORS),
+    "memory_attention": GraphInterface(MEMORY_ATTENTION_INPUT_TENSORS, MEMORY_ATTENTION_OUTPUT_TENSORS),
+    "memory_encoder": GraphInterface(MEMORY_ENCODER_INPUT_TENSORS, MEMORY_ENCODER_OUTPUT_TENSORS),
+}
+VIDEO_FILES = {
+    "video_heads": "video_heads.onnx",
+    "video_mask_prompt": "video_mask_prompt.onnx",
+    "memory_attention": "memory_attention.onnx",
+    "memory_encoder": "memory_encoder.onnx",
+}
