@@ -190,3 +190,14 @@ class OutputWriteError(_PathProblem, SamOnnxError, OSError):
     """Writing a runtime output (a bundle, an embedding) failed; nothing partial was left there."""
 
     template = "could not write {path!r}: {problem}"
+
+
+class InvalidVideoError(InvalidInputError):
+    """A video cannot be read as a clip: an empty folder, frames of mixed sizes, a frame that does
+    not decode (named), a file OpenCV cannot open, a clip of no frames. ``name`` is the folder, file
+    or frame."""
+
+
+class TrackingStateError(SamOnnxError, RuntimeError):
+    """A video call that the tracking state does not allow yet: propagating before any prompt, or
+    with an object that has no prompt on any frame (names the object)."""

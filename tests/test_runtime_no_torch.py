@@ -74,12 +74,14 @@ def test_every_runtime_module_imports_with_torch_unimportable():
         for module in modules:
             importlib.import_module(module)
         names = [m.rsplit(".", 1)[1] for m in modules]
-        print(len(names), "serve" in names and "bundle" in names)
+        video = {"frames", "state", "predictor", "holes", "bfloat16", "model", "graphs"}
+        video_found = {m.rsplit(".", 1)[1] for m in modules if m.startswith("sam_onnx.runtime.video.")}
+        print(len(names), "serve" in names and "bundle" in names, video <= video_found)
     """)
     result = run_python(code)
     assert result.returncode == 0, result.stderr
-    count, has_web = result.stdout.split()
-    assert int(count) >= 15 and has_web == "True"
+    count, has_web, has_video = result.stdout.split()
+    assert int(count) >= 22 and has_web == "True" and has_video == "True"
 
 
 def test_distributed_module_imports_without_torch_and_without_ray():
