@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from sam_onnx.contract import DECODER_INPUTS
+from sam_onnx.contract import DECODER_INPUTS, DEFAULT_LAYOUT
 from sam_onnx.errors import InvalidInputError, ModelLoadError, ModelMismatchError
 from sam_onnx.families import DEFAULT_FAMILY, family_of, label
 
@@ -202,6 +202,13 @@ def _check_role(graph: Graph, role: str) -> None:
         )
     if found != role:
         raise ModelMismatchError(graph.path, f"given as the {role} but it is a {found} graph")
+    layout = graph.metadata.get("layout", DEFAULT_LAYOUT)
+    if layout != DEFAULT_LAYOUT:
+        raise ModelMismatchError(
+            graph.path,
+            f"is in the {layout} layout (for AnyLabeling and samexporter, docs/ANYLABELING.md); the "
+            f"runtime reads the {DEFAULT_LAYOUT} layout: export again without --layout",
+        )
 
 
 def web_decoder_paths(model_dir: str | os.PathLike[str]) -> dict[str, Path]:
