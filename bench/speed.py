@@ -167,18 +167,23 @@ def _fast_click(spec: dict, model_dir: Path, threads: int, repeats: int, rng) ->
     else:
         image = _session(model_dir / spec["image"], threads, "all")
         click = _session(model_dir / spec["file"], threads, "all")
-    family = click.get_modelmeta().custom_metadata_map.get("family", "sam")
+    from sam_onnx.contract import POINT_COORDS, POINT_LABELS, PROMPT_INPUTS
+    from sam_onnx.families import family_of
+
+    rules = family_of(click.get_modelmeta().custom_metadata_map.get("family"), "decoder_click family")
+    family = rules.name
     h, w = spec["hw"]
     feeds = _click_feeds(rng, h, w)
-    image_feeds = {"image_embeddings": feeds["image_embeddings"]}
-    if family == "sam2":  # its high-res features; its graphs append the padding point themselves
-        image_feeds["high_res_feats_0"] = rng.standard_normal((1, 32, 256, 256), dtype=np.float32)
-        image_feeds["high_res_feats_1"] = rng.standard_normal((1, 64, 128, 128), dtype=np.float32)
-        for name in ("point_coords", "point_labels"):
+    image_feeds = {  # the family's image features (SAM 2 adds its high-res maps)
+        t.name: feeds[t.name] if t.name in feeds else rng.standard_normal(t.shape, dtype=np.float32)
+        for t in rules.features
+    }
+    if not rules.pad_without_box:  # its graphs append the padding point themselves
+        for name in (POINT_COORDS, POINT_LABELS):
             feeds[name] = feeds[name][:, :1]
     names = [o.name for o in image.get_outputs()]
     tensors = dict(zip(names, image.run(None, image_feeds), strict=True))
-    prompt = {k: feeds[k] for k in ("point_coords", "point_labels", "mask_input", "has_mask_input")}
+    prompt = {k: feeds[k] for k in PROMPT_INPUTS}
 
     def run() -> None:
         low_res, _ = click.run(None, {**tensors, **prompt})

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sam_onnx.contract import DECODER_OUTPUTS, PROMPT_INPUTS
+from sam_onnx.contract import DECODER_OUTPUTS, MASKS, POINT_COORDS, POINT_LABELS, PROMPT_INPUTS
 from sam_onnx.families import SAM
 from sam_onnx.modeling.mask_decoder import DecodedTokens
 from sam_onnx.modeling.sam import Sam
@@ -117,9 +117,9 @@ def decoder_dynamic_axes(output_names: tuple[str, ...], *, batched: bool) -> dic
     """Symbolic axes of a decoder graph (both families): N points always, H x W of the masks, and
     the prompt batch B on every prompt input and output when ``batched``."""
     axes: dict[str, dict[int, str]] = {
-        "point_coords": {1: "num_points"},
-        "point_labels": {1: "num_points"},
-        "masks": {2: "orig_height", 3: "orig_width"},
+        POINT_COORDS: {1: "num_points"},
+        POINT_LABELS: {1: "num_points"},
+        MASKS: {2: "orig_height", 3: "orig_width"},
     }
     if batched:
         for name in (*PROMPT_INPUTS, *output_names):

@@ -54,7 +54,14 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from sam_onnx.contract import CLICK_OUTPUTS, FAST_CONTRACT, FAST_FILES, PROMPT_INPUTS
+from sam_onnx.contract import (
+    CLICK_OUTPUTS,
+    FAST_CONTRACT,
+    FAST_FILES,
+    POINT_COORDS,
+    POINT_LABELS,
+    PROMPT_INPUTS,
+)
 from sam_onnx.families import SAM, SAM2
 from sam_onnx.modeling.transformer import Attention, TwoWayTransformer
 
@@ -349,7 +356,7 @@ class FastDecoderClickGraph(_PairGraph):
 
     @property
     def dynamic_axes(self) -> dict[str, dict[int, str]]:
-        return {"point_coords": {1: "num_points"}, "point_labels": {1: "num_points"}}
+        return {POINT_COORDS: {1: "num_points"}, POINT_LABELS: {1: "num_points"}}
 
     def example_inputs(self, num_points: int = 3) -> tuple[torch.Tensor, ...]:
         """Inputs to trace with: the per-image graph's outputs on a random image, a prompt."""

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..contract import PROMPT_INPUTS
+from ..contract import IOU_PREDICTIONS, LOW_RES_MASKS, MASKS, ORIG_IM_SIZE, PROMPT_INPUTS
 from ..families import family_of
 from ..runtime.core.upscale import upscale_logits
 from .validate import compare, cpu_session
 
-COMPARED = ("masks", "low_res_masks", "iou_predictions")
+COMPARED = (MASKS, LOW_RES_MASKS, IOU_PREDICTIONS)
 
 
 def check_fast_pair(validator, name: str, image_path: Path, click_path: Path, family: str) -> None:
@@ -41,7 +41,7 @@ def check_fast_pair(validator, name: str, image_path: Path, click_path: Path, fa
                 if got is None:
                     continue
                 low_res, iou = got
-                hw = tuple(int(v) for v in feed["orig_im_size"])
+                hw = tuple(int(v) for v in feed[ORIG_IM_SIZE.name])
                 masks = upscale_logits(low_res[0], hw, family)[None]
                 clamp = family_of(family).low_res_clamp  # the contract returns them clamped, or not
                 if clamp is not None:

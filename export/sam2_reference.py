@@ -19,7 +19,14 @@ import torch.nn.functional as F
 
 from sam_onnx.modeling.sam2 import Sam2, select_masks
 
-from ..contract import ENCODER_ORIGINAL_IMAGE
+from ..contract import (
+    ENCODER_ORIGINAL_IMAGE,
+    HAS_MASK_INPUT,
+    MASK_INPUT,
+    ORIG_IM_SIZE,
+    POINT_COORDS,
+    POINT_LABELS,
+)
 from ..families import SAM2
 from ..variants import IMAGE_SIZE, SAM2_PIXEL_MEAN, SAM2_PIXEL_STD
 from .sam2_decoder_graph import LOW_RES_CLAMP, Sam2DecoderGraph
@@ -56,15 +63,15 @@ def reference_decoder(
     features = tuple(t[name] for name in FEATURE_NAMES)
     rows = []
     with torch.inference_mode():
-        for b in range(t["point_coords"].shape[0]):
-            mask = t["mask_input"][b : b + 1] if float(t["has_mask_input"][b]) == 1.0 else None
-            coords, labels = t["point_coords"][b : b + 1], t["point_labels"][b : b + 1]
+        for b in range(t[POINT_COORDS].shape[0]):
+            mask = t[MASK_INPUT][b : b + 1] if float(t[HAS_MASK_INPUT][b]) == 1.0 else None
+            coords, labels = t[POINT_COORDS][b : b + 1], t[POINT_LABELS][b : b + 1]
             rows.append(model.decode(*features, coords, labels, mask, factored=False))
         low_res = torch.cat([r.low_res_logits for r in rows])
         iou = torch.cat([r.iou_predictions for r in rows])
         if not batched:
             low_res, iou = select_official(low_res, iou, multimask=multimask, variant=model.variant)
-        hw = [int(s) for s in feed["orig_im_size"]]
+        hw = [int(s) for s in feed[ORIG_IM_SIZE.name]]
         masks = F.interpolate(low_res, hw, mode="bilinear", align_corners=False)
         out = [masks, iou, low_res.clamp(-LOW_RES_CLAMP, LOW_RES_CLAMP)]
         if batched:

@@ -35,9 +35,17 @@ import torch
 from ..contract import (
     ENCODER_IMAGE,
     ENCODER_RESIZED_IMAGE,
+    HAS_MASK_INPUT,
     HIGH_RES_FEATS,
     IMAGE_EMBEDDINGS,
+    IOU_PREDICTIONS,
+    LOW_RES_MASKS,
+    MASK_INPUT,
+    MASKS,
     OBJECT_SCORE,
+    ORIG_IM_SIZE,
+    POINT_COORDS,
+    POINT_LABELS,
     PROMPT_INPUTS,
 )
 from ..families import SAM, Family
@@ -51,9 +59,9 @@ TOLERANCES = {  # output -> (atol, rtol)
     # every family's encoder outputs (SAM 2's high-res maps too): the embedding's tolerance
     **{t.name: (1e-3, 1e-4) for t in (IMAGE_EMBEDDINGS, *HIGH_RES_FEATS)},
     OBJECT_SCORE.name: (1e-4, 1e-5),  # SAM 2's batched decoder
-    "masks": (1e-4, 1e-5),
-    "low_res_masks": (1e-4, 1e-5),
-    "iou_predictions": (1e-4, 1e-5),
+    MASKS: (1e-4, 1e-5),
+    LOW_RES_MASKS: (1e-4, 1e-5),
+    IOU_PREDICTIONS: (1e-4, 1e-5),
     "stability_scores": (1e-4, 0.0),
     "areas": (0.0, 1e-4),
 }
@@ -203,7 +211,7 @@ def compare(
             checks.append(Check(graph, case, f"{name} shape {g.shape} vs {w.shape}", float("inf"), 0.0))
             continue
         diff = float(np.abs(g.astype(np.float64) - w.astype(np.float64)).max(initial=0.0))
-        agree = float(((g > 0) == (w > 0)).mean()) if name == "masks" else None
+        agree = float(((g > 0) == (w > 0)).mean()) if name == MASKS else None
         tol = tolerance(name, w)
         if not np.isfinite(g).all():
             name, diff = f"{name} (NaN or Inf in the output)", float("inf")
@@ -280,11 +288,11 @@ def decoder_cases(
         if family.pad_without_box and not box:
             coords, labels = [*coords, [0, 0]], [*labels, -1]
         return {
-            "point_coords": frame_coords_xy(np.asarray(coords, np.float64), orig_hw, family.resize)[None],
-            "point_labels": np.asarray(labels, np.float32)[None],
-            "mask_input": np.zeros((1, 1, 256, 256), np.float32) if mask is None else mask,
-            "has_mask_input": np.array([0.0 if mask is None else 1.0], np.float32),
-            "orig_im_size": np.array([h, w], np.float32),
+            POINT_COORDS: frame_coords_xy(np.asarray(coords, np.float64), orig_hw, family.resize)[None],
+            POINT_LABELS: np.asarray(labels, np.float32)[None],
+            MASK_INPUT: np.zeros((1, 1, 256, 256), np.float32) if mask is None else mask,
+            HAS_MASK_INPUT: np.array([0.0 if mask is None else 1.0], np.float32),
+            ORIG_IM_SIZE.name: np.array([h, w], np.float32),
         }
 
     def point():
@@ -353,18 +361,18 @@ def batch_prompts(
     the image inputs (``features``, ``orig_im_size``) are the first case's. Inputs in the
     contract's order: features, prompt, ``orig_im_size``."""
     first = next(iter(cases.values()))
-    n = max(case["point_labels"].shape[1] for case in cases.values())
+    n = max(case[POINT_LABELS].shape[1] for case in cases.values())
     stacked: dict[str, list[np.ndarray]] = {name: [] for name in PROMPT_INPUTS}
     for case in cases.values():
-        pad = n - case["point_labels"].shape[1]
-        stacked["point_coords"].append(np.pad(case["point_coords"], ((0, 0), (0, pad), (0, 0))))
-        stacked["point_labels"].append(np.pad(case["point_labels"], ((0, 0), (0, pad)), constant_values=-1))
-        stacked["mask_input"].append(case["mask_input"])
-        stacked["has_mask_input"].append(case["has_mask_input"])
+        pad = n - case[POINT_LABELS].shape[1]
+        stacked[POINT_COORDS].append(np.pad(case[POINT_COORDS], ((0, 0), (0, pad), (0, 0))))
+        stacked[POINT_LABELS].append(np.pad(case[POINT_LABELS], ((0, 0), (0, pad)), constant_values=-1))
+        stacked[MASK_INPUT].append(case[MASK_INPUT])
+        stacked[HAS_MASK_INPUT].append(case[HAS_MASK_INPUT])
     return {
         **{name: first[name] for name in features},
         **{k: np.concatenate(v) for k, v in stacked.items()},
-        "orig_im_size": first["orig_im_size"],
+        ORIG_IM_SIZE.name: first[ORIG_IM_SIZE.name],
     }
 
 
@@ -415,7 +423,7 @@ class Validator:
             prompts = self.rules.prompt_cases(img.orig_hw, seed)
             cases = {case: {**features, **prompt} for case, prompt in prompts.items()}
             source = self.rules.reference(self._single, cases[MASK_CASE_SOURCE])
-            cases["mask_input"]["mask_input"] = source[self._single.output_names.index("low_res_masks")]
+            cases["mask_input"][MASK_INPUT] = source[self._single.output_names.index(LOW_RES_MASKS)]
             self._cases[img.name] = cases
         return self._cases[img.name]
 

@@ -87,6 +87,7 @@ PROMPT = (
 )
 ORIG_IM_SIZE = Tensor("orig_im_size", "float32", (2,), "(H, W) of the original image")
 PROMPT_INPUTS = tuple(t.name for t in PROMPT)
+POINT_COORDS, POINT_LABELS, MASK_INPUT, HAS_MASK_INPUT = PROMPT_INPUTS
 
 # -- decoder outputs ------------------------------------------------------------------------------
 DECODER_OUTPUT_TENSORS = (
@@ -104,6 +105,7 @@ CLICK_OUTPUT_TENSORS = (
 
 DECODER_OUTPUTS = tuple(t.name for t in DECODER_OUTPUT_TENSORS)
 CLICK_OUTPUTS = tuple(t.name for t in CLICK_OUTPUT_TENSORS)
+MASKS, IOU_PREDICTIONS, LOW_RES_MASKS = DECODER_OUTPUTS
 # SAM v1's official decoder inputs (a family's own list: Family.decoder_inputs)
 DECODER_INPUTS = (IMAGE_EMBEDDINGS.name, *PROMPT_INPUTS, ORIG_IM_SIZE.name)
 
