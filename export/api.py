@@ -8,6 +8,8 @@ The output directory (see :mod:`.staging` for how it is written atomically):
 ``decoder_batched.onnx``   the batched extension, all 4 mask tokens
 ``decoder_image.onnx``     the fast decoder pair (:mod:`.fast_decoder_graph`): per-image tensors
 ``decoder_click.onnx``     ... and the per-click graph over them (4 tokens, low-res logits)
+``video_heads.onnx`` ...   SAM 2.1: the video graphs (``video_heads``, ``video_mask_prompt``,
+                           ``memory_attention``, ``memory_encoder``; :mod:`.sam2_video_plan`)
 ``encoder.fp16.onnx``      with ``fp16``
 ``*.int8.onnx``            with ``int8``: encoder, decoder and batched decoder
 ``export.json``            manifest: options, files, metadata, validation report, timings
@@ -41,7 +43,7 @@ import numpy as np
 import onnx
 
 from .. import __version__
-from ..contract import FAST_FILES
+from ..contract import FAST_FILES, VIDEO_FILES
 from ..errors import ExportValidationError, ExportWriteError
 from ..modeling.checkpoint import checkpoint_weights
 from ..modeling.load import load_model
@@ -174,6 +176,10 @@ def export_sam(
     specs = family.plan(sam, options, common)
     if options.decoder and options.fast_decoder and options.extensions:
         specs += fast_decoder_specs(sam, common)
+    video_note = None
+    if family.video is not None:  # SAM 2.1's video graphs, when the checkpoint has their modules
+        video_specs, video_note = family.video(sam, checkpoint, options, common)
+        specs += video_specs
     validator = Validator(sam, family.validation, images, progress=progress.bars)
     with staged_output(out) as stage:
         writer = _Writer(stage, out)
@@ -223,6 +229,8 @@ def export_sam(
         manifest = _manifest(checkpoint, sam.variant, sha256, options, specs, writer, report, progress)
         if weights is not None:
             manifest["weights"] = weights
+        if video_note is not None:
+            manifest["video_graphs"] = video_note
         _write_text(stage / MANIFEST, json.dumps(manifest, indent=1), out)
         if options.anylabeling_config:
             name = f"sam_onnx_{sam.variant.name}_{sha256[:8]}"
@@ -241,7 +249,8 @@ def _reduced_precision(options, specs, writer, scratch, progress, max_rows) -> d
     if options.fp16 and options.encoder:
         jobs.append(("encoder", "fp16"))
     if options.int8:
-        jobs += [(spec.key, "int8") for spec in specs if spec.key not in FAST_FILES]
+        # the video graphs have no reduced-precision copies yet (their quality is not measured)
+        jobs += [(spec.key, "int8") for spec in specs if spec.key not in {**FAST_FILES, **VIDEO_FILES}]
     by_key = {spec.key: spec for spec in specs}
     for key, precision in jobs:
         spec = by_key[key]

@@ -60,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="official option: add stability_scores and areas outputs",
     )
+    p.add_argument(
+        "--image-only",
+        action="store_true",
+        help="SAM 2.1: skip the video graphs (video_heads, video_mask_prompt, memory_attention, "
+        "memory_encoder), written by default when the checkpoint holds the video modules",
+    )
     p.add_argument("--no-batched-decoder", action="store_true", help="skip decoder_batched.onnx")
     p.add_argument(
         "--no-fast-decoder",
@@ -120,6 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             int8=args.int8,
             simplify=not args.no_simplify,
             validate=not args.no_validate,
+            image_only=args.image_only,
         )
         images = _read_images(args.validate_images) if args.validate_images else None
         progress = False if args.quiet else None  # bars when stderr is a terminal

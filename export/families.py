@@ -17,6 +17,7 @@ from ..families import SAM, SAM2, Family, family_of
 from .precision import SAM2_INT8_MAX_ROWS
 from .sam2_plan import plan_sam2_graphs, sam2_metadata
 from .sam2_reference import SAM2_VALIDATION
+from .sam2_video_plan import plan_video
 from .sam_plan import plan_sam_graphs, sam_metadata
 from .validate import SAM_VALIDATION, ValidationRules
 
@@ -33,6 +34,9 @@ class ExportFamily:
         with PyTorch).
       int8_encoder_max_rows: the int8 encoder quantises only products on at most this many rows
         (None: every product with a constant weight).
+      video: ``(model, checkpoint, ExportOptions, metadata) -> ([GraphSpec], note)``: the video
+        graphs to trace and what happens to them (``export.json`` ``video_graphs``); None for a
+        family without video graphs.
     """
 
     family: Family
@@ -40,12 +44,18 @@ class ExportFamily:
     plan: Callable
     validation: ValidationRules
     int8_encoder_max_rows: int | None = None
+    video: Callable | None = None
 
 
 EXPORT_FAMILIES: dict[str, ExportFamily] = {
     SAM.name: ExportFamily(SAM, sam_metadata, plan_sam_graphs, SAM_VALIDATION),
     SAM2.name: ExportFamily(
-        SAM2, sam2_metadata, plan_sam2_graphs, SAM2_VALIDATION, int8_encoder_max_rows=SAM2_INT8_MAX_ROWS
+        SAM2,
+        sam2_metadata,
+        plan_sam2_graphs,
+        SAM2_VALIDATION,
+        int8_encoder_max_rows=SAM2_INT8_MAX_ROWS,
+        video=plan_video,
     ),
 }
 

@@ -36,6 +36,8 @@ class ExportOptions:
         (:data:`sam_onnx.contract.SAMEXPORTER_LAYOUTS`); the layout fixes the encoder's input.
       anylabeling_config: also write AnyLabeling's ``config.yaml`` beside the graphs (samexporter
         layout, encoder and decoder).
+      image_only: no SAM 2.1 video graphs (by default written with the decoders when the
+        checkpoint holds the video modules; see :mod:`.sam2_video_plan`).
     """
 
     model_type: str | None = None
@@ -55,6 +57,7 @@ class ExportOptions:
     min_mask_iou: float = MIN_MASK_IOU
     layout: str = DEFAULT_LAYOUT
     anylabeling_config: bool = False
+    image_only: bool = False
 
     def __post_init__(self) -> None:
         if self.model_type is not None and self.model_type not in SAM2_VARIANTS:

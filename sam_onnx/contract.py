@@ -212,9 +212,11 @@ LAYOUTS = (DEFAULT_LAYOUT, SAMEXPORTER_LAYOUT)
 # are constants inside.
 #
 # Extra axes: ``B`` objects tracked together on one frame (the official code runs them one at a
-# time; any B >= 1, rows independent), ``N`` prompt points of each object (padded with label -1),
-# ``M`` >= 1 spatial memories of each object, ``P`` 0..16 object pointers of each object; objects
-# batched together share N, M and P (group them, or run them one at a time).
+# time; any B >= 1, rows independent), ``N`` prompt points of each object, ``M`` >= 1 spatial
+# memories of each object, ``P`` 0..16 object pointers of each object; objects batched together
+# share N, M and P (group them, or run them one at a time). Do not pad the points of an object
+# to batch it with others: a padding point is one more prompt token and changes the result (every
+# tracked frame's prompt is the same single padding point, so tracked objects batch exactly).
 #
 # A frame's way, per object (the official ``track_step``):
 #   encoder(frame) -> image_embeddings, high_res_feats_*
@@ -245,7 +247,8 @@ VIDEO_HEADS_INPUT_TENSORS = (
         "point_labels",
         "float32",
         ("B", "N"),
-        "1 positive, 0 negative, 2/3 box corners, -1 padding. Labels >= 0 are the frame's points: "
+        "1 positive, 0 negative, 2/3 box corners, -1 the no-prompt point (never padding: see "
+        "above). Labels >= 0 are the frame's points: "
         "0 or 1 of them -> multimask (best IoU of tokens 1..3, pointer from that token); 2 or more "
         "(a box is 2) -> token 0 with the stability fallback, pointer from token 0",
     ),
@@ -275,10 +278,9 @@ VIDEO_HEADS_OUTPUT_TENSORS = (
     ),
     Tensor("object_score_logits", "float32", ("B", 1), "object presence logit (> 0: present)"),
 )
+# (the high-res maps only shape the heads' logits, which this path replaces by the mask itself)
 VIDEO_MASK_PROMPT_INPUT_TENSORS = (
     IMAGE_EMBEDDINGS,
-    HIGH_RES_FEATS[0],
-    HIGH_RES_FEATS[1],
     Tensor(
         "mask",
         "float32",

@@ -240,5 +240,33 @@ def hiera_t_export(make_sam2_checkpoint, sam2_golden, tmp_path_factory):
 
     images = {name: sam2_golden[f"{name}/image"] for name in IMAGES}
     out = tmp_path_factory.mktemp("hiera_t_export") / "onnx"
-    options = ExportOptions(fp16=True, int8=True)
+    # the image graphs only: the video graphs are exported from the video kit's checkpoint
+    # (hiera_t_video_export)
+    options = ExportOptions(fp16=True, int8=True, image_only=True)
     return export_sam(make_sam2_checkpoint("hiera_t"), out, options, images=images, log=print)
+
+
+SAM2_VIDEO_GOLDEN = "sam2/video/sam2.1_hiera_t_seed0_video.npz"
+VIDEO_OBJECT_SCORE_OFFSET = 0.6  # the video kit's weights: make_checkpoint.py --object-score-offset
+
+
+@pytest.fixture(scope="session")
+def sam2_video_checkpoint(tmp_path_factory) -> Path:
+    """The SAM 2.1 video kit's checkpoint: hiera_t, seed 0, object-score offset 0.6 (official
+    layout, video modules included)."""
+    script = require_reference(SAM2_VIDEO_GOLDEN) / "sam2" / "make_checkpoint.py"
+    out = tmp_path_factory.mktemp("sam2_video_ckpt") / "sam2.1_hiera_t_seed0_offset0.6.pt"
+    cmd = [sys.executable, str(script), "sam2.1_hiera_t", str(out), "--seed", "0"]
+    cmd += ["--object-score-offset", str(VIDEO_OBJECT_SCORE_OFFSET)]
+    subprocess.run(cmd, check=True, capture_output=True)
+    return out
+
+
+@pytest.fixture(scope="session")
+def hiera_t_video_export(sam2_video_checkpoint, tmp_path_factory):
+    """The video kit's checkpoint exported with the default options: the image graphs and the
+    video graphs (video_heads, video_mask_prompt, memory_attention, memory_encoder), validated."""
+    from sam_onnx.export import ExportOptions, export_sam
+
+    out = tmp_path_factory.mktemp("hiera_t_video_export") / "onnx"
+    return export_sam(sam2_video_checkpoint, out, ExportOptions(), log=print)

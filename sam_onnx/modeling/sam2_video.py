@@ -25,7 +25,7 @@ point coordinates (x, y) in the 1024 x 1024 frame.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import torch
@@ -122,6 +122,12 @@ class Sam2Video(Sam2):
         """The heads' features on a frame prompted before any tracking reached it: the map plus
         ``no_mem_embed`` (official ``directly_add_no_mem_embed``); ``B x 256 x 64 x 64``."""
         return vision_features + self.no_mem_embed.reshape(1, -1, 1, 1)
+
+    def map_from_image_embeddings(self, image_embeddings: torch.Tensor) -> torch.Tensor:
+        """The image encoder graph's ``image_embeddings`` (the map plus ``no_mem_embed``) back to the
+        map the video path reads: ``image_embeddings - no_mem_embed``, equal to the map within one
+        float32 rounding of its values (export-facing: the video graphs reuse the image encoder)."""
+        return image_embeddings - self.no_mem_embed.reshape(1, -1, 1, 1)
 
     # --- memory attention --------------------------------------------------------------------------
 
@@ -225,12 +231,32 @@ class Sam2Video(Sam2):
         ``no_obj_ptr``.
         """
         sparse, dense = self.sam_prompt_encoder((point_coords, point_labels), None, mask_input)
+        return self.heads_from_prompt_embeddings(
+            pix_feat, high_res_feats_0, high_res_feats_1, sparse, dense, multimask=multimask
+        )
+
+    def heads_from_prompt_embeddings(
+        self,
+        pix_feat: torch.Tensor,
+        high_res_feats_0: torch.Tensor,
+        high_res_feats_1: torch.Tensor,
+        sparse: torch.Tensor,
+        dense: torch.Tensor,
+        *,
+        multimask: bool | torch.Tensor,
+        factored: bool = False,
+    ) -> TrackOutput:
+        """:meth:`track_heads` after the prompt encoder: ``sparse`` ``B x T x 256`` (padding point
+        included) and ``dense`` ``B x 256 x 64 x 64`` embeddings; ``multimask`` a bool or a ``B x 1``
+        boolean tensor; ``factored``: the decoder's fewer-operation form (the export graph's; the
+        same values up to rounding). The high-res maps may have batch 1 for B objects."""
         decoder = self.sam_mask_decoder
         decoded, scores, mask_tokens = decoder.decode_with_mask_tokens(
-            pix_feat, self.sam_prompt_encoder.get_dense_pe(), sparse, dense
+            pix_feat, self.sam_prompt_encoder.get_dense_pe(), sparse, dense, factored=factored
         )
         rows, hyper_in, iou_all, (h, w) = decoded
-        logits = decoder.upscale(rows, hyper_in, h, w, high_res=(high_res_feats_0, high_res_feats_1))
+        high_res = (high_res_feats_0, high_res_feats_1)
+        logits = decoder.upscale(rows, hyper_in, h, w, factored=factored, high_res=high_res)
         v = self.variant
         # the stability fallback reads the logits before the object-score gate, as officially
         single = single_mask_index(
@@ -241,7 +267,8 @@ class Sam2Video(Sam2):
         )
         logits = torch.where(scores[:, :, None, None] > 0, logits, torch.full_like(logits, NO_OBJECT_LOGIT))
         best_multi = torch.argmax(iou_all[:, 1:], dim=1, keepdim=True) + 1
-        multimask = torch.as_tensor(multimask, device=logits.device)
+        if isinstance(multimask, bool):  # a tensor of it, as tracing records it
+            multimask = torch.full_like(best_multi, int(multimask)) > 0
         mask_index = torch.where(multimask, best_multi, single)
         token_index = torch.where(multimask, best_multi, torch.zeros_like(best_multi))
         low_res = torch.gather(logits, 1, mask_index[:, :, None, None].expand(-1, -1, *logits.shape[2:]))
@@ -257,20 +284,26 @@ class Sam2Video(Sam2):
         weight = present.float()
         return weight * self.obj_ptr_proj(mask_token) + (1 - weight) * self.no_obj_ptr
 
-    def mask_as_output(self, features: Sam2FrameFeatures, mask: torch.Tensor) -> TrackOutput:
+    def mask_as_output(
+        self,
+        features: Sam2FrameFeatures,
+        mask: torch.Tensor,
+        *,
+        shrink: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> TrackOutput:
         """A mask prompt used as the output (official ``_use_mask_as_output``).
 
         ``mask``: ``B x 1 x 1024 x 1024`` (bool or 0/1 float) in the model frame. Logits are
         ``mask * 20 - 10`` shrunk to 256 x 256 (bilinear, antialiased); the pointer comes from the
         heads fed the mask through ``mask_downsample`` (no points, single mask, the frame's map
         without ``no_mem_embed``), then is gated by whether the mask has any pixel, which also
-        sets the object score to +10 / -10. IoU is 1.
+        sets the object score to +10 / -10. IoU is 1. ``shrink``: the 1024 -> 256 resize, by
+        default ``F.interpolate(bilinear, antialias=True)`` (an export passes the same resize as
+        matrix products: opset 17 has no antialiased Resize).
         """
         mask = mask.float()
         high_res = mask * MASK_PROMPT_SCALE + MASK_PROMPT_BIAS
-        low_res = F.interpolate(
-            high_res, size=(high_res.shape[-2] // 4, high_res.shape[-1] // 4), mode="bilinear", antialias=True
-        )
+        low_res = (shrink or shrink_by_4)(high_res)
         b = mask.shape[0]
         coords = mask.new_zeros(b, 1, 2)
         labels = -torch.ones(b, 1, dtype=torch.int32, device=mask.device)
@@ -300,7 +333,8 @@ class Sam2Video(Sam2):
         high_res = F.interpolate(
             low_res_masks, size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear", align_corners=False
         )
-        binarize = torch.as_tensor(binarize, device=high_res.device)
+        if not isinstance(binarize, torch.Tensor):  # a tensor flag is traced as it is
+            binarize = torch.tensor(binarize, device=high_res.device)
         mask = torch.where(binarize, (high_res > 0).float(), torch.sigmoid(high_res))
         return mask * spec.sigmoid_scale + spec.sigmoid_bias
 
@@ -325,6 +359,12 @@ class Sam2Video(Sam2):
         memory = self.memory_encoder(vision_features, mask)
         absent = (object_score_logits <= 0).float()[:, :, None, None]
         return memory + absent * self.no_obj_embed_spatial[:, :, None, None]
+
+
+def shrink_by_4(x: torch.Tensor) -> torch.Tensor:
+    """``B x C x S x S`` -> ``B x C x S/4 x S/4``: bilinear, antialiased (official
+    ``_use_mask_as_output``)."""
+    return F.interpolate(x, size=(x.shape[-2] // 4, x.shape[-1] // 4), mode="bilinear", antialias=True)
 
 
 def round_to_bfloat16(x: torch.Tensor) -> torch.Tensor:
