@@ -242,3 +242,107 @@ def test_bad_masks_and_frames_are_refused(state_and_predictor):
     assert state.obj_ids == []
     with pytest.raises(TrackingStateError, match="no object has a prompt"):
         next(predictor.propagate_in_video(state))
+
+
+# --- the calls on a tiny model (our PyTorch Sam2Video behind the model interface) -----------------
+
+
+@pytest.fixture(scope="module")
+def tiny_predictor():
+    torch = pytest.importorskip("torch")
+    from sam_onnx.modeling.build import build_sam2_video
+    from tests.video_torch_model import TorchVideoModel
+
+    torch.manual_seed(0)
+    model = build_sam2_video("hiera_tiny")
+    with torch.no_grad():
+        for tensor in model.state_dict().values():
+            tensor.add_(0.02 * torch.randn_like(tensor))
+        model.sam_mask_decoder.pred_obj_score_head.layers[-1].bias.add_(2.0)  # objects present
+    return VideoPredictor(TorchVideoModel(model))
+
+
+@pytest.fixture(scope="module")
+def tiny_clip():
+    rng = np.random.default_rng(3)
+    return [rng.integers(0, 256, (24, 36, 3), np.uint8) for _ in range(5)]
+
+
+def test_two_objects_propagate_forward_and_back(tiny_predictor, tiny_clip):
+    p = tiny_predictor
+    state = p.init_state(tiny_clip)
+    frame, ids, masks = p.add_new_points_or_box(state, 1, "a", points=[[10, 12]], labels=[1])
+    assert (frame, ids, masks.shape, masks.dtype) == (1, ["a"], (1, 1, 24, 36), np.float32)
+    _, ids, masks = p.add_new_mask(state, 3, 7, np.ones((24, 36), bool))
+    assert ids == ["a", 7] and masks.shape == (2, 1, 24, 36)
+    assert np.all(masks[0] == -1024)  # object "a" has no output on frame 3 yet
+    forward = list(p.propagate_in_video(state))
+    assert [f for f, _, _ in forward] == [1, 2, 3, 4]
+    assert all(ids == ["a", 7] and m.shape == (2, 1, 24, 36) for _, ids, m in forward)
+    # object 7, prompted on frame 3 only, is tracked on frame 1 from that (later) memory, as officially
+    assert 1 in state.objects[1].non_cond
+    backward = list(p.propagate_in_video(state, start_frame_idx=3, reverse=True))
+    assert [f for f, _, _ in backward] == [3, 2, 1, 0]
+    assert list(p.propagate_in_video(state, start_frame_idx=0, reverse=True)) == []  # official: none
+    limited = list(p.propagate_in_video(state, start_frame_idx=3, max_frame_num_to_track=1))
+    assert [f for f, _, _ in limited] == [3, 4]
+    a, seven = state.objects
+    assert list(a.cond) == [1] and sorted(a.non_cond) == [0, 2, 3, 4]
+    assert list(seven.cond) == [3] and sorted(seven.non_cond) == [0, 1, 2, 4]
+    assert all(out.maskmem_bits.dtype == np.uint16 for out in (*a.cond.values(), *a.non_cond.values()))
+
+
+def test_memory_per_tracked_frame_is_bounded(tiny_predictor, tiny_clip):
+    """A tracked frame adds its bfloat16 memory (512 KiB), its low-res logits (256 KiB) and its
+    pointer; the clip's frames are not held, the encoder's features of one frame only."""
+    p = tiny_predictor
+    state = p.init_state(tiny_clip)
+    p.add_new_points_or_box(state, 0, 1, points=[[5, 5]], labels=[1])
+    sizes = [state.nbytes for _ in p.propagate_in_video(state)]
+    per_frame = np.diff(sizes)
+    assert np.all(per_frame == 64 * 64 * 64 * 2 + 256 * 256 * 4 + 256 * 4 + 4)
+    assert state.cached_features[0] == 4
+
+
+def test_correction_clear_remove_reset(tiny_predictor, tiny_clip):
+    p = tiny_predictor
+    state = p.init_state(tiny_clip)
+    p.add_new_points_or_box(state, 0, 1, points=[[5, 5]], labels=[1])
+    p.add_new_points_or_box(state, 0, 2, box=[2, 3, 20, 18])
+    list(p.propagate_in_video(state))
+    # a correction on a tracked frame: kept as a tracked (non-conditioning) output
+    _, _, masks = p.add_new_points_or_box(state, 2, 1, points=[[30, 20]], labels=[0], clear_old_points=False)
+    assert 2 in state.objects[0].temp_non_cond and masks.shape == (2, 1, 24, 36)
+    # a click on the prompted frame after tracking: the official attends to its own memory too
+    p.add_new_points_or_box(state, 0, 1, points=[[6, 6]], labels=[1], clear_old_points=False)
+    assert 0 in state.objects[0].temp_non_cond
+    list(p.propagate_in_video(state))
+    assert 2 in state.objects[0].non_cond and 0 not in state.objects[0].non_cond  # official edge case
+    _, _, masks = p.clear_all_prompts_in_frame(state, 0, 2)
+    assert 0 not in state.objects[1].cond and 0 in state.objects[1].non_cond
+    with pytest.raises(TrackingStateError, match="object 2"):
+        next(p.propagate_in_video(state))
+    assert p.remove_object(state, 2) == ([1], [])  # its only prompt was cleared: nothing to redo
+    p.add_new_mask(state, 3, 3, np.ones((24, 36), bool))
+    ids, updated = p.remove_object(state, 1)  # the frames it had prompts on, for the others
+    assert ids == [3] and state.obj_ids == [3] and [f for f, _ in updated] == [0, 2]
+    assert all(masks.shape == (1, 1, 24, 36) and np.all(masks == -1024) for _, masks in updated)
+    assert p.remove_object(state, "unknown") == ([3], [])
+    with pytest.raises(InvalidInputError, match="obj_id"):
+        p.remove_object(state, "unknown", strict=True)
+    p.reset_state(state)
+    assert state.obj_ids == [] and state.nbytes == 0
+
+
+def test_non_overlap_masks(tiny_predictor, tiny_clip):
+    p = tiny_predictor
+    state = p.init_state(tiny_clip)
+    p.add_new_mask(state, 0, 1, np.ones((24, 36), bool))
+    p.add_new_mask(state, 0, 2, np.ones((24, 36), bool))
+    p.non_overlap_masks = True
+    try:
+        for _, _, masks in p.propagate_in_video(state, max_frame_num_to_track=1):
+            assert not np.any((masks[0] > 0) & (masks[1] > 0))
+            assert np.all(masks.min(axis=0) <= -10)
+    finally:
+        p.non_overlap_masks = False

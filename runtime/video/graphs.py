@@ -72,6 +72,8 @@ class OnnxVideoModel:
 
     def _run(self, role: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         graph = self.graphs[role]
+        # an input the graph does not read is pruned at export (video_mask_prompt's high-res maps)
+        feeds = {name: feeds[name] for name in graph.input_names}
         return dict(zip(graph.output_names, graph.session.run(None, feeds), strict=True))
 
     def encode(self, image: np.ndarray) -> FrameFeatures:
