@@ -33,6 +33,8 @@ SCENARIOS = ("two_objects", "correction", "mask_reverse", "absent_then_clicked",
 LOGIT_RTOL = 2e-3  # the issue's yardstick, of (1 + |official|)
 LOW_RES_TOL = 1e-3  # stored low-res logits, of (1 + |official|) (hole-filled pixels excepted)
 NO_OBJECT = -1024.0
+HOLE = np.float32(0.1)  # the official hole-filling value
+NEAR_ZERO = 1e-3
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +127,8 @@ class Figures:
         self.video_diff = 0.0
         self.low_res_diff = 0.0
         self.holes = 0
+        self.flips = 0
+        self.exempt = 0
         self.failures: list[str] = []
 
     def check(self, ok: bool, what: str) -> None:
@@ -132,7 +136,32 @@ class Figures:
             self.failures.append(what)
 
 
-def compare_masks(figures: Figures, kit, key: str, frame: int, masks: np.ndarray) -> None:
+def hole_flips(ours: np.ndarray, official: np.ndarray) -> tuple[np.ndarray, int]:
+    """Low-res pixels whose hole filling went the other way (0.1 in one map only), and how many of
+    them are not explained by a logit within 1e-3 of 0 in their 8-connected neighbourhood (a logit
+    of the other sign there joins or splits a background component: a legitimate difference,
+    which hole filling turns from 1e-5 into 0.1)."""
+    import cv2
+
+    flipped = (ours == HOLE) != (official == HOLE)
+    near = (np.abs(ours) < NEAR_ZERO) | (np.abs(official) < NEAR_ZERO)
+    count, labels = cv2.connectedComponents((flipped | near).astype(np.uint8), connectivity=8)
+    explained = np.zeros(count, bool)
+    explained[np.unique(labels[near])] = True
+    explained[0] = False
+    return flipped, int((flipped & ~explained[labels]).sum())
+
+
+def video_footprint(low_res: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """The video-resolution pixels whose bilinear support includes a marked low-res pixel."""
+    from sam_onnx.runtime.core.upscale import upscale_logits
+
+    return upscale_logits(low_res.astype(np.float32)[None], hw, "sam2")[0] > 0
+
+
+def compare_masks(figures: Figures, kit, key: str, frame: int, masks: np.ndarray, flips: dict) -> None:
+    """``flips``: object index -> low-res pixels whose hole filling legitimately went the other
+    way (:func:`hole_flips`); the video pixels they reach are exempt, and counted."""
     official = kit[f"{key}/f{frame}/video_logits_f16"].astype(np.float32)
     width = official.shape[-1]
     mask = unpack_masks(kit[f"{key}/f{frame}/masks_packed"], width)
@@ -140,6 +169,11 @@ def compare_masks(figures: Figures, kit, key: str, frame: int, masks: np.ndarray
     ours = masks[:, 0]
     figures.check(ours.shape == official.shape, f"{key} f{frame}: shape {ours.shape} vs {official.shape}")
     for o in range(len(official)):
+        if o in flips and flips[o].any():
+            exempt = video_footprint(flips[o], official.shape[1:])
+            figures.exempt += int(exempt.sum())
+            near = near.copy()
+            near[o] |= exempt
         differ = int(((ours[o] > 0) != mask[o])[~near[o]].sum())
         figures.check(differ == 0, f"{key} f{frame} object {o}: {differ} mask pixels differ")
         union = np.logical_or(ours[o] > 0, mask[o]).sum()
@@ -147,7 +181,7 @@ def compare_masks(figures: Figures, kit, key: str, frame: int, masks: np.ndarray
         if np.all(official[o] == NO_OBJECT):
             figures.check(bool(np.all(ours[o] == NO_OBJECT)), f"{key} f{frame} object {o}: not -1024")
             continue
-        rel = float(np.max(np.abs(ours[o] - official[o]) / (1 + np.abs(official[o]))))
+        rel = float(np.max((np.abs(ours[o] - official[o]) / (1 + np.abs(official[o])))[~near[o]]))
         figures.video_diff = max(figures.video_diff, rel)
         figures.check(rel <= LOGIT_RTOL, f"{key} f{frame} object {o}: logits off by {rel:.2e} of 1+|x|")
 
@@ -168,14 +202,36 @@ def compare_stored(figures: Figures, kit, key: str, state) -> None:
             (out.object_score > 0) == (score > 0), f"{where}: object score {out.object_score} vs {score}"
         )
         official = kit[f"{key}/{obj_part}/{frame_part}/pred_masks"]
-        # hole filling: the same pixels set to 0.1 (compared apart from the logits around them)
-        filled, ours_filled = official == np.float32(0.1), out.pred_masks == np.float32(0.1)
+        # hole filling: the same pixels set to 0.1 but where a near-zero logit decided otherwise
+        filled = official == HOLE
         figures.holes += int(filled.sum())
-        figures.check(np.array_equal(filled, ours_filled), f"{where}: hole-filled pixels differ")
+        flipped, unexplained = hole_flips(out.pred_masks, official)
+        figures.flips += int(flipped.sum())
+        figures.check(unexplained == 0, f"{where}: {unexplained} hole-filled pixels differ")
+        filled |= flipped
         rel = np.abs(out.pred_masks - official) / (1 + np.abs(official))
         worst = float(rel[~filled].max()) if (~filled).any() else 0.0
         figures.low_res_diff = max(figures.low_res_diff, worst)
         figures.check(worst <= LOW_RES_TOL, f"{where}: stored logits off by {worst:.2e} of 1+|x|")
+
+
+def official_flips(kit, name: str, index: int, step: dict, state, frame: int) -> dict:
+    """Per object, the low-res pixels of ``frame`` whose hole filling went the other way
+    (:func:`hole_flips`), where the kit holds the official low-res map of what the step returned:
+    a propagation's stored maps, or for a prompt the stored map of the next propagation when the
+    frame is a conditioning frame there (its output unchanged)."""
+    steps = scenario_meta(kit, name)["steps"]
+    later = [j for j in range(index, len(steps)) if steps[j]["op"] == "propagate"]
+    flips = {}
+    for o, (obj_id, obj) in enumerate(zip(state.obj_ids, state.objects, strict=True)):
+        outputs = (obj.temp_cond, obj.temp_non_cond, obj.cond, obj.non_cond)
+        ours = next((out[frame] for out in outputs if frame in out), None)
+        for j in later[:1]:
+            key = f"clip_a/{name}/{j}/obj{obj_id}/f{frame}"
+            usable = step["op"] == "propagate" or (f"{key}/is_cond" in kit and bool(kit[f"{key}/is_cond"]))
+            if ours is not None and usable and f"{key}/pred_masks" in kit:
+                flips[o] = hole_flips(ours.pred_masks, kit[f"{key}/pred_masks"])[0]
+    return flips
 
 
 def run_scenario(predictor, kit, video_dir, name: str) -> Figures:
@@ -188,14 +244,17 @@ def run_scenario(predictor, kit, video_dir, name: str) -> Figures:
         figures.check(frames == step["frames"], f"{key}: frames {frames} vs {step['frames']}")
         for frame, obj_ids, masks in yielded:
             figures.check(list(obj_ids) == step["obj_ids"], f"{key} f{frame}: ids {obj_ids}")
-            compare_masks(figures, kit, key, frame, masks)
+            compare_masks(
+                figures, kit, key, frame, masks, official_flips(kit, name, index, step, state, frame)
+            )
         if step["op"] == "propagate":
             compare_stored(figures, kit, key, state)
     print(
         f"\n{name}: mask IoU min {min(figures.ious):.6f} mean {np.mean(figures.ious):.6f} over "
         f"{len(figures.ious)}; largest logit difference low-res {figures.low_res_diff:.2e}, "
         f"video {figures.video_diff:.2e} (of 1 + |official|); {figures.holes} hole-filled low-res "
-        f"pixels in stored maps; state {state.nbytes / 2**20:.2f} MiB"
+        f"pixels in stored maps, {figures.flips} filled the other way by a near-zero logit "
+        f"({figures.exempt} video pixels exempt); state {state.nbytes / 2**20:.2f} MiB"
     )
     return figures
 

@@ -346,3 +346,57 @@ def test_non_overlap_masks(tiny_predictor, tiny_clip):
             assert np.all(masks.min(axis=0) <= -10)
     finally:
         p.non_overlap_masks = False
+
+
+# --- the runtime as shipped: a tiny export's graphs -----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_video_export(tiny_predictor, tmp_path_factory):
+    import torch
+
+    from sam_onnx.contract import VIDEO_FILES
+    from sam_onnx.export import ExportOptions, export_sam
+
+    folder = tmp_path_factory.mktemp("tiny_video")
+    torch.save({"model": tiny_predictor.model.model.state_dict()}, folder / "tiny.pt")
+    options = ExportOptions(batched_decoder=False, fast_decoder=False, validate=False)
+    export_sam(folder / "tiny.pt", folder / "onnx", options)
+    if not all((folder / "onnx" / name).is_file() for name in VIDEO_FILES.values()):
+        pytest.skip("sam-export does not write the video graphs yet")
+    return folder / "onnx"
+
+
+def script(predictor, clip) -> list[np.ndarray]:
+    """Points, a mask, two objects, a correction and reverse tracking: every returned mask."""
+    state = predictor.init_state(clip)
+    out = [predictor.add_new_points_or_box(state, 1, 1, points=[[10, 12]], labels=[1])[2]]
+    out.append(predictor.add_new_mask(state, 2, 2, np.pad(np.ones((10, 10), bool), ((5, 9), (8, 18))))[2])
+    out += [masks for _, _, masks in predictor.propagate_in_video(state)]
+    out.append(
+        predictor.add_new_points_or_box(state, 3, 1, points=[[30, 20]], labels=[0], clear_old_points=False)[2]
+    )
+    out += [masks for _, _, masks in predictor.propagate_in_video(state, start_frame_idx=3, reverse=True)]
+    return out
+
+
+def test_export_tracks_as_the_pytorch_model(tiny_predictor, tiny_video_export, tiny_clip):
+    """``VideoPredictor.from_export`` (onnxruntime) returns what the same predictor on our PyTorch
+    model returns, call by call."""
+    onnx_predictor = VideoPredictor.from_export(tiny_video_export)
+    clip = tiny_clip[:4]
+    for ours, reference in zip(script(onnx_predictor, clip), script(tiny_predictor, clip), strict=True):
+        assert ours.shape == reference.shape and ours.dtype == np.float32
+        assert np.max(np.abs(ours - reference) / (1 + np.abs(reference))) < 1e-4
+
+
+def test_export_refuses_a_folder_without_video_graphs(tiny_video_export, tmp_path):
+    import shutil
+
+    from sam_onnx.errors import ModelLoadError
+
+    partial = tmp_path / "onnx"
+    shutil.copytree(tiny_video_export, partial)
+    (partial / "memory_attention.onnx").unlink()
+    with pytest.raises(ModelLoadError, match=r"memory_attention\.onnx.*--image-only"):
+        VideoPredictor.from_export(partial)

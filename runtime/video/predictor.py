@@ -102,9 +102,17 @@ class VideoPredictor:
 
     # --- the official calls ------------------------------------------------------------------------
 
-    def init_state(self, video_path: str | os.PathLike[str] | Sequence[np.ndarray]) -> InferenceState:
+    def init_state(
+        self,
+        video_path: str | os.PathLike[str] | Sequence[np.ndarray],
+        offload_video_to_cpu: bool = False,
+        offload_state_to_cpu: bool = False,
+        async_loading_frames: bool = False,
+    ) -> InferenceState:
         """A fresh state for a clip: a folder of ``<index>.jpg`` frames, a video file, or a sequence
-        of ``H x W x 3`` uint8 RGB arrays. Frame 0 is encoded at once, as officially."""
+        of ``H x W x 3`` uint8 RGB arrays. Frame 0 is encoded at once, as officially. The official
+        ``offload_*`` and ``async_loading_frames`` options are accepted and change nothing here:
+        frames are decoded when needed and the state lives in host memory."""
         state = InferenceState(open_video(video_path))
         self._features(state, 0)
         return state
@@ -153,6 +161,10 @@ class VideoPredictor:
         obj.temp_outputs(is_cond)[frame_idx] = out
         return frame_idx, list(state.obj_ids), self._consolidated(state, frame_idx, is_cond)
 
+    def add_new_points(self, *args: Any, **kwargs: Any) -> Masks:
+        """The official deprecated name of :meth:`add_new_points_or_box`."""
+        return self.add_new_points_or_box(*args, **kwargs)
+
     def add_new_mask(self, inference_state: InferenceState, frame_idx: int, obj_id: Any, mask: Any) -> Masks:
         """A mask prompt for ``obj_id`` on ``frame_idx``: ``H x W`` (the video's size, or the
         model's 1024 x 1024), nonzero = object. It is used as the frame's output (logits +-10); an
@@ -189,7 +201,7 @@ class VideoPredictor:
         H x W`` float32 logits. Prompted frames yield their prompt's output; every other frame is
         tracked again (an earlier result on it is replaced)."""
         state = inference_state
-        self._preflight(state)
+        self.propagate_in_video_preflight(state)
         num_frames = state.num_frames
         if start_frame_idx is None:
             start_frame_idx = min(t for obj in state.objects for t in obj.cond)
@@ -362,9 +374,12 @@ class VideoPredictor:
 
     # --- propagation's start -----------------------------------------------------------------------
 
-    def _preflight(self, state: InferenceState) -> None:
+    def propagate_in_video_preflight(self, inference_state: InferenceState) -> None:
         """The official ``propagate_in_video_preflight``: every object needs a prompt; the prompts'
-        outputs are memory-encoded (their masks binarised) and merged."""
+        outputs are memory-encoded (their masks binarised) and merged. Raises
+        :class:`~sam_onnx.errors.TrackingStateError` before changing anything when an object has no
+        prompt."""
+        state = inference_state
         if not state.objects:
             raise TrackingStateError("no object has a prompt: add points, a box or a mask before propagating")
         for obj_id, obj in zip(state.obj_ids, state.objects, strict=True):

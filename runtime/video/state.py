@@ -137,6 +137,14 @@ class InferenceState:
     def video_width(self) -> int:
         return self.frames.video_hw[1]
 
+    # the official state is a dict; code that reads these keys of it keeps working
+    _OFFICIAL_KEYS = ("num_frames", "video_height", "video_width", "obj_ids")
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._OFFICIAL_KEYS:
+            raise KeyError(f"{key!r}: the state offers {', '.join(self._OFFICIAL_KEYS)} by key")
+        return getattr(self, key)
+
     def obj_idx(self, obj_id: Any) -> int:
         """The index of ``obj_id``, adding the object when it is new (allowed at any time, as in
         the official 1.1.0)."""
