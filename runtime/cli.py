@@ -4,6 +4,7 @@
     sam-onnx predict IMAGE|FOLDER... -m MODEL_DIR --point X,Y[,LABEL]... [--box X0,Y0,X1,Y1] -o OUT_DIR
     sam-onnx amg IMAGE|FOLDER... -m MODEL_DIR -o OUT_DIR [--format json|png] [generator options]
     sam-onnx amg|embed ... --engine ray [--address ADDR] [--workers N] [--threads-per-worker T]
+    sam-onnx track VIDEO -m MODEL_DIR -o OUT_DIR --point F:OBJ:X,Y... (SAM 2.x: :mod:`.video.trackcli`)
 
 ``MODEL_DIR`` is a ``sam-export`` output directory (or set ``SAM_ONNX_MODEL``). ``predict`` writes
 per image ``NAME_mask.png`` (``NAME_mask0..2.png`` with ``--multimask``), ``NAME_overlay.png`` (the
@@ -23,6 +24,7 @@ import argparse
 import sys
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +39,7 @@ from sam_onnx.progress import write as write_progress
 from .batch.jobs import IMAGE_SUFFIXES, AmgJob, EmbedJob, JobSpec, find_images, plan_items
 from .core.graphs import MODEL_ENV, PRECISIONS, model_dir_of
 from .core.session import OPENVINO_PRECISIONS
+from .video.trackcli import add_track_command, run_track
 
 __all__ = ["IMAGE_SUFFIXES", "build_parser", "find_images", "main", "run_batch"]
 
@@ -102,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--overwrite", action="store_true", help="redo images whose outputs exist")
         _engine_options(sub)
     _web_commands(commands)
+    add_track_command(commands, partial(_model_options, images=False))
     for sub in commands.choices.values():  # errors found after parsing show the command's own usage
         sub.set_defaults(command_parser=sub)
     return p
@@ -192,7 +196,8 @@ def _engine_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _model_options(p: argparse.ArgumentParser) -> None:
+def _model_options(p: argparse.ArgumentParser, *, images: bool = True) -> None:
+    """The options that open an export (``images``: also the image predictor's own)."""
     p.add_argument("-m", "--model", type=Path, help=f"sam-export output directory (default: ${MODEL_ENV})")
     p.add_argument(
         "--precision",
@@ -214,6 +219,9 @@ def _model_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--strict", action="store_true", help="fail if a requested provider is not in use")
     p.add_argument("--threads", type=int, default=0, help="intra-op threads (default: one per core)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only errors, no progress bars")
+    if not images:
+        return
     p.add_argument("--max-pixels", type=int, help="refuse larger images (default: Pillow's limit)")
     p.add_argument(
         "--no-fast-decoder",
@@ -221,7 +229,6 @@ def _model_options(p: argparse.ArgumentParser) -> None:
         help="leave the export's fast decoder pair out: every prompt through the official-contract "
         "decoder (decoder_batched.onnx or decoder.onnx), the page's clicks too (serve, bundle)",
     )
-    p.add_argument("-q", "--quiet", action="store_true", help="print only errors, no progress bars")
 
 
 def _numbers(text: str, counts: tuple[int, ...], what: str) -> list[float]:
@@ -252,6 +259,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "predict" and not (args.point or args.box):
         args.command_parser.error("predict needs at least one --point or a --box")
     log = (lambda msg: None) if args.quiet else write_progress  # lines above any progress bar
+    if args.command == "track":
+        return run_track(args, log, _progress(args))
     if args.command in ("serve", "bundle", "demo"):
         from .server.webcli import run_web_command
 
