@@ -387,3 +387,24 @@ def test_hf_vit_b_gives_same_embedding_as_official(vit_b_checkpoint, vit_b_model
     official = SamReference(vit_b_model).embed_resized(resized, orig_hw).embedding
     torch.testing.assert_close(ours, official, rtol=0, atol=0)
     np.testing.assert_allclose(ours.numpy(), golden["small/embedding"], rtol=0, atol=1e-3)
+
+
+def test_random_sam2_checkpoint_holds_the_video_model_and_says_random(tmp_path):
+    """``python -m sam_onnx.modeling.random_weights hiera_tiny ...``: the official ``{"model": ...}``
+    layout with every video tensor, noted as random, the object-score bias raised as the kit's."""
+    from sam_onnx.modeling.checkpoint import RANDOM_WEIGHTS, checkpoint_weights
+    from sam_onnx.modeling.random_weights import SAM2_OBJECT_SCORE_OFFSET, main
+    from sam_onnx.modeling.sam2_checkpoint import load_sam2_video
+
+    path = tmp_path / "sam2_tiny_random.pt"
+    assert main(["hiera_tiny", str(path), "--seed", "3"]) == 0
+    assert checkpoint_weights(path) == RANDOM_WEIGHTS
+    assert list(torch.load(path, weights_only=True)) == ["model"]
+    model = load_sam2_video(path, "hiera_tiny")
+    torch.manual_seed(3)
+    from sam_onnx.modeling.build import build_sam2_video
+
+    bias = build_sam2_video("hiera_tiny").sam_mask_decoder.pred_obj_score_head.layers[-1].bias
+    got = model.sam_mask_decoder.pred_obj_score_head.layers[-1].bias
+    # default init plus noise of 0.02, then the offset: the offset is what remains on average
+    assert abs(float((got - bias).detach().mean()) - SAM2_OBJECT_SCORE_OFFSET) < 0.05
