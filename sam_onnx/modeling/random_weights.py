@@ -63,10 +63,11 @@ def write_random_checkpoint(variant: SamVariant | str, path: str | os.PathLike[s
     its exports say so, and so does the web page that runs them."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.partial")
-    sam2 = isinstance(variant, str) and variant in SAM2_VARIANTS
-    state_dict = (random_sam2_video(variant, seed) if sam2 else random_sam(variant, seed)).state_dict()
+    video = isinstance(variant, str) and variant in SAM2_VARIANTS  # SAM 2.1: the video model
+    model = random_sam2_video(variant, seed) if video else random_sam(variant, seed)
+    state_dict = model.state_dict()
     note_weights(state_dict, RANDOM_WEIGHTS)
-    torch.save({"model": state_dict} if sam2 else state_dict, tmp)
+    torch.save({"model": state_dict} if video else state_dict, tmp)
     os.replace(tmp, path)
     return path
 
