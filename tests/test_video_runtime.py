@@ -249,17 +249,10 @@ def test_bad_masks_and_frames_are_refused(state_and_predictor):
 
 @pytest.fixture(scope="module")
 def tiny_predictor():
-    torch = pytest.importorskip("torch")
-    from sam_onnx.modeling.build import build_sam2_video
-    from tests.video_torch_model import TorchVideoModel
+    pytest.importorskip("torch")
+    from tests.video_torch_model import tiny_torch_video_model
 
-    torch.manual_seed(0)
-    model = build_sam2_video("hiera_tiny")
-    with torch.no_grad():
-        for tensor in model.state_dict().values():
-            tensor.add_(0.02 * torch.randn_like(tensor))
-        model.sam_mask_decoder.pred_obj_score_head.layers[-1].bias.add_(2.0)  # objects present
-    return VideoPredictor(TorchVideoModel(model))
+    return VideoPredictor(tiny_torch_video_model())
 
 
 @pytest.fixture(scope="module")

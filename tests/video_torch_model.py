@@ -65,3 +65,19 @@ class TorchVideoModel:
             return self.model.encode_memory(
                 self._t(features.embeddings), self._t(low_res_masks), self._t(object_score), binarize=binarize
             ).numpy()
+
+
+def tiny_torch_video_model():
+    """The tiny SAM 2 video variant with deterministic random weights (init plus noise), its
+    object-score bias raised so that tracked objects are present, behind the model interface."""
+    import torch
+
+    from sam_onnx.modeling.build import build_sam2_video
+
+    torch.manual_seed(0)
+    model = build_sam2_video("hiera_tiny")
+    with torch.no_grad():
+        for tensor in model.state_dict().values():
+            tensor.add_(0.02 * torch.randn_like(tensor))
+        model.sam_mask_decoder.pred_obj_score_head.layers[-1].bias.add_(2.0)  # objects present
+    return TorchVideoModel(model)
