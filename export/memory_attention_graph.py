@@ -24,24 +24,16 @@ channels); the sine grids are constants. :meth:`Sam2Video.spatial_memory` and
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from sam_onnx.contract import VIDEO_GRAPHS
 from sam_onnx.modeling.position_encoding import sine_1d_encoding
-from sam_onnx.modeling.sam2_video import Sam2Video
 
-INTERFACE = VIDEO_GRAPHS["memory_attention"]
+from .video_graph import VideoGraph
 
 
-class MemoryAttentionGraph(nn.Module):
+class MemoryAttentionGraph(VideoGraph):
     """Export-only wrapper of :class:`Sam2Video`'s memory attention (see the module docstring)."""
 
-    def __init__(self, model: Sam2Video) -> None:
-        super().__init__()
-        self.model = model
-
-    input_names = INTERFACE.input_names
-    output_names = INTERFACE.output_names
+    role = "memory_attention"
 
     @property
     def dynamic_axes(self) -> dict[str, dict[int, str]]:

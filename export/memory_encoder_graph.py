@@ -20,23 +20,14 @@ constant of memory attention, not an output.
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from sam_onnx.contract import VIDEO_GRAPHS
-from sam_onnx.modeling.sam2_video import Sam2Video
-
-INTERFACE = VIDEO_GRAPHS["memory_encoder"]
+from .video_graph import VideoGraph
 
 
-class MemoryEncoderGraph(nn.Module):
+class MemoryEncoderGraph(VideoGraph):
     """Export-only wrapper of :meth:`Sam2Video.encode_memory` (see the module docstring)."""
 
-    def __init__(self, model: Sam2Video) -> None:
-        super().__init__()
-        self.model = model
-
-    input_names = INTERFACE.input_names
-    output_names = INTERFACE.output_names
+    role = "memory_encoder"
 
     @property
     def dynamic_axes(self) -> dict[str, dict[int, str]]:

@@ -28,27 +28,19 @@ pointer from token 0 (:meth:`~sam_onnx.modeling.sam2_video.Sam2Video.heads_from_
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from sam_onnx.contract import VIDEO_GRAPHS
-from sam_onnx.modeling.sam2_video import Sam2Video
 from sam_onnx.variants import IMAGE_SIZE
 
 from .sam2_decoder_graph import append_padding_point
+from .video_graph import VideoGraph
 
-INTERFACE = VIDEO_GRAPHS["video_heads"]
 MULTIMASK_MAX_POINTS = 1  # official multimask_max_pt_num: 0 or 1 point -> three masks
 
 
-class VideoHeadsGraph(nn.Module):
+class VideoHeadsGraph(VideoGraph):
     """Export-only wrapper of :class:`Sam2Video`'s heads (see the module docstring)."""
 
-    def __init__(self, model: Sam2Video) -> None:
-        super().__init__()
-        self.model = model
-
-    input_names = INTERFACE.input_names
-    output_names = INTERFACE.output_names
+    role = "video_heads"
 
     @property
     def dynamic_axes(self) -> dict[str, dict[int, str]]:

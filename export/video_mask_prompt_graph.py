@@ -21,15 +21,13 @@ resize and the threshold; the resize is then the identity and a 0/1 mask is unch
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from sam_onnx.contract import VIDEO_GRAPHS
-from sam_onnx.modeling.sam2_video import Sam2FrameFeatures, Sam2Video
+from sam_onnx.modeling.sam2_video import Sam2FrameFeatures
 from sam_onnx.variants import IMAGE_SIZE
 
 from .sam2_encoder_graph import antialias_weights
+from .video_graph import VideoGraph
 
-INTERFACE = VIDEO_GRAPHS["video_mask_prompt"]
 MASK_THRESHOLD = 0.5  # official add_new_mask: (resized >= 0.5)
 LOW_RES_SIZE = IMAGE_SIZE // 4
 
@@ -42,15 +40,10 @@ def shrink_by_4_as_products(x: torch.Tensor) -> torch.Tensor:
     return rows @ x @ cols.transpose(0, 1)
 
 
-class VideoMaskPromptGraph(nn.Module):
+class VideoMaskPromptGraph(VideoGraph):
     """Export-only wrapper of :meth:`Sam2Video.mask_as_output` (see the module docstring)."""
 
-    def __init__(self, model: Sam2Video) -> None:
-        super().__init__()
-        self.model = model
-
-    input_names = INTERFACE.input_names
-    output_names = INTERFACE.output_names
+    role = "video_mask_prompt"
 
     @property
     def dynamic_axes(self) -> dict[str, dict[int, str]]:
