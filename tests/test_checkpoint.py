@@ -362,8 +362,8 @@ def test_hf_directory_without_weights(tmp_path):
 
 
 def test_hf_directory_of_another_model(tiny_model, tmp_path):
-    write_hf_dir(tmp_path / "hf", tiny_model.state_dict(), model_type="sam2_video")
-    with pytest.raises(NotSamCheckpointError, match="model_type 'sam2_video'"):
+    write_hf_dir(tmp_path / "hf", tiny_model.state_dict(), model_type="grounding-dino")
+    with pytest.raises(NotSamCheckpointError, match="model_type 'grounding-dino'"):
         load_sam(tmp_path / "hf")
 
 

@@ -46,7 +46,8 @@ from .hf_layout import hf_to_official, is_hf_layout
 from .sam import Sam
 
 HF_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
-# transformers' SamModel and Sam2Model; which of the two a directory holds, its tensor names say.
+# transformers' SamModel, Sam2Model and Sam2VideoModel; which family a directory holds, its tensor
+# names say.
 _HF_MODEL_TYPES = ("sam", "sam2", "sam2_video")
 _NESTED_KEYS = ("model", "state_dict")  # training checkpoints often wrap the state dict
 _PARALLEL_PREFIX = "module."  # what torch's (Distributed)DataParallel puts before every key
