@@ -21,9 +21,12 @@ import hashlib
 import json
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+import torch
 
 from .. import __version__
 from ..detector import DETECTOR_FILE, DETECTOR_KIND, DETECTOR_ROLE, TOKENIZER_FILE
@@ -76,7 +79,9 @@ def export_detector(
     check_tokenizer(folder, tokenizer, config["text_config"]["vocab_size"])
     metadata = detector_metadata(folder, config, canvas)
     with staged_output(Path(output_dir)) as stage, tempfile.TemporaryDirectory(dir=stage.parent) as scratch:
-        with steps.step("tracing the detector"):
+        with steps.step("tracing the detector"), warnings.catch_warnings():
+            # transformers' shape checks and branches on the fixed canvas (the text length is traced)
+            warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
             graph = trace_to_onnx(DetectorGraph(model, canvas), opset=OPSET, scratch_dir=Path(scratch))
             without_float64(graph)
         set_metadata(graph, metadata)

@@ -201,3 +201,31 @@ class InvalidVideoError(InvalidInputError):
 class TrackingStateError(SamOnnxError, RuntimeError):
     """A video call that the tracking state does not allow yet: propagating before any prompt, or
     with an object that has no prompt on any frame (names the object)."""
+
+
+class InvalidPromptError(InvalidInputError):
+    """A text prompt the detector cannot take: empty, only separators, longer than the model's
+    ``max_text_len`` tokens, or words its vocabulary cannot spell. ``name`` is ``text prompt``."""
+
+    def __init__(self, expected: str, got: str) -> None:
+        super().__init__("text prompt", expected, got)
+
+
+class NothingFoundError(SamOnnxError, LookupError):
+    """No box of a text prompt scored above the box threshold; ``best_score`` and ``best_label``
+    are those of the best box seen (``None`` with no query at all)."""
+
+    def __init__(self, prompt: str, threshold: float, best_score: float | None, best_label: str) -> None:
+        self.prompt = prompt
+        self.threshold = threshold
+        self.best_score = best_score
+        self.best_label = best_label
+        best = (
+            "no box at all"
+            if best_score is None
+            else f"the best box scored {best_score:.3f} ({best_label!r})"
+        )
+        super().__init__(
+            f"nothing found for {prompt!r}: no box scored above the box threshold {threshold:g}; {best} "
+            "(lower --box-threshold to see it)"
+        )

@@ -233,6 +233,24 @@ def sam2_tiny_export(sam2_tiny_checkpoint, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def grounding_dino_dir(tmp_path_factory) -> Path:
+    """A tiny random Grounding DINO in the Hugging Face layout with its tokenizer, written by
+    transformers (``sam_onnx.export.grounding_dino_random``, shape ``test``)."""
+    pytest.importorskip("transformers")
+    from sam_onnx.export.grounding_dino_random import write_random_grounding_dino
+
+    return write_random_grounding_dino("test", tmp_path_factory.mktemp("grounding_dino") / "hf")
+
+
+@pytest.fixture(scope="session")
+def detector_export(grounding_dino_dir, tmp_path_factory):
+    """``grounding_dino_dir`` through sam-export-detector on a 320 x 320 canvas (validated)."""
+    from sam_onnx.export.detector_export import export_detector
+
+    return export_detector(grounding_dino_dir, tmp_path_factory.mktemp("detector") / "onnx", canvas=320)
+
+
+@pytest.fixture(scope="session")
 def hiera_t_export(make_sam2_checkpoint, sam2_golden, tmp_path_factory):
     """The SAM 2.1 kit's hiera_t checkpoint exported with fp16/int8 copies, validated on the kit's
     three images (shared by the export, runtime and web golden tests, as ``vit_b_export`` for v1)."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sam_onnx.contract import DECODER_INPUTS, DEFAULT_LAYOUT
+from sam_onnx.detector import DETECTOR_KIND
 from sam_onnx.errors import InvalidInputError, ModelLoadError, ModelMismatchError
 from sam_onnx.families import DEFAULT_FAMILY, family_of, label
 
@@ -108,10 +109,18 @@ def _manifest_files(model_dir: Path) -> dict[str, str]:
         _check_holds_graphs(model_dir)
         return DEFAULT_FILES
     try:
-        graphs = json.loads(manifest.read_text())["graphs"]
-        return {key: str(graph["file"]) for key, graph in graphs.items()}
+        content = json.loads(manifest.read_text())
+        graphs = content["graphs"]
+        files = {key: str(graph["file"]) for key, graph in graphs.items()}
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ModelLoadError(manifest, f"not a readable sam-export manifest ({exc})") from None
+    if content.get("kind") == DETECTOR_KIND:
+        raise ModelLoadError(
+            model_dir,
+            "is a text-prompt detector export (sam-export-detector), not a SAM export: give it as "
+            "--detector, and the folder sam-export wrote as -m",
+        )
+    return files
 
 
 def _check_holds_graphs(model_dir: Path) -> None:
