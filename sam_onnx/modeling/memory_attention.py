@@ -54,6 +54,8 @@ class RoPEAttention(nn.Module):
         self.k_proj = nn.Linear(kv_dim, dim)
         self.v_proj = nn.Linear(kv_dim, dim)
         self.out_proj = nn.Linear(dim, dim)
+        # values narrower than a head are cheaper to attend over before their projection (forward)
+        self.project_values_after = kv_dim < dim // num_heads
         cos, sin = axial_rope_tables(dim // num_heads, grid_hw[1], grid_hw[0], theta)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
@@ -78,8 +80,20 @@ class RoPEAttention(nn.Module):
         (``B x T x kv_dim``, not rotated: object-pointer tokens). Returns ``B x grid x dim``."""
         q = self._rotate(self._heads(self.q_proj(q)))
         k = torch.cat([self._memory_heads(self.k_proj(k), True), self._heads(self.k_proj(extra_k))], dim=2)
-        v = torch.cat([self._memory_heads(self.v_proj(v), False), self._heads(self.v_proj(extra_v))], dim=2)
-        out = F.scaled_dot_product_attention(q, k, v)
+        if not self.project_values_after:
+            v = torch.cat(
+                [self._memory_heads(self.v_proj(v), False), self._heads(self.v_proj(extra_v))], dim=2
+            )
+            return self.out_proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).flatten(2))
+        # Each attention row sums to 1, so attn @ (v W^T + b) == (attn @ v) W^T + b: attending over
+        # the raw kv_dim-wide values and projecting the result is the same attention, with a
+        # value product kv_dim / head_dim as large (64 / 256 for the memories: the bulk of a
+        # tracked frame's work is this product over ~28 k memory tokens).
+        raw_v = torch.cat([v.flatten(1, 2), extra_v], dim=1)[:, None]  # B x 1 x N x kv_dim
+        out = F.scaled_dot_product_attention(q, k, raw_v.expand(-1, self.num_heads, -1, -1))
+        weight = self.v_proj.weight.unflatten(0, (self.num_heads, -1))  # heads x head_dim x kv_dim
+        bias = self.v_proj.bias.unflatten(0, (self.num_heads, -1))[:, None]  # heads x 1 x head_dim
+        out = torch.matmul(out, weight.transpose(1, 2)) + bias  # B x heads x N_q x head_dim
         return self.out_proj(out.transpose(1, 2).flatten(2))
 
     def self_attention(self, x: torch.Tensor) -> torch.Tensor:
