@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from sam_onnx.runtime.batch.distributed import RayOptions, import_ray, list_inputs, run_job
-from sam_onnx.runtime.batch.jobs import JobSpec, find_images, open_job, plan_items, process_image
+from sam_onnx.runtime.batch.jobs import JobSpec, find_images, open_job, plan_items, process_item
 
 KIT_IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "sam_reference" / "images"
 
@@ -46,7 +46,7 @@ def run_local(spec: JobSpec, images: list[Path]) -> tuple[float, int]:
     start = time.perf_counter()
     Path(spec.output).mkdir(parents=True)
     job = open_job(spec)
-    records = [process_image(job, item, Path(item.path).read_bytes()) for item in plan_items(images)]
+    records = [process_item(job, item, Path(item.path).read_bytes()) for item in plan_items(images)]
     failed = [r.error for r in records if r.status != "done"]
     assert not failed, failed
     return time.perf_counter() - start, len(records)

@@ -288,3 +288,30 @@ def hiera_t_video_export(sam2_video_checkpoint, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("hiera_t_video_export") / "onnx"
     return export_sam(sam2_video_checkpoint, out, ExportOptions(), log=print)
+
+
+@pytest.fixture(scope="session")
+def tiny_video_export(tmp_path_factory) -> Path:
+    """The tiny SAM 2 video model of ``tests.video_torch_model`` (deterministic weights) exported
+    with its video graphs, unvalidated (its tests compare it to the PyTorch model themselves)."""
+    torch = pytest.importorskip("torch")
+    from sam_onnx.contract import VIDEO_FILES
+    from sam_onnx.export import ExportOptions, export_sam
+    from tests.video_torch_model import tiny_torch_video_model
+
+    folder = tmp_path_factory.mktemp("tiny_video")
+    torch.save({"model": tiny_torch_video_model().model.state_dict()}, folder / "tiny.pt")
+    options = ExportOptions(batched_decoder=False, fast_decoder=False, validate=False)
+    export_sam(folder / "tiny.pt", folder / "onnx", options)
+    if not all((folder / "onnx" / name).is_file() for name in VIDEO_FILES.values()):
+        pytest.skip("sam-export does not write the video graphs yet")
+    return folder / "onnx"
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """A local Ray for the whole session (every --engine ray test): 2 CPUs, no dashboard."""
+    ray = pytest.importorskip("ray", reason="ray is not installed (pip install '.[ray]')")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()

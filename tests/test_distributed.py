@@ -27,15 +27,6 @@ KEEP_ALL_OPTIONS = {"points_per_side": 4, "pred_iou_thresh": 0.0, "stability_sco
 SIZES_HW = {"a": (40, 64), "b": (70, 30), "c": (50, 50), "d": (33, 90)}
 
 
-@pytest.fixture(scope="session")
-def ray_session():
-    """A local Ray for the whole session: 2 CPUs, no dashboard; shut down at the end."""
-    ray = pytest.importorskip("ray", reason="ray is not installed (pip install '.[ray]')")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
 @pytest.fixture
 def folder(tmp_path):
     rng = np.random.default_rng(8)

@@ -344,22 +344,6 @@ def test_non_overlap_masks(tiny_predictor, tiny_clip):
 # --- the runtime as shipped: a tiny export's graphs -----------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def tiny_video_export(tiny_predictor, tmp_path_factory):
-    import torch
-
-    from sam_onnx.contract import VIDEO_FILES
-    from sam_onnx.export import ExportOptions, export_sam
-
-    folder = tmp_path_factory.mktemp("tiny_video")
-    torch.save({"model": tiny_predictor.model.model.state_dict()}, folder / "tiny.pt")
-    options = ExportOptions(batched_decoder=False, fast_decoder=False, validate=False)
-    export_sam(folder / "tiny.pt", folder / "onnx", options)
-    if not all((folder / "onnx" / name).is_file() for name in VIDEO_FILES.values()):
-        pytest.skip("sam-export does not write the video graphs yet")
-    return folder / "onnx"
-
-
 def script(predictor, clip) -> list[np.ndarray]:
     """Points, a mask, two objects, a correction and reverse tracking: every returned mask."""
     state = predictor.init_state(clip)

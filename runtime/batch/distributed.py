@@ -1,24 +1,27 @@
-"""``sam-onnx amg`` and ``sam-onnx embed`` on Ray Data: one machine or a cluster (``[ray]`` extra).
+"""``sam-onnx amg``, ``embed`` and ``track`` (a folder of videos) on Ray Data: one machine or a
+cluster (``[ray]`` extra).
 
 The driver lists the inputs (files, folders, globs, or URIs such as ``s3://bucket/photos/``),
 names and numbers them as the local command does (:func:`~sam_onnx.runtime.batch.jobs.plan_items`) and
-drops those whose outputs exist. The rest flow through Ray Data as rows ``{path, name,
-image_id}``: a read stage adds each file's encoded bytes (pixels are decoded only on the worker),
-then an actor pool runs :func:`~sam_onnx.runtime.batch.jobs.process_image`, the step the local loop
-runs. Each actor opens one predictor, once, with onnxruntime's intra-op threads set to the CPUs
-the actor holds (onnxruntime ignores ``OMP_NUM_THREADS``; its default of one thread per core
+drops those whose outputs exist. The rest flow through Ray Data as rows ``{path, name, index}``,
+one item (an image, a video) per row: for images a read stage adds each file's encoded bytes
+(pixels are decoded only on the worker); a video is opened by the worker at its path. Then an
+actor pool runs :func:`~sam_onnx.runtime.batch.jobs.process_item`, the step the local loop runs.
+Each actor opens one predictor, once, with onnxruntime's intra-op threads set to the CPUs the actor
+holds (onnxruntime ignores ``OMP_NUM_THREADS``; its default of one thread per core
 oversubscribes a node that runs several actors).
 
 Failure semantics:
 
-* an image that cannot be read, decoded or processed becomes a ``failed`` record carrying the
-  typed error's class and message; the other images go on;
-* a worker process that dies is replaced (``max_restarts=-1``) and its block, one image, is run
-  again (``max_task_retries``); one that keeps dying on the same image is given up after
+* an item that cannot be read, decoded or processed becomes a ``failed`` record carrying the
+  typed error's class and message; the other items go on;
+* a worker process that dies is replaced (``max_restarts=-1``) and its block, one item, is run
+  again (``max_task_retries``); one that keeps dying on the same item is given up after
   :attr:`RayOptions.block_retries` retries and reported as failed, and the job goes on;
-* a re-run skips images whose outputs exist (:meth:`JobSpec.is_done`), before reading them;
-* outputs are written to a temporary name and renamed, so a file is whole or absent, and an
-  image run twice (a retried block) ends with one set of outputs.
+* a re-run skips items whose outputs exist (:meth:`JobSpec.is_done`), before reading them;
+* outputs are written to a temporary name and renamed (a video's folder is built aside and
+  swapped in), so an output is whole or absent, and an item run twice (a retried block) ends
+  with one set of outputs.
 
 Every worker must reach the model directory and the output folder at the same paths (a shared
 filesystem on a cluster) and have sam-onnx installed. Importing this module does not import ray
@@ -34,27 +37,27 @@ import socket
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from sam_onnx.errors import InvalidInputError, MissingDependencyError
 
-from ..core.graphs import export_graph_paths
 from .jobs import (
     IMAGE_SUFFIXES,
-    ImageItem,
-    ImageRecord,
+    Item,
     JobSpec,
+    JobSummary,
+    Record,
     find_images,
     open_job,
     plan_items,
-    process_image,
+    process_item,
 )
 
 RAY_INSTALL_HINT = "pip install '.[ray]' (in a sam-onnx clone)"
 DEFAULT_THREADS = 4  # per worker: onnxruntime's encoder scales well to about 4 threads
-MAX_BLOCKS = 100_000  # one image per block (a retry redoes one image) up to this many images
-# Test hook: "NAME:MARKER" makes the worker that meets image NAME exit once (it creates MARKER first
+MAX_BLOCKS = 100_000  # one item per block (a retry redoes one item) up to this many items
+# Test hook: "NAME:MARKER" makes the worker that meets item NAME exit once (it creates MARKER first
 # and exits only while MARKER is absent); "NAME:" makes it exit every time.
 EXIT_ONCE_ENV = "SAM_ONNX_TEST_EXIT_ONCE"
 
@@ -69,7 +72,7 @@ class RayOptions:
       workers: actors, one predictor each (default: the cluster's CPUs // ``threads_per_worker``).
       threads_per_worker: CPUs each actor holds and onnxruntime threads it runs (default
         :data:`DEFAULT_THREADS`, at most the cluster's CPUs).
-      block_retries: runs of an image after its worker died, before it is reported failed.
+      block_retries: runs of an item after its worker died, before it is reported failed.
     """
 
     address: str | None = None
@@ -84,32 +87,6 @@ class RayOptions:
                 raise InvalidInputError(name, "an integer >= 1", repr(value))
         if self.block_retries < 0:
             raise InvalidInputError("block_retries", "an integer >= 0", repr(self.block_retries))
-
-
-@dataclass
-class JobSummary:
-    """Counts of a finished job; ``failures`` holds the failed images' records."""
-
-    total: int = 0
-    done: int = 0
-    failed: int = 0
-    skipped: int = 0
-    masks: int = 0
-    seconds: float = 0.0
-    workers: int = 0
-    threads_per_worker: int = 0
-    failures: list[ImageRecord] = field(default_factory=list)
-
-    @property
-    def images_per_minute(self) -> float:
-        return 60.0 * self.done / self.seconds if self.seconds > 0 else 0.0
-
-    def line(self) -> str:
-        return (
-            f"{self.total} image(s): {self.done} done, {self.failed} failed, {self.skipped} skipped, "
-            f"{self.masks} masks; {self.seconds:.1f} s, {self.images_per_minute:.1f} images/min "
-            f"({self.workers} worker(s) x {self.threads_per_worker} thread(s))"
-        )
 
 
 def import_ray():
@@ -184,7 +161,7 @@ def _with_bytes(row: dict) -> dict:
 
 
 class _Worker:
-    """One Ray actor: one predictor, opened once, running the job on one image per call."""
+    """One Ray actor: one predictor, opened once, running the job on one item per call."""
 
     def __init__(self, spec: JobSpec, exit_once: str | None = None) -> None:
         self.job = open_job(spec)
@@ -192,19 +169,19 @@ class _Worker:
 
     def __call__(self, batch: dict) -> dict:
         records = []
-        for path, name, image_id, data, error in zip(
-            batch["path"], batch["name"], batch["image_id"], batch["data"], batch["error"], strict=True
-        ):
-            item = ImageItem(str(path), str(name), int(image_id))
+        for values in zip(*batch.values(), strict=True):
+            row = dict(zip(batch, values, strict=True))  # "data" and "error" only after a read stage
+            item = Item(str(row["path"]), str(row["name"]), int(row["index"]))
             self._maybe_exit(item)
-            if error:
-                records.append(ImageRecord(item.path, item.name, "failed", error=str(error)))
+            if row.get("error"):
+                records.append(Record(item.path, item.name, "failed", error=str(row["error"])))
             else:
-                records.append(process_image(self.job, item, bytes(data)))
-        return {f.name: [getattr(r, f.name) for r in records] for f in dataclasses.fields(ImageRecord)}
+                data = bytes(row["data"]) if "data" in row else None
+                records.append(process_item(self.job, item, data))
+        return {f.name: [getattr(r, f.name) for r in records] for f in dataclasses.fields(Record)}
 
-    def _maybe_exit(self, item: ImageItem) -> None:
-        """The worker-death test hook (:data:`EXIT_ONCE_ENV`): die once, mid-block, at one image."""
+    def _maybe_exit(self, item: Item) -> None:
+        """The worker-death test hook (:data:`EXIT_ONCE_ENV`): die once, mid-block, at one item."""
         if not self.exit_once:
             return
         name, marker = self.exit_once.split(":", 1)
@@ -244,18 +221,20 @@ def run_job(
     *,
     log: Callable[[str], None] = lambda msg: None,
 ) -> JobSummary:
-    """Run ``spec`` on the images ``paths`` (files or URIs, as :func:`list_inputs` gives them)
-    with Ray Data; returns the counts. Raises typed errors for bad options or a missing ray."""
+    """Run ``spec`` on the items ``paths`` (image files or URIs, as :func:`list_inputs` gives
+    them; videos as :func:`~sam_onnx.runtime.batch.jobs.find_videos` does) with Ray Data; returns
+    the counts. Raises typed errors for bad options or a missing ray."""
     options = options or RayOptions()
     ray = import_ray()
-    export_graph_paths(spec.model_dir, spec.precision)  # a missing model fails here, typed, not in a worker
+    spec.check_model()  # a missing model fails here, typed, not in a worker
     items = plan_items(paths)
     todo = [item for item in items if not spec.is_done(item)]
+    unit = spec.kind.unit
     if not spec.single_file:
         Path(spec.output).mkdir(parents=True, exist_ok=True)
     if not todo:  # a finished job re-run: nothing to start Ray for
-        log(f"ray: all {len(items)} image(s) done before")
-        return JobSummary(total=len(items), skipped=len(items))
+        log(f"ray: all {len(items)} {unit}(s) done before")
+        return JobSummary(total=len(items), skipped=len(items), unit=unit)
     started = not ray.is_initialized()
     if started:
         address = options.address or os.environ.get("RAY_ADDRESS")
@@ -263,10 +242,10 @@ def run_job(
             check_reachable(address)
         ray.init(**({"address": address} if address else {"include_dashboard": False}))
     try:
-        summary = JobSummary(total=len(items), skipped=len(items) - len(todo))
+        summary = JobSummary(total=len(items), skipped=len(items) - len(todo), unit=unit)
         summary.workers, summary.threads_per_worker = _pool_size(ray, options)
         log(
-            f"ray: {len(todo)} image(s) to do, {summary.skipped} done before; "
+            f"ray: {len(todo)} {unit}(s) to do, {summary.skipped} done before; "
             f"{summary.workers} worker(s) x {summary.threads_per_worker} thread(s)"
         )
         start = time.perf_counter()
@@ -294,25 +273,26 @@ def _pool_size(ray, options: RayOptions) -> tuple[int, int]:
     return workers, threads
 
 
-def _dataset(ray, spec: JobSpec, todo: list[ImageItem], options: RayOptions, summary: JobSummary):
-    """rows {path, name, image_id} -> + encoded bytes -> the actor pool -> one record per image."""
+def _dataset(ray, spec: JobSpec, todo: list[Item], options: RayOptions, summary: JobSummary):
+    """rows {path, name, index} -> (images: + encoded bytes) -> the actor pool -> one record per item."""
     threads = summary.threads_per_worker
     spec = dataclasses.replace(spec, threads=threads)
     rows = [dataclasses.asdict(item) for item in todo]
     ds = ray.data.from_items(rows, override_num_blocks=min(len(rows), MAX_BLOCKS))
-    # Reading costs no CPU of the actors' budget; else reads wait for CPUs the actors hold forever.
-    ds = ds.map(_with_bytes, num_cpus=0)
+    if spec.kind.reads_bytes:
+        # Reading costs no CPU of the actors' budget; else reads wait for CPUs the actors hold forever.
+        ds = ds.map(_with_bytes, num_cpus=0)
     with warnings.catch_warnings():
         # Retries have no named parameter yet; Ray 2.60 warns that the generic ones will go in
         # 2.64 (the [ray] extra stays below it). Ray Data's own default retries forever, which
-        # would hang a job on an image that kills every worker it meets.
+        # would hang a job on an item that kills every worker it meets.
         warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated")
         return ds.map_batches(
             _Worker,
             fn_constructor_kwargs={"spec": spec, "exit_once": os.environ.get(EXIT_ONCE_ENV)},
             batch_size=1,
-            # One block (one image) in flight per actor: an actor that dies then takes only the
-            # image it was running down with it, not images queued behind it, which would spend
+            # One block (one item) in flight per actor: an actor that dies then takes only the
+            # item it was running down with it, not items queued behind it, which would spend
             # their retries on a death that was not theirs.
             compute=ray.data.ActorPoolStrategy(size=summary.workers, max_tasks_in_flight_per_actor=1),
             num_cpus=threads,
@@ -321,23 +301,24 @@ def _dataset(ray, spec: JobSpec, todo: list[ImageItem], options: RayOptions, sum
         )
 
 
-def _collect(ds, todo: list[ImageItem], summary: JobSummary, runs: int) -> None:
-    """Count the records as they stream back; an image whose block was given up (its worker died
+def _collect(ds, todo: list[Item], summary: JobSummary, runs: int) -> None:
+    """Count the records as they stream back; an item whose block was given up (its worker died
     on every retry) has no record and is counted failed."""
     seen: set[str] = set()
     for row in ds.iter_rows():
-        record = ImageRecord(**{f.name: row[f.name] for f in dataclasses.fields(ImageRecord)})
+        record = Record(**{f.name: row[f.name] for f in dataclasses.fields(Record)})
         seen.add(record.path)
-        _count(summary, record)
+        summary.count(record)
     for item in todo:
         if item.path not in seen:
-            why = f"the worker process died on each of {runs} run(s) of this image (out of memory? a crash?)"
-            _count(summary, ImageRecord(item.path, item.name, "failed", error=f"WorkerDied: {why}"))
+            why = f"the worker process died on each of {runs} run(s) of this {summary.unit}"
+            why += " (out of memory? a crash?)"
+            summary.count(Record(item.path, item.name, "failed", error=f"WorkerDied: {why}"))
 
 
 @contextlib.contextmanager
 def _lost_blocks_allowed():
-    """Let Ray Data go on past blocks it gave up on (each is one image, counted failed), and put
+    """Let Ray Data go on past blocks it gave up on (each is one item, counted failed), and put
     the driver's setting back afterwards."""
     from ray.data import DataContext
 
@@ -347,12 +328,3 @@ def _lost_blocks_allowed():
         yield
     finally:
         context.max_errored_blocks = before
-
-
-def _count(summary: JobSummary, record: ImageRecord) -> None:
-    if record.status == "done":
-        summary.done += 1
-        summary.masks += int(record.masks)
-    else:
-        summary.failed += 1
-        summary.failures.append(record)

@@ -34,6 +34,24 @@ def _manifest(model_dir: Path) -> dict[str, str]:
         raise ModelLoadError(manifest, f"not a readable sam-export manifest ({exc})") from None
 
 
+def video_graph_paths(model_dir: str | os.PathLike[str], precision: str = "fp32") -> dict[str, Path]:
+    """Role -> file of an export's encoder (of ``precision``) and video graphs; raises
+    :class:`~sam_onnx.errors.ModelLoadError` when the folder or one of them is missing."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise ModelLoadError(model_dir, "not a directory (expected the output directory of sam-export)")
+    if precision not in PRECISIONS:
+        raise ModelLoadError(model_dir, f"precision must be one of {PRECISIONS}, got {precision!r}")
+    files = _manifest(model_dir)
+    encoder_key = ENCODER_KEYS[precision][0]
+    paths = {"encoder": model_dir / files.get(encoder_key, DEFAULT_FILES[encoder_key])}
+    paths.update({role: model_dir / files.get(role, VIDEO_FILES[role]) for role in VIDEO_GRAPHS})
+    for path in paths.values():
+        if not path.is_file():
+            raise ModelLoadError(model_dir, f"has no {path.name} ({VIDEO_HINT})")
+    return paths
+
+
 class OnnxVideoModel:
     """:class:`~.model.VideoModel` on onnxruntime: ``encoder`` and ``graphs`` (role -> open
     :class:`~sam_onnx.runtime.core.graphs.Graph`)."""
@@ -53,19 +71,8 @@ class OnnxVideoModel:
         """Open an export's encoder (of ``precision``) and video graphs. Raises
         :class:`~sam_onnx.errors.ModelLoadError` when one is missing and
         :class:`~sam_onnx.errors.ModelMismatchError` when they do not belong together."""
-        model_dir = Path(model_dir)
-        if not model_dir.is_dir():
-            raise ModelLoadError(model_dir, "not a directory (expected the output directory of sam-export)")
-        if precision not in PRECISIONS:
-            raise ModelLoadError(model_dir, f"precision must be one of {PRECISIONS}, got {precision!r}")
         config = config or SessionConfig()
-        files = _manifest(model_dir)
-        encoder_key = ENCODER_KEYS[precision][0]
-        paths = {"encoder": model_dir / files.get(encoder_key, DEFAULT_FILES[encoder_key])}
-        paths.update({role: model_dir / files.get(role, VIDEO_FILES[role]) for role in VIDEO_GRAPHS})
-        for path in paths.values():
-            if not path.is_file():
-                raise ModelLoadError(model_dir, f"has no {path.name} ({VIDEO_HINT})")
+        paths = video_graph_paths(model_dir, precision)
         opened = {role: Graph.open(path, config, role=role) for role, path in paths.items()}
         _check_together(opened)
         return cls(opened.pop("encoder"), opened)

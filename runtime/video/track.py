@@ -15,6 +15,10 @@ and ``OUT/track.json`` (the video, the frames written, the object ids, the promp
 folder is built beside ``OUT`` and swapped in whole at the end (:mod:`sam_onnx.atomic`): a run
 that fails or is stopped leaves no partial ``OUT``. ``overlay``: an MP4 of the frames with the
 masks tinted in, written the same way (a temporary name, then a rename).
+
+A folder of videos, one prompt file each (``sam-onnx track VIDEOS/ --prompts PROMPTS/``), runs as a
+batch job (:mod:`sam_onnx.runtime.batch`, local or on Ray): :class:`TrackOptions` says where each
+video's prompt file is and how every video is tracked; each video gets ``OUT/NAME/``.
 """
 
 from __future__ import annotations
@@ -156,6 +160,76 @@ def load_prompt_file(path: str | os.PathLike[str]) -> list[FramePrompt]:
     return out
 
 
+@dataclass(frozen=True)
+class TrackOptions:
+    """How each video of a folder is tracked (plain values: it pickles to a Ray worker).
+
+    Attributes:
+      prompts: where video ``NAME``'s prompt file (:func:`load_prompt_file`) is: a folder holding
+        ``NAME.json``, or a pattern in which ``{name}`` stands for the name (``clips/{name}.json``).
+      output_format, direction, start_frame, max_frames: as :func:`track_video` takes them.
+      overlay: a file name (``overlay.mp4``) for an overlay video inside each video's folder, or None.
+      fill_hole_area, non_overlap_masks: the predictor's (:class:`~.predictor.VideoPredictor`).
+    """
+
+    prompts: str
+    output_format: str = "png"
+    direction: str = "forward"
+    start_frame: int | None = None
+    max_frames: int | None = None
+    overlay: str | None = None
+    fill_hole_area: int = 8
+    non_overlap_masks: bool = False
+
+    def __post_init__(self) -> None:
+        _check_choices(self.output_format, self.direction)
+        if not (is_prompt_folder(self.prompts) or PROMPT_NAME in self.prompts):
+            raise InvalidInputError(
+                f"prompts {self.prompts!r}",
+                f"a folder of NAME.json prompt files, or a pattern with {PROMPT_NAME} (p/{PROMPT_NAME}.json)",
+                "neither",
+            )
+        if self.overlay is not None and (
+            Path(self.overlay).name != self.overlay or not _is_mp4(self.overlay)
+        ):
+            raise InvalidInputError(
+                f"overlay {self.overlay!r}",
+                "a file name ending in .mp4 (written in each video's folder)",
+                "a path",
+            )
+
+    def prompt_file(self, name: str) -> Path:
+        """Video ``name``'s prompt file."""
+        if PROMPT_NAME in self.prompts:
+            return Path(self.prompts.replace(PROMPT_NAME, name))
+        return Path(self.prompts) / f"{name}.json"
+
+    def tracking(self) -> dict:
+        """:func:`track_video`'s keyword arguments for how to track and write."""
+        keys = ("output_format", "direction", "start_frame", "max_frames")
+        return {key: getattr(self, key) for key in keys}
+
+
+PROMPT_NAME = "{name}"
+
+
+def is_prompt_folder(prompts: str | os.PathLike[str]) -> bool:
+    """Whether ``prompts`` names prompt files per video (a folder, or a ``{name}`` pattern)
+    rather than one prompt file."""
+    return Path(prompts).is_dir() or PROMPT_NAME in os.fspath(prompts)
+
+
+def _check_choices(output_format: str, direction: str) -> None:
+    if output_format not in OUTPUT_FORMATS:
+        raise InvalidInputError("output format", " or ".join(OUTPUT_FORMATS), repr(output_format))
+    if direction not in DIRECTIONS:
+        raise InvalidInputError("direction", ", ".join(DIRECTIONS), repr(direction))
+
+
+def _is_mp4(path: str | os.PathLike[str]) -> bool:
+    return Path(path).suffix.lower() == ".mp4"
+
+
 @dataclass
 class TrackSummary:
     """What :func:`track_video` did: frames written (in the order yielded), object ids, seconds."""
@@ -181,6 +255,7 @@ def track_video(
     max_frames: int | None = None,
     overlay: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
+    folder_overlay: str | None = None,
     progress: bool | None = False,
     log: Callable[[str], None] = lambda msg: None,
 ) -> TrackSummary:
@@ -191,11 +266,10 @@ def track_video(
     ``both`` (forward, then backward, from the start frame). ``start_frame``: default the earliest
     prompted frame. ``max_frames``: frames to track past the start (default: to the clip's end).
     ``output`` must not exist unless ``overwrite``; it is replaced whole at the end.
+    ``folder_overlay``: a file name; the overlay is written inside ``output`` before it is swapped
+    in (a folder of videos: each video's folder whole, overlay included).
     """
-    if output_format not in OUTPUT_FORMATS:
-        raise InvalidInputError("output format", " or ".join(OUTPUT_FORMATS), repr(output_format))
-    if direction not in DIRECTIONS:
-        raise InvalidInputError("direction", ", ".join(DIRECTIONS), repr(direction))
+    _check_choices(output_format, direction)
     prompts = merge_prompts(prompts)
     if not prompts:
         raise InvalidInputError("prompts", "at least one point, box or mask", "none")
@@ -210,7 +284,7 @@ def track_video(
         raise InvalidInputError(
             f"output {str(out)!r}", "a path that does not exist yet (or --overwrite)", "it exists"
         )
-    if overlay is not None and Path(overlay).suffix.lower() != ".mp4":
+    if overlay is not None and not _is_mp4(overlay):
         raise InvalidInputError(
             f"overlay {str(overlay)!r}", "a file name ending in .mp4", Path(overlay).suffix or "no suffix"
         )
@@ -246,6 +320,8 @@ def track_video(
                     summary.frames.append(frame_idx)
                 bar.update()
         summary.seconds = time.perf_counter() - start
+        if folder_overlay is not None:
+            write_overlay(video, staging, staging / folder_overlay, summary, output_format)
         _write_summary(staging / SUMMARY_FILE, video, prompts, summary, output_format, direction)
         swap_in(staging, out)
     finally:
