@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sam_onnx.contract import POINT_LABELS, PROMPT_INPUTS
+
 from .validate import Validator, batch_prompts, compare, cpu_session
 
 
@@ -59,10 +61,7 @@ def _reference_rows(validator: Validator, twin, wrapper, feed: dict) -> list[np.
     """The reference of ``twin`` (a one-prompt decoder) for each prompt row of ``feed``, stacked,
     in the layout's output order."""
     rows = []
-    for b in range(feed["point_labels"].shape[0]):
-        row = {k: (v[b : b + 1] if k in _PROMPT_ROWS else v) for k, v in feed.items()}
+    for b in range(feed[POINT_LABELS].shape[0]):
+        row = {k: (v[b : b + 1] if k in PROMPT_INPUTS else v) for k, v in feed.items()}
         rows.append(wrapper.from_contract_outputs(validator.rules.reference(twin, row)))
     return [np.concatenate(outputs) for outputs in zip(*rows, strict=True)]
-
-
-_PROMPT_ROWS = ("point_coords", "point_labels", "mask_input", "has_mask_input")

@@ -27,13 +27,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sam_onnx.contract import SAMEXPORTER_LAYOUTS
+from sam_onnx.contract import IMAGE_EMBEDDINGS, IOU_PREDICTIONS, LOW_RES_MASKS, SAMEXPORTER_LAYOUTS
 from sam_onnx.modeling.sam2 import Sam2, select_masks
 
 from .sam2_decoder_graph import LOW_RES_CLAMP, Sam2DecoderGraph
 
 LAYOUT = SAMEXPORTER_LAYOUTS["sam2"].decoder
 PROMPT_BATCH = "num_labels"  # samexporter's name of the prompt-batch axis
+# The layout's dynamic axes by the letters its declaration uses (M is fixed per export)
+_AXIS_NAMES = {"B": PROMPT_BATCH, "N": "num_points"}
 
 
 class SamexporterSam2Decoder(nn.Module):
@@ -61,13 +63,11 @@ class SamexporterSam2Decoder(nn.Module):
 
     @property
     def dynamic_axes(self) -> dict[str, dict[int, str]]:
-        prompt = {
-            "point_coords": {0: PROMPT_BATCH, 1: "num_points"},
-            "point_labels": {0: PROMPT_BATCH, 1: "num_points"},
-            "mask_input": {0: PROMPT_BATCH},
-            "has_mask_input": {0: PROMPT_BATCH},
+        axes = {
+            t.name: {i: _AXIS_NAMES[d] for i, d in enumerate(t.shape) if d in _AXIS_NAMES}
+            for t in (*LAYOUT.inputs, *LAYOUT.outputs)
         }
-        return {**prompt, **{name: {0: PROMPT_BATCH} for name in self.output_names}}
+        return {name: dims for name, dims in axes.items() if dims}
 
     def example_inputs(self) -> tuple[torch.Tensor, ...]:
         """Our decoder's batched example, less ``orig_im_size`` (every size stays symbolic)."""
@@ -102,7 +102,7 @@ class SamexporterSam2Decoder(nn.Module):
 
     def layout_feed(self, feed: dict) -> dict:
         """Our decoder contract's feed -> this layout's (renamed, in order, no ``orig_im_size``)."""
-        renamed = {"image_embed": feed["image_embeddings"], **feed}
+        renamed = {self.input_names[0]: feed[IMAGE_EMBEDDINGS.name], **feed}  # the layout's image_embed
         return {name: renamed[name] for name in self.input_names}
 
     @staticmethod
@@ -110,4 +110,4 @@ class SamexporterSam2Decoder(nn.Module):
         """Our contract's (masks, iou_predictions, low_res_masks) -> this layout's outputs."""
         return [outputs[2], outputs[1]]
 
-    compared_outputs = ("low_res_masks", "iou_predictions")  # their names in our contract
+    compared_outputs = (LOW_RES_MASKS, IOU_PREDICTIONS)  # their names in our contract

@@ -34,7 +34,7 @@ files :data:`VIDEO_FILES`; the section "SAM 2.1 video" below says how a frame go
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -162,11 +162,10 @@ _SAMEXPORTER_SAM_IMAGE = Tensor(
     "bottom/right to 1024 x 1024 in the graph",
 )
 _SAMEXPORTER_SAM2_IMAGE_EMBED = Tensor("image_embed", "float32", (1, 256, 64, 64), IMAGE_EMBEDDINGS.meaning)
-_SAMEXPORTER_SAM2_PROMPT = (
-    Tensor("point_coords", "float32", ("B", "N", 2), "points (x, y) in the square 1024 frame"),
-    Tensor("point_labels", "float32", ("B", "N"), "1 positive, 0 negative, 2/3 box corners, -1 padding"),
-    Tensor("mask_input", "float32", ("B", 1, 256, 256), "low-res logits of an earlier prediction"),
-    Tensor("has_mask_input", "float32", ("B",), "1 when mask_input holds a mask, else 0"),
+# our PROMPT with a leading prompt axis B (samexporter's num_labels), the points in SAM 2's frame
+_SAMEXPORTER_SAM2_POINTS = replace(PROMPT[0], meaning="points (x, y) in the square 1024 frame")
+_SAMEXPORTER_SAM2_PROMPT = tuple(
+    replace(t, shape=("B", *t.shape[1:])) for t in (_SAMEXPORTER_SAM2_POINTS, *PROMPT[1:])
 )
 SAMEXPORTER_LAYOUTS: dict[str, LayoutGraphs] = {
     "sam": LayoutGraphs(
