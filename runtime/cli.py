@@ -5,7 +5,6 @@
     sam-onnx amg IMAGE|FOLDER... -m MODEL_DIR -o OUT_DIR [--format json|png] [generator options]
     sam-onnx amg|embed ... --engine ray [--address ADDR] [--workers N] [--threads-per-worker T]
     sam-onnx track VIDEO -m MODEL_DIR -o OUT_DIR --point F:OBJ:X,Y... (SAM 2.x: :mod:`.video.trackcli`)
-    sam-onnx track VIDEOS -m MODEL_DIR -o OUT_DIR --prompts PROMPTS_DIR [--engine ray ...]
 
 ``MODEL_DIR`` is a ``sam-export`` output directory (or set ``SAM_ONNX_MODEL``). ``predict`` writes
 per image ``NAME_mask.png`` (``NAME_mask0..2.png`` with ``--multimask``), ``NAME_overlay.png`` (the
@@ -39,7 +38,8 @@ from sam_onnx.progress import write as write_progress
 
 from .batch.jobs import IMAGE_SUFFIXES, AmgJob, EmbedJob, JobSpec, find_images, plan_items
 from .core.graphs import MODEL_ENV, PRECISIONS, model_dir_of
-from .core.session import OPENVINO_PRECISIONS
+from .core.session import OPENVINO_PRECISIONS, SessionConfig
+from .text.textcli import add_text_options, check_text_args, text_task
 from .video.trackcli import add_track_command, run_track
 
 __all__ = ["IMAGE_SUFFIXES", "build_parser", "find_images", "main", "run_batch"]
@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--embedding", type=Path, metavar="EMB.npy", help="a saved embedding of the (single) image"
     )
+    add_text_options(predict)
     amg = commands.add_parser("amg", help="segment everything: SA-1B JSON or mask PNGs, and an overlay")
     amg.add_argument("images", nargs="+", metavar="IMAGE", help="image files, folders or globs")
     _model_options(amg)
@@ -106,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--overwrite", action="store_true", help="redo images whose outputs exist")
         _engine_options(sub)
     _web_commands(commands)
-    add_track_command(commands, partial(_model_options, images=False), _engine_options)
+    add_track_command(commands, partial(_model_options, images=False))
     for sub in commands.choices.values():  # errors found after parsing show the command's own usage
         sub.set_defaults(command_parser=sub)
     return p
@@ -257,8 +258,8 @@ def _box(text: str) -> list[float]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "predict" and not (args.point or args.box):
-        args.command_parser.error("predict needs at least one --point or a --box")
+    if args.command == "predict" and not (args.point or args.box or args.text is not None):
+        args.command_parser.error("predict needs at least one --point, a --box or --text")
     log = (lambda msg: None) if args.quiet else write_progress  # lines above any progress bar
     if args.command == "track":
         return run_track(args, log, _progress(args))
@@ -274,6 +275,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"--{flag.replace('_', '-')} needs --engine ray (local runs here, in turn)"
             )
     try:
+        if args.command == "predict":
+            check_text_args(args)
         images = find_images(args.images)
         if args.command == "predict" and args.embedding and len(images) != 1:
             raise InvalidInputError("--embedding", "one image to go with it", f"{len(images)} images")
@@ -283,7 +286,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         note = f" ({predictor.decoder_note})" if predictor.decoder_note and decoder else ""
         log(f"model {model} on {predictor.engine}{decoder}, {plural(len(images), 'image')}{note}")
         make_task = {"embed": _embed_task, "predict": _predict_task, "amg": _amg_task}[args.command]
-        task = make_task(args, predictor, images)
+        if args.command == "predict" and args.text is not None:
+            task = text_task(args, predictor, _output_names(images), session_config(args))
+        else:
+            task = make_task(args, predictor, images)
     except SamOnnxError as exc:
         print(f"sam-onnx: error: {exc}", file=sys.stderr)
         return 2
@@ -301,17 +307,30 @@ def _run_on_ray(args, log: Callable[[str], None]) -> int:
     except SamOnnxError as exc:
         print(f"sam-onnx: error: {exc}", file=sys.stderr)
         return 2
-    return summary.report(log)
+    for record in summary.failures:
+        print(f"sam-onnx: error: {record.path}: {record.error}", file=sys.stderr)
+    log(summary.line())
+    if summary.failed:
+        print(f"sam-onnx: {summary.failed} of {summary.total} image(s) failed", file=sys.stderr)
+    return 1 if summary.failed else 0
 
 
 def job_spec(args, num_images: int = 0) -> JobSpec:
     """The :class:`JobSpec` of an ``amg`` or ``embed`` command line (of ``num_images`` images)."""
     names = [name for name, _, _ in AMG_FLAGS] + ["use_m2m", "multimask_output"]
     given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
-    return JobSpec.from_args(
-        args,
+    return JobSpec(
+        args.command,
+        str(model_dir(args)),
+        str(args.output),
+        precision=args.precision,
+        providers=tuple(p.strip() for p in args.providers.split(",") if p.strip()),
+        strict=args.strict,
+        threads=args.threads,
+        openvino_precision=args.openvino_precision,
         max_pixels=DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels,
         output_format=getattr(args, "format", "json"),
+        overwrite=args.overwrite,
         fast_decoder=not args.no_fast_decoder,
         single_file=args.command == "embed" and num_images == 1 and args.output.suffix == ".npy",
         amg_options=given,
@@ -356,15 +375,9 @@ def _progress(args) -> bool | None:
 
 def _open_predictor(args):
     from .core.predictor import SamPredictor
-    from .core.session import SessionConfig
 
     model = model_dir(args)
-    config = SessionConfig(
-        providers=tuple(p.strip() for p in args.providers.split(",") if p.strip()),
-        strict=args.strict,
-        intra_op_threads=args.threads,
-        openvino_precision=args.openvino_precision,
-    )
+    config = session_config(args)
     kwargs = {} if args.max_pixels is None else {"max_pixels": args.max_pixels}
     # a saved embedding needs no encoder: a --decoder-only export will do
     encoder = getattr(args, "embedding", None) is None
@@ -376,6 +389,16 @@ def _open_predictor(args):
         progress=_progress(args),
         use_fast_decoder=not args.no_fast_decoder,
         **kwargs,
+    )
+
+
+def session_config(args) -> SessionConfig:
+    """Providers, strictness, threads and OpenVINO precision of a command line."""
+    return SessionConfig(
+        providers=tuple(p.strip() for p in args.providers.split(",") if p.strip()),
+        strict=args.strict,
+        intra_op_threads=args.threads,
+        openvino_precision=args.openvino_precision,
     )
 
 

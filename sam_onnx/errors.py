@@ -223,7 +223,7 @@ class NothingFoundError(SamOnnxError, LookupError):
         best = (
             "no box at all"
             if best_score is None
-            else f"the best box scored {best_score:.3f} ({best_label!r})"
+            else f"the best box scored {best_score:.4f} ({best_label!r})"
         )
         super().__init__(
             f"nothing found for {prompt!r}: no box scored above the box threshold {threshold:g}; {best} "

@@ -309,3 +309,41 @@ def test_export_refuses_other_folders(tmp_path, tiny_checkpoint, grounding_dino_
     with pytest.raises(CheckpointError, match="model_type is 'sam'"):
         export_detector(other, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+# -- sam-onnx predict --text ----------------------------------------------------------------------
+
+
+def test_cli_predict_text(tmp_path, tiny_model_dir, tiny_predictor, detector, detector_export, capsys):
+    from PIL import Image
+
+    from sam_onnx.runtime.amg.rle import coco_decode, rle_to_mask
+    from sam_onnx.runtime.cli import main
+    from sam_onnx.runtime.text import TextPredictor
+
+    image = noise_image(SHAPES[0], seed=7)
+    Image.fromarray(image).save(tmp_path / "noise.png")
+    prompt = "a cat. a remote control."
+    argv = ["predict", str(tmp_path / "noise.png"), "-m", tiny_model_dir, "--detector"]
+    argv += [str(detector_export.output_dir), "--text", prompt, "--box-threshold", "0.9", "-o"]
+    assert main([*argv, str(tmp_path / "out")]) == 0
+    summary = json.loads((tmp_path / "out" / "noise.json").read_text())
+    expected = TextPredictor(detector, tiny_predictor).predict_text(image, prompt, box_threshold=0.9)
+    assert [o["label"] for o in summary["objects"]] == [m.label for m in expected]
+    for item, obj in zip(expected, summary["objects"], strict=True):
+        written = np.asarray(Image.open(tmp_path / "out" / obj["file"])) > 0
+        np.testing.assert_array_equal(written, item.mask)
+        np.testing.assert_array_equal(rle_to_mask(coco_decode(obj["rle"])), item.mask)
+        assert obj["score"] == pytest.approx(item.score, abs=1e-6)
+    assert (tmp_path / "out" / "noise_overlay.png").is_file()
+    # bad prompts fail before any image, and nothing is written
+    for bad, says in (("", "at least one phrase"), (". .", "besides the separators")):
+        assert main([*argv[:-5], "--text", bad, "-o", str(tmp_path / "bad")]) == 2
+        assert says in capsys.readouterr().err
+    assert main([*argv[:-1], "--box-threshold", "1", "-o", str(tmp_path / "none")]) == 2  # one image
+    assert "nothing found for 'a cat. a remote control.'" in capsys.readouterr().err
+    assert not list((tmp_path / "none").glob("*")) and not (tmp_path / "bad").exists()
+    # the detector's folder as -m
+    wrong = ["predict", str(tmp_path / "noise.png"), "-m", str(detector_export.output_dir), *argv[3:]]
+    assert main([*wrong, str(tmp_path / "wrong")]) == 2
+    assert "give it as --detector" in capsys.readouterr().err
