@@ -5,6 +5,7 @@
     sam-onnx amg IMAGE|FOLDER... -m MODEL_DIR -o OUT_DIR [--format json|png] [generator options]
     sam-onnx amg|embed ... --engine ray [--address ADDR] [--workers N] [--threads-per-worker T]
     sam-onnx track VIDEO -m MODEL_DIR -o OUT_DIR --point F:OBJ:X,Y... (SAM 2.x: :mod:`.video.trackcli`)
+    sam-onnx track VIDEOS -m MODEL_DIR -o OUT_DIR --prompts PROMPTS_DIR [--engine ray ...]
 
 ``MODEL_DIR`` is a ``sam-export`` output directory (or set ``SAM_ONNX_MODEL``). ``predict`` writes
 per image ``NAME_mask.png`` (``NAME_mask0..2.png`` with ``--multimask``), ``NAME_overlay.png`` (the
@@ -107,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--overwrite", action="store_true", help="redo images whose outputs exist")
         _engine_options(sub)
     _web_commands(commands)
-    add_track_command(commands, partial(_model_options, images=False))
+    add_track_command(commands, partial(_model_options, images=False), _engine_options)
     for sub in commands.choices.values():  # errors found after parsing show the command's own usage
         sub.set_defaults(command_parser=sub)
     return p
@@ -307,30 +308,17 @@ def _run_on_ray(args, log: Callable[[str], None]) -> int:
     except SamOnnxError as exc:
         print(f"sam-onnx: error: {exc}", file=sys.stderr)
         return 2
-    for record in summary.failures:
-        print(f"sam-onnx: error: {record.path}: {record.error}", file=sys.stderr)
-    log(summary.line())
-    if summary.failed:
-        print(f"sam-onnx: {summary.failed} of {summary.total} image(s) failed", file=sys.stderr)
-    return 1 if summary.failed else 0
+    return summary.report(log)
 
 
 def job_spec(args, num_images: int = 0) -> JobSpec:
     """The :class:`JobSpec` of an ``amg`` or ``embed`` command line (of ``num_images`` images)."""
     names = [name for name, _, _ in AMG_FLAGS] + ["use_m2m", "multimask_output"]
     given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
-    return JobSpec(
-        args.command,
-        str(model_dir(args)),
-        str(args.output),
-        precision=args.precision,
-        providers=tuple(p.strip() for p in args.providers.split(",") if p.strip()),
-        strict=args.strict,
-        threads=args.threads,
-        openvino_precision=args.openvino_precision,
+    return JobSpec.from_args(
+        args,
         max_pixels=DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels,
         output_format=getattr(args, "format", "json"),
-        overwrite=args.overwrite,
         fast_decoder=not args.no_fast_decoder,
         single_file=args.command == "embed" and num_images == 1 and args.output.suffix == ".npy",
         amg_options=given,
