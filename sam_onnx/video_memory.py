@@ -51,15 +51,16 @@ def plan_memory(
     """The :class:`MemoryPlan` of ``frame_idx`` for one object.
 
     Arguments:
-      frame_idx: the frame being tracked (not one of ``cond_frames``).
+      frame_idx: the frame being tracked, or a conditioning frame clicked again after tracking
+        reached it (a correction): the official code then attends to that frame's own
+        conditioning memory (slot 0) and pointer (distance 0) as well, which this rule gives.
       cond_frames: the object's conditioning frames, in the order they were added.
       tracked_frames: the object's other frames with stored outputs (tracked, or corrected
         with clicks after tracking); conditioning frames are not among them.
       num_frames: frames in the clip.
       reverse: tracking towards frame 0.
     Raises :class:`~sam_onnx.errors.InvalidInputError` when ``frame_idx`` is outside the clip (or
-    the clip has fewer than 2 frames: nothing to track) or is a conditioning frame, or when there
-    is no conditioning frame.
+    the clip has fewer than 2 frames: nothing to track), or when there is no conditioning frame.
     """
     if num_frames < 2 or not 0 <= frame_idx < num_frames:
         raise InvalidInputError(
@@ -67,12 +68,8 @@ def plan_memory(
             f"a frame of a clip of at least 2 frames (0..{num_frames - 1})",
             f"{frame_idx} of {num_frames}",
         )
-    if not cond_frames or frame_idx in cond_frames:
-        raise InvalidInputError(
-            "cond_frames",
-            f"at least one conditioning frame, not the tracked frame {frame_idx}",
-            repr(list(cond_frames)),
-        )
+    if not cond_frames:
+        raise InvalidInputError("cond_frames", "at least one conditioning frame", repr(list(cond_frames)))
     step = -1 if reverse else 1
     spatial = [(t, 0) for t in cond_frames]
     for t_pos in range(1, num_maskmem):

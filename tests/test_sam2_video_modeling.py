@@ -159,6 +159,9 @@ def test_memory_plan_windows_and_reverse():
     # in reverse the conditioning frame 2 lies ahead: no pointer; frame 9 is 4 frames back
     assert back.pointers == ((9, 4), (6, 1), (7, 2), (8, 3))
     assert back.max_distance == 9
+    # a conditioning frame clicked again after tracking reached it: its own memory and pointer too
+    again = plan_memory(3, [0, 3], {1, 2, 4, 5}, 8)
+    assert again == MemoryPlan(((0, 0), (3, 0), (1, 5), (2, 6)), ((0, 3), (3, 0), (2, 1), (1, 2)), 7)
 
 
 # --- graph-level parity ----------------------------------------------------------------------------

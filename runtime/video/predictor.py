@@ -43,7 +43,6 @@ LOW_RES = 256
 PREV_LOGIT_CLAMP = 32.0  # official: earlier logits fed back with new clicks are clamped to +-32
 NON_OVERLAP_CLAMP = np.float32(-10.0)  # official _apply_non_overlapping_constraints
 BOX_LABELS = (2, 3)
-NO_FRAME = -1  # stands for the conditioning frames in _plan's query (never a frame of a clip)
 
 Masks = tuple[int, list[Any], np.ndarray]
 
@@ -350,20 +349,15 @@ class VideoPredictor:
         )
 
     def _plan(self, state: InferenceState, obj: ObjectState, frame_idx: int, reverse: bool) -> MemoryPlan:
-        cond = list(obj.cond)
-        kwargs = {"reverse": reverse, "num_maskmem": self.num_maskmem, "max_obj_ptrs": self.max_obj_ptrs}
-        if frame_idx not in obj.cond:
-            return plan_memory(frame_idx, cond, obj.non_cond.keys(), state.num_frames, **kwargs)
-        # A prompted frame clicked again after tracking reached it (a correction): the official
-        # code then attends to the frame's own conditioning memory (slot 0) and pointer (distance
-        # 0) as well. plan_memory refuses a conditioning frame as the tracked one, so it is asked
-        # with a stand-in conditioning frame, replaced here by the real ones in their order.
-        base = plan_memory(frame_idx, [NO_FRAME], obj.non_cond.keys(), state.num_frames, **kwargs)
-        step = -1 if reverse else 1
-        spatial = [(t, 0) for t in cond] + [s for s in base.spatial if s[0] != NO_FRAME]
-        pointers = [(t, (frame_idx - t) * step) for t in cond if (t - frame_idx) * step <= 0]
-        pointers += [p for p in base.pointers if p[0] != NO_FRAME]
-        return MemoryPlan(tuple(spatial), tuple(pointers), base.max_distance)
+        return plan_memory(
+            frame_idx,
+            list(obj.cond),
+            obj.non_cond.keys(),
+            state.num_frames,
+            reverse=reverse,
+            num_maskmem=self.num_maskmem,
+            max_obj_ptrs=self.max_obj_ptrs,
+        )
 
     def _features(self, state: InferenceState, frame_idx: int) -> FrameFeatures:
         """The frame's encoder features; only the last frame's are kept."""
