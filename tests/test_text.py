@@ -344,6 +344,6 @@ def test_cli_predict_text(tmp_path, tiny_model_dir, tiny_predictor, detector, de
     assert "nothing found for 'a cat. a remote control.'" in capsys.readouterr().err
     assert not list((tmp_path / "none").glob("*")) and not (tmp_path / "bad").exists()
     # the detector's folder as -m
-    wrong = ["predict", str(tmp_path / "noise.png"), "-m", str(detector_export.output_dir), *argv[3:]]
+    wrong = ["predict", str(tmp_path / "noise.png"), "-m", str(detector_export.output_dir), *argv[4:]]
     assert main([*wrong, str(tmp_path / "wrong")]) == 2
     assert "give it as --detector" in capsys.readouterr().err
