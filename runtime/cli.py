@@ -158,6 +158,12 @@ def _web_commands(commands) -> None:
     serve.add_argument(
         "--max-pending", type=int, default=4, help="uploads waiting for the encoder before 429"
     )
+    serve.add_argument(
+        "--detector",
+        type=Path,
+        metavar="DIR",
+        help="the folder sam-export-detector wrote: the page gets a text field (docs/TEXT.md)",
+    )
     from .server.webcli import add_demo_parser
 
     add_demo_parser(commands)
@@ -267,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in ("serve", "bundle", "demo"):
         from .server.webcli import run_web_command
 
-        return run_web_command(args, _open_predictor, log)
+        return run_web_command(args, _open_predictor, log, _open_detector)
     if getattr(args, "engine", "local") == "ray":
         return _run_on_ray(args, log)
     for flag in ("address", "workers", "threads_per_worker"):  # silently ignored, they would mislead
@@ -378,6 +384,13 @@ def _open_predictor(args):
         use_fast_decoder=not args.no_fast_decoder,
         **kwargs,
     )
+
+
+def _open_detector(args, predictor):
+    """``serve --detector``: the text detector, on the predictor's providers and threads."""
+    from .text.detector import Detector
+
+    return Detector(args.detector, config=session_config(args), max_pixels=predictor.max_pixels)
 
 
 def session_config(args) -> SessionConfig:

@@ -338,6 +338,84 @@ def test_readme_serve_segments_a_dropped_image(readme_server, tiny_model_dir, re
     assert agreement >= MIN_AGREEMENT, f"{agreement:.5f} of pixels agree"
 
 
+# --- text prompts: sam-onnx serve --detector ---------------------------------------------------
+
+TEXT_PROMPT = "a cat. a remote control."
+
+
+@pytest.fixture(scope="module")
+def text_server(tiny_model_dir, detector_export, tmp_path_factory):
+    """``sam-onnx serve -m EXPORT --detector DETECTOR`` as docs/TEXT.md says, in its own process;
+    yields the URL it prints."""
+    pytest.importorskip("tokenizers")
+    require_web()
+    logs = tmp_path_factory.mktemp("text_serve")
+    exe = Path(sys.executable).with_name("sam-onnx")
+    argv = [str(exe), "serve", "-m", tiny_model_dir, "--detector", str(detector_export.output_dir)]
+    with (logs / "out.txt").open("w") as out, (logs / "err.txt").open("w") as err:
+        proc = subprocess.Popen([*argv, "--port", "0"], stdout=out, stderr=err, cwd=logs)
+    try:
+        deadline = time.monotonic() + 120
+        while not (url := re.search(r"http://\S+/", (logs / "out.txt").read_text())):
+            assert proc.poll() is None, f"serve exited: {(logs / 'err.txt').read_text()[-2000:]}"
+            assert time.monotonic() < deadline, "serve printed no URL in 120 s"
+            time.sleep(0.2)
+        yield url.group(0), logs / "err.txt"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_text_prompt_masks_equal_predict_boxes(
+    text_server, tiny_model_dir, detector_export, reference_dir, artifacts
+):
+    """Upload a kit image, type a prompt: the server's boxes are the detector's, and each mask the
+    page decodes for them is SamPredictor.predict_boxes' on the same box (by the page's single-mask
+    rule for a drawn box). Then the errors the page shows: nothing above the box threshold (with the
+    best score seen) and a refused prompt."""
+    from sam_onnx.images import load_image
+    from sam_onnx.runtime.text import Detector
+
+    url, server_log = text_server
+    image_path = reference_dir / "images" / IMAGE_FILES["portrait"]
+    found_case = {"name": "text-found", "url": url, "upload": str(image_path), "text": TEXT_PROMPT}
+    found_case |= {"mask": str(artifacts / "text-found.masks.bin"), "screenshot": str(artifacts / "text.png")}
+    nothing = {"name": "text-nothing", "url": f"{url}?box_threshold=1", "upload": str(image_path)}
+    nothing |= {"text": "cat.", "expectError": True}
+    refused = {
+        "name": "text-refused",
+        "url": url,
+        "upload": str(image_path),
+        "text": ". .",
+        "expectError": True,
+    }
+    try:
+        results = run_browser([found_case, nothing, refused], artifacts, "text")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\nserver log:\n{server_log.read_text()[-2000:]}") from None
+    r = results["text-found"]
+    h, w = r["hw"]
+    predictor = SamPredictor.from_export(tiny_model_dir)
+    rgb = load_image(image_path)
+    found = Detector(detector_export.output_dir).detect(rgb, TEXT_PROMPT)
+    assert (h, w) == rgb.shape[:2] and len(found) > 0
+    assert [f["label"] for f in r["found"]] == list(found.labels)
+    np.testing.assert_array_equal(np.array(r["boxes"], np.float32), found.boxes_xyxy)
+    page = np.fromfile(found_case["mask"], np.uint8).reshape(len(found), h, w).astype(bool)
+    # the page decodes each box as a drawn one: decoder.onnx's single-mask rule, which for a box
+    # alone (two points) takes the best multimask token by predicted IoU, as the official ONNX does
+    pred = predictor.predict_boxes(found.boxes_xyxy, multimask_output=True, embedding=predictor.embed(rgb))
+    want = pred.masks[np.arange(len(found)), pred.iou_predictions.argmax(axis=1)]
+    agreement = (page == want).mean(axis=(1, 2))
+    print(f"text-found: {len(found)} boxes, agreement min {agreement.min():.5f}, mean area {want.mean():.3f}")
+    assert 0.01 < want.mean() < 0.99, "the reference masks are trivial; the comparison would prove nothing"
+    assert agreement.min() >= MIN_AGREEMENT, f"{agreement.min():.5f} of pixels agree on the worst box"
+    shown = results["text-nothing"]["errorShown"]
+    assert "nothing found for 'cat.'" in shown and "the best box scored" in shown
+    assert results["text-nothing"]["found"] == 0
+    assert "besides the separators" in results["text-refused"]["errorShown"]
+
+
 # --- SAM 2.1: the same page on the kit's hiera_t export ------------------------------------------
 
 

@@ -79,9 +79,9 @@ def server(tiny_predictor, tiny_model_dir, web_dir, bundle_dir):
 
 
 @contextlib.contextmanager
-def serving(predictor, model_dir, options: ServeOptions):
+def serving(predictor, model_dir, options: ServeOptions, detector=None):
     """A quiet sam-onnx server on a background thread, shut down on exit."""
-    srv = make_server(predictor, web_decoder_paths(model_dir), options)
+    srv = make_server(predictor, web_decoder_paths(model_dir), options, detector)
     srv.quiet = True
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:

@@ -347,3 +347,121 @@ def test_cli_predict_text(tmp_path, tiny_model_dir, tiny_predictor, detector, de
     wrong = ["predict", str(tmp_path / "noise.png"), "-m", str(detector_export.output_dir), *argv[4:]]
     assert main([*wrong, str(tmp_path / "wrong")]) == 2
     assert "give it as --detector" in capsys.readouterr().err
+
+
+# -- sam-onnx serve --detector: the page's text prompts --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def text_server(tiny_predictor, tiny_model_dir, detector, tmp_path_factory):
+    """sam-onnx serve on the tiny SAM export with the detector (a stand-in page: the real one is
+    driven by tests/test_demo_web.py), and one without a detector."""
+    from sam_onnx.runtime.server.serve import ServeOptions
+    from tests.test_serve import serving
+
+    web = tmp_path_factory.mktemp("web")
+    (web / "index.html").write_text("<!doctype html><title>demo</title>")
+    options = ServeOptions(web_dir=web, port=0, timeout_s=10.0, max_pending=1)
+    with (
+        serving(tiny_predictor, tiny_model_dir, options, detector) as with_text,
+        serving(tiny_predictor, tiny_model_dir, options) as without,
+    ):
+        yield with_text, without
+
+
+def png_of(image: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def detect_request(server, query: dict, body: bytes):
+    import urllib.parse
+
+    from tests.test_serve import request
+
+    path = "/api/detect?" + urllib.parse.urlencode(query)
+    return request(server, "POST", path, body, {"Content-Type": "image/png", "X-File-Name": "noise.png"})
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_serve_detect_answers_the_detectors_boxes(text_server, detector, shape):
+    server, _ = text_server
+    from tests.test_serve import request
+
+    assert json.loads(request(server, "GET", "/api/config")[2])["detector"] == "api/detect"
+    image = noise_image(shape, seed=3)
+    prompt = "a cat. a remote control."
+    for query, thresholds in (
+        ({"text": prompt}, {}),
+        (
+            {"text": prompt, "box_threshold": "0.99", "text_threshold": "0.3"},
+            {"box_threshold": 0.99, "text_threshold": 0.3},
+        ),
+    ):
+        status, _, body = detect_request(server, query, png_of(image))
+        assert status == 200, body
+        answer = json.loads(body)
+        expected = detector.detect(image, prompt, **thresholds)
+        assert len(expected) > 0
+        np.testing.assert_array_equal(np.array(answer["boxes_xyxy"], np.float32), expected.boxes_xyxy)
+        np.testing.assert_array_equal(np.array(answer["scores"], np.float32), expected.scores)
+        assert answer["labels"] == list(expected.labels)
+        assert answer["orig_hw"] == list(shape) and answer["prompt"] == prompt
+        assert (answer["box_threshold"], answer["text_threshold"]) == (
+            thresholds.get("box_threshold", 0.25),
+            thresholds.get("text_threshold", 0.25),
+        )
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "kind", "says"),
+    [
+        ({"text": ""}, 400, "InvalidPromptError", "at least one phrase"),
+        ({}, 400, "InvalidPromptError", "at least one phrase"),
+        ({"text": ". ."}, 400, "InvalidPromptError", "besides the separators"),
+        ({"text": "cat.", "box_threshold": "1"}, 422, "NothingFound", "nothing found for 'cat.'"),
+        ({"text": "cat.", "box_threshold": "high"}, 400, "InvalidInputError", "box_threshold: expected"),
+        ({"text": "cat.", "text_threshold": "1.5"}, 400, "InvalidInputError", "text_threshold"),
+    ],
+)
+def test_serve_detect_errors_are_typed(text_server, query, status, kind, says):
+    from tests.test_serve import error_of
+
+    server, _ = text_server
+    err = error_of(detect_request(server, query, png_of(noise_image((40, 60)))))
+    assert (err["status"], err["type"]) == (status, kind), err
+    assert says in err["message"]
+    if kind == "NothingFound":
+        assert "the best box scored 1.0000" in err["message"]  # random weights: every score saturates
+
+
+def test_serve_detect_refusals(text_server):
+    from tests.test_serve import error_of, request
+
+    server, without = text_server
+    assert json.loads(request(without, "GET", "/api/config")[2])["detector"] is None
+    err = error_of(detect_request(without, {"text": "cat."}, png_of(noise_image((40, 60)))))
+    assert (err["status"], err["type"]) == (404, "NoDetector") and "--detector DIR" in err["message"]
+    err = error_of(detect_request(server, {"text": "cat."}, b"not an image"))
+    assert err["status"] == 400 and "noise.png" in err["message"]
+    server.pending.acquire()  # the one waiting slot taken: the detector is busy
+    try:
+        err = error_of(detect_request(server, {"text": "cat."}, png_of(noise_image((40, 60)))))
+        assert (err["status"], err["type"]) == (429, "Busy")
+    finally:
+        server.pending.release()
+
+
+def test_serve_cli_takes_the_detector(tiny_model_dir, tmp_path, capsys):
+    """--detector is opened before the server starts: a SAM export given there is refused."""
+    from sam_onnx.runtime.cli import main
+
+    (tmp_path / "index.html").write_text("<!doctype html>")
+    argv = ["serve", "-m", tiny_model_dir, "--port", "0", "--web", str(tmp_path)]
+    assert main([*argv, "--detector", tiny_model_dir]) == 2
+    assert "--detector takes the folder sam-export-detector wrote" in capsys.readouterr().err

@@ -6,7 +6,9 @@
 //                   "click": [x, y] or "drag": [x0, y0, x1, y1] (image pixels), "repeats": N, "mask": "OUT.bin",
 //                   "screenshot": "OUT.png" (optional), "expectError": true (optional),
 //                   "upload2": "FILE" (optional: dropped right after "upload", which it cancels),
-//                   "embedding": "OUT.npy" (optional: the page's "Save embedding" download)}],
+//                   "embedding": "OUT.npy" (optional: the page's "Save embedding" download),
+//                   "text": "a cat. a remote." (optional: typed into the text field instead of a
+//                   click; "mask" then gets each found object's mask, K*H*W bytes in order)}],
 //        "args": ["--enable-unsafe-webgpu", ...] (optional: more Chromium flags)}
 // For each case the page is opened (and the file uploaded), the point is clicked once, the mask is
 // read back from the page's mask canvas (H*W bytes, 1 inside) into "mask", then Clear + click are
@@ -14,6 +16,9 @@
 // records the error the page shows. A page that encodes the upload itself (a bundle with an
 // encoder) is polled while it works: the encoder's engine and times, the running clock's values and
 // how long the page took to answer each poll (it stays responsive: the encoder has its own worker).
+// A text case (served with --detector) types the prompt, presses Find and waits until every found
+// box is decoded (or, with expectError, until the page shows the error: nothing found, a refused
+// prompt); it records each object's phrase, score and box.
 // RESULT: isolation, thread count, the decoder that ran ("fast decoder pair" or the decoder file)
 // and per-case figures (runMs: whole decodes, clickMs: the graph run alone). Any
 // failure (page error, timeout, missing state, an error shown where none is expected) exits 1.
@@ -92,6 +97,39 @@ try {
     return [h, w];
   };
 
+  // type c.text, press Find, wait for the found objects (or the error shown, with c.expectError)
+  const findText = async (c) => {
+    await page.locator("#text-prompt").fill(c.text);
+    await page.locator("#find").click();
+    await page.waitForFunction(
+      () => document.querySelector("#text-found")?.dataset.state === "done" || document.querySelector("#errors") !== null,
+      null,
+      { timeout: TIMEOUT },
+    );
+    const shown = await errorsShown();
+    if (c.expectError) {
+      if (!shown) throw new Error(`${c.name}: no error shown`);
+      return { errorShown: shown, found: await page.locator("canvas.text-mask").count() };
+    }
+    if (shown) throw new Error(`${c.name}: the page shows errors: ${shown}`);
+    const read = await page.evaluate(() => {
+      const canvases = [...document.querySelectorAll("canvas.text-mask")];
+      let text = "";
+      for (const canvas of canvases) {
+        const { data } = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height);
+        const bits = new Uint8Array(canvas.width * canvas.height);
+        for (let i = 0; i < bits.length; i++) bits[i] = data[4 * i + 3] > 0 ? 1 : 0;
+        for (let i = 0; i < bits.length; i += 8192) text += String.fromCharCode(...bits.subarray(i, i + 8192));
+      }
+      const found = canvases.map((canvas) => ({ label: canvas.dataset.label, score: Number(canvas.dataset.score) }));
+      const boxes = [...document.querySelectorAll("svg g.text-box")].map((g) => g.dataset.box.split(",").map(Number));
+      const mask = document.querySelector("#mask");
+      return { masks: btoa(text), found, boxes, hw: [mask.height, mask.width], line: document.querySelector("#text-found").textContent };
+    });
+    writeFileSync(c.mask, Buffer.from(read.masks, "base64"));
+    return { hw: read.hw, found: read.found, boxes: read.boxes, line: read.line };
+  };
+
   for (const c of spec.cases) {
     await page.goto(c.url);
     const polls = { elapsedMs: [], answerMs: [] };
@@ -115,7 +153,7 @@ try {
         }
       })();
     }
-    if (c.expectError) {
+    if (c.expectError && !c.text) {
       await page.locator("#errors").waitFor({ timeout: TIMEOUT });
       result.cases.push({ name: c.name, errorShown: await errorsShown() });
       continue;
@@ -130,6 +168,11 @@ try {
       const text = document.querySelector("#encoder")?.textContent ?? "";
       return d ? { engine: d.engine, encodeMs: Number(d.encodeMs), totalMs: Number(d.totalMs), text } : null;
     });
+    if (c.text !== undefined) {
+      result.cases.push({ name: c.name, ...(await findText(c)) });
+      if (c.screenshot) await page.screenshot({ path: c.screenshot, fullPage: true });
+      continue;
+    }
     if (c.embedding) {
       const [download] = await Promise.all([page.waitForEvent("download", { timeout: TIMEOUT }), page.locator("#save-embedding").click()]);
       await download.saveAs(c.embedding);

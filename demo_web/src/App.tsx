@@ -8,16 +8,21 @@
  * itself, in the encoder worker, on WebGPU or wasm (`engine.ts`), with a running clock while it
  * works; a newer image cancels the one being encoded (`encoder_client.ts`).
  *
+ * Served with a text detector (`sam-onnx serve --detector`), the page has a text field: the server
+ * finds the boxes of "a cat. a remote." and the page decodes each as a drawn box (`text.ts`).
+ *
  * Each concern is a hook (`hooks/`): the start and the decoder, the image shown, the page's
- * encoder, uploads, prompts; this component passes their parts to one another and lays them out.
+ * encoder, uploads, prompts, text prompts; this component passes their parts to one another and
+ * lays them out.
  */
 
-import { useMemo, useRef } from "react";
+import { useCallback, useMemo, useRef } from "react";
 
 import type { DecoderClient } from "./client";
 import { EncoderLine } from "./components/EncoderLine";
 import { Stage } from "./components/Stage";
 import { StatusLine } from "./components/StatusLine";
+import { TextForm, TextLine } from "./components/TextPrompt";
 import { downloadCutout, downloadEmbedding } from "./downloads";
 import { useEncoder } from "./hooks/useEncoder";
 import { useErrors } from "./hooks/useErrors";
@@ -25,6 +30,7 @@ import { useImage } from "./hooks/useImage";
 import { useImageUpload } from "./hooks/useImageUpload";
 import { usePrompts } from "./hooks/usePrompts";
 import { useStartup } from "./hooks/useStartup";
+import { useTextPrompt } from "./hooks/useTextPrompt";
 import { pageOptions } from "./options";
 
 const RANDOM_WEIGHTS_NOTICE = "Random weights: this model was never trained, so its masks follow textures and edges, not objects.";
@@ -34,13 +40,31 @@ export function App() {
   const client = useRef<DecoderClient | null>(null);
   const { errors, report, dismiss } = useErrors();
   const prompts = usePrompts(client, report);
-  const { image, pixels, showImage } = useImage(client, prompts.clear);
+  const text = useTextPrompt(client, report);
+  const { clear: clearPrompts } = prompts;
+  const { clear: clearText } = text;
+  // a new image or decoder, or the Clear button: no prompts, no found objects
+  const clearAll = useCallback(() => {
+    clearPrompts();
+    clearText();
+  }, [clearPrompts, clearText]);
+  const { image, pixels, showImage } = useImage(client, clearAll);
   const encoder = useEncoder(options, report, showImage);
-  const start = useStartup({ client, options, report, showImage, openEncoder: encoder.open, onDecoder: prompts.clear });
+  const start = useStartup({ client, options, report, showImage, openEncoder: encoder.open, onDecoder: clearAll });
   const { upload, busy: uploading } = useImageUpload({ started: start.started, encoder, showImage, report });
 
   const { server, model, ready } = start;
   const { shown } = prompts;
+  // clicks and drags replace a text prompt's objects; no hover previews over them
+  const stagePrompts = {
+    ...prompts,
+    commit: (next: Parameters<typeof prompts.commit>[0]) => {
+      clearText();
+      return prompts.commit(next);
+    },
+    hover: text.found ? () => undefined : prompts.hover,
+  };
+  const canFind = server?.detector && image ? server : null;
   const precisions = Object.keys(model?.decoders ?? {});
   const canUpload = server !== null || encoder.engine !== null;
 
@@ -51,6 +75,7 @@ export function App() {
         <p className="help">
           Hover to preview · click: positive point · shift- or right-click: negative point · drag: box
           {canUpload ? " · drop or choose an image to segment it" : ""}
+          {server?.detector ? " · or type what to find" : ""}
         </p>
         {model?.randomWeights && (
           <p id="random-weights" className="notice" role="note">
@@ -78,7 +103,7 @@ export function App() {
         <button id="undo" disabled={prompts.committed === 0} onClick={prompts.undo}>
           Undo
         </button>
-        <button id="clear" disabled={prompts.committed === 0} onClick={prompts.clear}>
+        <button id="clear" disabled={prompts.committed === 0 && !text.found} onClick={clearAll}>
           Clear
         </button>
         <button id="download" disabled={!shown} onClick={() => image && pixels && shown && downloadCutout(image, pixels, shown.mask).catch(report)}>
@@ -87,8 +112,17 @@ export function App() {
         <button id="save-embedding" disabled={!image} onClick={() => image && downloadEmbedding(image)}>
           Save embedding (.npy)
         </button>
+        {server?.detector && (
+          <TextForm
+            enabled={canFind !== null && ready !== null && text.busy === null}
+            onFind={(p) => {
+              if (canFind && image) void text.find(p, image, canFind, options.thresholds);
+            }}
+          />
+        )}
       </section>
       <StatusLine ready={ready} image={image} shown={shown} busy={start.busy ?? uploading ?? encoder.busy} committed={prompts.committed} />
+      <TextLine found={text.found} busy={text.busy} />
       <EncoderLine engine={encoder.engine} encoding={encoder.encoding} encoded={encoder.encoded} now={encoder.now} />
       {errors.length > 0 && (
         <div id="errors" role="alert">
@@ -98,7 +132,7 @@ export function App() {
           <button onClick={dismiss}>dismiss</button>
         </div>
       )}
-      <Stage image={image} enabled={ready !== null} prompts={prompts} canUpload={canUpload} onFile={(file) => void upload(file)} />
+      <Stage image={image} enabled={ready !== null} prompts={stagePrompts} textFound={text.found} canUpload={canUpload} onFile={(file) => void upload(file)} />
     </main>
   );
 }

@@ -29,6 +29,8 @@ export interface ServerConfig {
   bundle: string | null;
   /** The export was made from random weights (`random_weights`; absent: false). */
   randomWeights: boolean;
+  /** The text detector's endpoint (`detector`, absolute URL), or null: no text prompts (`text.ts`). */
+  detector: string | null;
 }
 
 export interface LoadedImage {
@@ -145,7 +147,8 @@ export async function fetchServerConfig(base = ""): Promise<ServerConfig | null>
   const fam = family(raw, "server config");
   const fastDecoder = fastDecoderUrls((config as unknown as { fast_decoder?: unknown }).fast_decoder, base, "server config");
   const random = randomWeights((config as unknown as { random_weights?: unknown }).random_weights, "server config");
-  return { ...config, family: fam, decoders, fastDecoder, bundle: config.bundle ? near(config.bundle, base) : null, randomWeights: random };
+  const detector = typeof config.detector === "string" ? near(config.detector, base) : null;
+  return { ...config, family: fam, decoders, fastDecoder, bundle: config.bundle ? near(config.bundle, base) : null, randomWeights: random, detector };
 }
 
 /**

@@ -16,4 +16,10 @@ describe("pageOptions: the page's URL options", () => {
     expect(pageOptions("", 0).threads).toBe(1);
     expect(pageOptions("", undefined).threads).toBe(1);
   });
+
+  it("passes ?box_threshold= and ?text_threshold= on as given, only where given", () => {
+    expect(pageOptions("?box_threshold=0.4&text_threshold=x", 4).thresholds).toEqual({ box_threshold: "0.4", text_threshold: "x" });
+    expect(pageOptions("?box_threshold=1", 4).thresholds).toEqual({ box_threshold: "1" });
+    expect(pageOptions("", 4).thresholds).toEqual({});
+  });
 });

@@ -14,16 +14,26 @@ Routes (every response carries the cross-origin isolation headers the page's was
                                features: {decoder input name: {shape, dtype "float32", data_b64
                                (little-endian float32, base64)}}: image_embeddings (SAM 2 also
                                high_res_feats_0 and high_res_feats_1)
+    POST /api/detect?text=PROMPT[&box_threshold=T&text_threshold=T]
+                               with ``--detector`` (``detector`` in the config; else 404): body the
+                               image file as for /api/embed; answer: JSON with prompt, orig_hw,
+                               the thresholds, boxes_xyxy (original-image pixels), scores, labels,
+                               best_score, best_label: ``Detector.detect``'s boxes, which the page
+                               decodes as drawn boxes. A prompt the tokenizer refuses is a 400
+                               (``InvalidPromptError``); no box above the threshold a 422
+                               (``NothingFound``, the message names the best score seen)
     GET  /bundles/<name>/<file>  files of the ``sam-onnx bundle`` folders given with ``--bundle``
                                (``name``: the folder's name; the first one opens first)
     GET  /<file>               the built page
 
 Errors are JSON ``{"error": {"type": ..., "message": ...}}`` with a 4xx status naming what was
-wrong (413 body too large, 415 content type, 400 not an image, 429 encoder busy, 404, 405, 411);
+wrong (413 body too large, 415 content type, 400 not an image or a refused prompt, 422 nothing
+found, 429 encoder busy, 404, 405, 411);
 unexpected failures are a 500 whose body says only that, the details go to the server's log.
 
 Bounds: request bodies up to ``max_upload_bytes``; images up to ``max_pixels``; at most
-``max_pending`` uploads waiting for the encoder (which runs one image at a time), the rest get 429;
+``max_pending`` uploads waiting for the encoder or the detector (which run one image at a time,
+one after the other), the rest get 429;
 each connection times out after ``timeout_s`` of silence (slow clients). Files are served only from
 inside the page and bundle folders (no ``..``, no symlinks leading out). Binds 127.0.0.1 unless
 told otherwise.
@@ -44,9 +54,10 @@ from pathlib import Path
 
 import numpy as np
 
-from sam_onnx.errors import ImageTooLargeError, InvalidInputError, SamOnnxError
+from sam_onnx.errors import ImageTooLargeError, InvalidInputError, NothingFoundError, SamOnnxError
 from sam_onnx.images import read_image_bytes
 
+from ..text.detector import BOX_THRESHOLD, TEXT_THRESHOLD
 from .bundle import decoders_family, decoders_random_weights
 
 ISOLATION_HEADERS = {
@@ -100,14 +111,16 @@ class HttpError(Exception):
 
 
 class DemoServer(ThreadingHTTPServer):
-    """The HTTP server: holds the predictor, the decoder files and the options."""
+    """The HTTP server: holds the predictor, the decoder files, the options and, for text prompts,
+    the detector (a :class:`sam_onnx.runtime.text.Detector`, or None)."""
 
     daemon_threads = True
     request_queue_size = 128
     quiet = False  # True: no access log
 
-    def __init__(self, predictor, decoders: dict[str, Path], options: ServeOptions) -> None:
+    def __init__(self, predictor, decoders: dict[str, Path], options: ServeOptions, detector=None) -> None:
         self.predictor = predictor
+        self.detector = detector
         self.decoders = decoders
         self.family = decoders_family(decoders)  # {"family", "resize"}: the page feeds by these
         self.random_weights = decoders_random_weights(decoders)  # the page says so: masks ignore clicks
@@ -141,10 +154,51 @@ class DemoServer(ThreadingHTTPServer):
             "upload_types": list(UPLOAD_TYPES),
             "bundles": {name: f"bundles/{name}/bundle.json" for name in self.bundles},
             "bundle": f"bundles/{next(iter(self.bundles))}/bundle.json" if self.bundles else None,
+            "detector": None if self.detector is None else "api/detect",
         }
 
     def embed(self, body: bytes, name: str) -> dict:
         """Embed an uploaded image; the answer of ``POST /api/embed``."""
+        emb = self._one_at_a_time(body, name, self.predictor.embed)
+        features = {name: _tensor_json(array) for name, array in emb.decoder_inputs().items()}
+        return {**emb.metadata(), "features": features}
+
+    def detect(self, body: bytes, name: str, query: dict[str, list[str]]) -> dict:
+        """The boxes of a text prompt on an uploaded image; the answer of ``POST /api/detect``.
+        ``query``: the URL's parameters (``text``, and optionally the two thresholds)."""
+        if self.detector is None:
+            raise HttpError(
+                HTTPStatus.NOT_FOUND,
+                "NoDetector",
+                "this server has no text detector: start sam-onnx serve with --detector DIR",
+            )
+        prompt = _query_value(query, "text") or ""
+        thresholds = {
+            key: _threshold(query, key)
+            for key in ("box_threshold", "text_threshold")
+            if _query_value(query, key) is not None
+        }
+        self.detector.tokenizer.encode(prompt)  # a refused prompt is answered before any graph runs
+        found, orig_hw = self._one_at_a_time(
+            body, name, lambda image: (self.detector.detect(image, prompt, **thresholds), image.shape[:2])
+        )
+        used = {"box_threshold": BOX_THRESHOLD, "text_threshold": TEXT_THRESHOLD, **thresholds}
+        if not len(found):
+            raise NothingFoundError(found.prompt, used["box_threshold"], found.best_score, found.best_label)
+        return {
+            "prompt": found.prompt,
+            "orig_hw": list(orig_hw),
+            **used,
+            "boxes_xyxy": found.boxes_xyxy.astype(float).tolist(),  # float32 values, exactly
+            "scores": found.scores.astype(float).tolist(),
+            "labels": list(found.labels),
+            "best_score": found.best_score,
+            "best_label": found.best_label,
+        }
+
+    def _one_at_a_time(self, body: bytes, name: str, work):
+        """``work(image)`` on the uploaded image, one image at a time (the encoder and the detector
+        each use every core); 429 when ``max_pending`` uploads already wait."""
         if not self.pending.acquire(blocking=False):
             raise HttpError(
                 HTTPStatus.TOO_MANY_REQUESTS,
@@ -154,11 +208,9 @@ class DemoServer(ThreadingHTTPServer):
         try:
             image = read_image_bytes(body, name, max_pixels=self.options.max_pixels)
             with self.encoder_lock:
-                emb = self.predictor.embed(image)
+                return work(image)
         finally:
             self.pending.release()
-        features = {name: _tensor_json(array) for name, array in emb.decoder_inputs().items()}
-        return {**emb.metadata(), "features": features}
 
 
 class DemoHandler(BaseHTTPRequestHandler):
@@ -212,6 +264,8 @@ class DemoHandler(BaseHTTPRequestHandler):
             )
         except InvalidInputError as exc:
             status, headers, body = _json_error(HTTPStatus.BAD_REQUEST, type(exc).__name__, str(exc))
+        except NothingFoundError as exc:
+            status, headers, body = _json_error(HTTPStatus.UNPROCESSABLE_ENTITY, "NothingFound", str(exc))
         except SamOnnxError as exc:
             self.log_error("embedding failed: %s", exc)
             status, headers, body = _json_error(
@@ -276,8 +330,10 @@ class DemoHandler(BaseHTTPRequestHandler):
         return _file(_inside(self.server.web_root, path.lstrip("/") or "index.html"))
 
     def _post(self) -> tuple[int, dict, bytes]:
-        if self._path() != "/api/embed":
-            raise HttpError(HTTPStatus.METHOD_NOT_ALLOWED, "MethodNotAllowed", "POST goes to /api/embed only")
+        path = self._path()
+        if path not in ("/api/embed", "/api/detect"):
+            only = "POST goes to /api/embed or /api/detect only"
+            raise HttpError(HTTPStatus.METHOD_NOT_ALLOWED, "MethodNotAllowed", only)
         ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if ctype not in UPLOAD_TYPES:
             raise HttpError(
@@ -287,8 +343,11 @@ class DemoHandler(BaseHTTPRequestHandler):
                 f"got {ctype or 'none'}",
             )
         body = self._read_body()
-        name = urllib.parse.unquote(self.headers.get("X-File-Name") or "upload")[:200]
-        return _json(self.server.embed(body, f"upload {name!r}"))
+        name = f"upload {urllib.parse.unquote(self.headers.get('X-File-Name') or 'upload')[:200]!r}"
+        if path == "/api/detect":
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query, keep_blank_values=True)
+            return _json(self.server.detect(body, name, query))
+        return _json(self.server.embed(body, name))
 
     def _read_body(self) -> bytes:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
@@ -347,6 +406,26 @@ def _json(data: dict, status: HTTPStatus = HTTPStatus.OK) -> tuple[int, dict, by
     return status, headers, json.dumps(data).encode()
 
 
+def _query_value(query: dict[str, list[str]], key: str) -> str | None:
+    """The one value of ``key`` in the URL's query, None if absent; given twice is a 400."""
+    values = query.get(key)
+    if values is not None and len(values) > 1:
+        twice = f"{key} given {len(values)} times; give it once"
+        raise HttpError(HTTPStatus.BAD_REQUEST, "BadRequest", twice)
+    return None if values is None else values[0]
+
+
+def _threshold(query: dict[str, list[str]], key: str) -> float:
+    text = _query_value(query, key)
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value <= 1:
+        raise InvalidInputError(key, "a number from 0 to 1", repr(text[:40]))
+    return value
+
+
 def _tensor_json(array: np.ndarray) -> dict:
     """A float32 array as ``{shape, dtype, data_b64}`` (little-endian bytes, C order, base64)."""
     data = np.ascontiguousarray(array, dtype="<f4")
@@ -358,8 +437,9 @@ def _json_error(status: HTTPStatus, kind: str, message: str) -> tuple[int, dict,
     return _json({"error": {"type": kind, "status": int(status), "message": message}}, status)
 
 
-def make_server(predictor, decoders: dict[str, Path], options: ServeOptions) -> DemoServer:
-    """A bound (not yet running) server; call ``serve_forever()`` and ``shutdown()`` on it."""
+def make_server(predictor, decoders: dict[str, Path], options: ServeOptions, detector=None) -> DemoServer:
+    """A bound (not yet running) server; call ``serve_forever()`` and ``shutdown()`` on it.
+    ``detector``: a :class:`sam_onnx.runtime.text.Detector` for the page's text prompts, or None."""
     from ..core.graphs import check_decoders_belong
     from .bundle import check_web_dir
 
@@ -376,7 +456,7 @@ def make_server(predictor, decoders: dict[str, Path], options: ServeOptions) -> 
                 f"bundle folder {str(path)!r}", "bundle folders with different names", "the same name twice"
             )
     try:
-        return DemoServer(predictor, decoders, options)
+        return DemoServer(predictor, decoders, options, detector)
     except OSError as exc:
         raise InvalidInputError(
             "--host/--port", "an address this machine can listen on", f"{options.host}:{options.port}: {exc}"

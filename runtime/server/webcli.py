@@ -11,11 +11,14 @@ from sam_onnx.errors import InvalidInputError, SamOnnxError
 from ..core.graphs import model_dir_of
 
 
-def run_web_command(args, open_predictor: Callable, log: Callable[[str], None]) -> int:
-    """Run ``serve``, ``bundle`` or ``demo`` from parsed arguments; returns the exit status."""
+def run_web_command(
+    args, open_predictor: Callable, log: Callable[[str], None], open_detector: Callable | None = None
+) -> int:
+    """Run ``serve``, ``bundle`` or ``demo`` from parsed arguments; returns the exit status.
+    ``open_detector(args, predictor)``: the text detector of ``serve --detector``."""
     try:
         if args.command == "serve":
-            return _serve(args, open_predictor, log)
+            return _serve(args, open_predictor, log, open_detector)
         if args.command == "demo":
             return _demo(args, log)
         return _bundle(args, open_predictor, log)
@@ -48,11 +51,16 @@ def _decoders(args) -> dict[str, Path]:
     return web_decoder_paths(model_dir_of(args.model))
 
 
-def _serve(args, open_predictor: Callable, log: Callable[[str], None]) -> int:
+def _serve(args, open_predictor: Callable, log: Callable[[str], None], open_detector: Callable | None) -> int:
     from .serve import ServeOptions, make_server
 
     web_dir = _web_dir(args)
     predictor = open_predictor(args)
+    detector = None
+    if getattr(args, "detector", None) is not None:
+        if open_detector is None:
+            raise InvalidInputError("--detector", "a command that opens detectors", "serve without one")
+        detector = open_detector(args, predictor)
     decoders = _decoders(args)
     extra = {} if args.max_pixels is None else {"max_pixels": args.max_pixels}
     options = ServeOptions(
@@ -64,13 +72,14 @@ def _serve(args, open_predictor: Callable, log: Callable[[str], None]) -> int:
         max_pending=args.max_pending,
         **extra,
     )
-    server = make_server(predictor, decoders, options)
+    server = make_server(predictor, decoders, options, detector)
     return _serve_until_stopped(server, args, log)
 
 
 def _serve_until_stopped(server, args, log: Callable[[str], None]) -> int:
     server.quiet = args.quiet
     decoders = ", ".join(server.decoders) + (", fast decoder pair" if server.fast else "")
+    decoders += "" if getattr(server, "detector", None) is None else "; text prompts"
     print(f"sam-onnx serve: {server.url} (model {server.predictor.variant}, decoders {decoders})", flush=True)
     try:
         server.serve_forever()

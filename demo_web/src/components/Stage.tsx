@@ -1,6 +1,7 @@
 /**
- * The drop zone and, once there is an image, the image with its mask and prompt marks. Gestures:
- * hover previews while nothing is committed, a click adds a positive point, a shift- or
+ * The drop zone and, once there is an image, the image with its mask and prompt marks, or a text
+ * prompt's found objects (one tinted mask canvas each, their boxes labelled "phrase score").
+ * Gestures: hover previews while nothing is committed, a click adds a positive point, a shift- or
  * right-click a negative one, a drag draws the box.
  */
 
@@ -8,9 +9,11 @@ import { useEffect, useRef, useState } from "react";
 
 import { type HW, type XY, fitInside, screenToImage } from "../geometry";
 import type { Prompts } from "../hooks/usePrompts";
-import { maskToRGBA } from "../masks";
+import type { TextFound } from "../hooks/useTextPrompt";
+import { type RGBA, maskToRGBA } from "../masks";
 import type { Box, Click, Prompt } from "../prompt";
 import type { LoadedImage } from "../sources";
+import { textColour } from "../text";
 
 const DRAG_PX = 5; // a press that moves further than this (CSS px) draws a box
 
@@ -19,11 +22,13 @@ interface StageProps {
   /** A decoder is loaded: prompts may be decoded. */
   enabled: boolean;
   prompts: Prompts;
+  /** A text prompt's found objects, or null. */
+  textFound: TextFound[] | null;
   canUpload: boolean;
   onFile: (file: File | undefined) => void;
 }
 
-export function Stage({ image, enabled, prompts, canUpload, onFile }: StageProps) {
+export function Stage({ image, enabled, prompts, textFound, canUpload, onFile }: StageProps) {
   return (
     <div
       className="stage"
@@ -34,7 +39,7 @@ export function Stage({ image, enabled, prompts, canUpload, onFile }: StageProps
       }}
     >
       {image ? (
-        <ImageStage image={image} enabled={enabled} prompts={prompts} />
+        <ImageStage image={image} enabled={enabled} prompts={prompts} textFound={textFound} />
       ) : (
         <p className="empty">{canUpload ? "Drop an image here or choose one above." : "No image loaded."}</p>
       )}
@@ -42,7 +47,7 @@ export function Stage({ image, enabled, prompts, canUpload, onFile }: StageProps
   );
 }
 
-function ImageStage({ image, enabled, prompts }: { image: LoadedImage; enabled: boolean; prompts: Prompts }) {
+function ImageStage({ image, enabled, prompts, textFound }: { image: LoadedImage; enabled: boolean; prompts: Prompts; textFound: TextFound[] | null }) {
   const stage = useRef<HTMLDivElement>(null);
   const maskCanvas = useRef<HTMLCanvasElement>(null);
   const [drag, setDrag] = useState<{ start: XY; now: XY; screen: XY } | null>(null);
@@ -102,8 +107,45 @@ function ImageStage({ image, enabled, prompts }: { image: LoadedImage; enabled: 
     >
       <img src={image.url} alt={image.name} draggable={false} />
       <canvas id="mask" ref={maskCanvas} width={image.orig[1]} height={image.orig[0]} />
+      {textFound?.map((f, i) => <TextMask key={i} found={f} index={i} orig={image.orig} />)}
       <PromptMarks prompt={prompt} orig={image.orig} drag={dragBox ? { x0: dragBox.start.x, y0: dragBox.start.y, x1: dragBox.now.x, y1: dragBox.now.y } : null} />
+      {textFound && <TextMarks found={textFound} orig={image.orig} />}
     </div>
+  );
+}
+
+/** One found object's mask, tinted in its colour, at the image's own size. */
+function TextMask({ found, index, orig }: { found: TextFound; index: number; orig: HW }) {
+  const canvas = useRef<HTMLCanvasElement>(null);
+  const [h, w] = orig;
+  useEffect(() => {
+    const ctx = canvas.current?.getContext("2d");
+    if (!ctx) return;
+    const colour: RGBA = [...textColour(index), 120];
+    ctx.clearRect(0, 0, w, h);
+    ctx.putImageData(new ImageData(maskToRGBA(found.result.mask, h, w, colour), w, h), 0, 0);
+  }, [found, index, h, w]);
+  return <canvas ref={canvas} className="text-mask" data-index={index} data-label={found.label} data-score={found.score} width={w} height={h} />;
+}
+
+/** The found objects' boxes, each labelled "phrase score" in its colour. */
+function TextMarks({ found, orig }: { found: TextFound[]; orig: HW }) {
+  const size = Math.max(orig[0], orig[1]) / 40;
+  return (
+    <svg viewBox={`0 0 ${orig[1]} ${orig[0]}`} preserveAspectRatio="none">
+      {found.map((f, i) => {
+        const { x0, y0, x1, y1 } = f.box;
+        const colour = `rgb(${textColour(i).join(",")})`;
+        return (
+          <g key={i} className="text-box" data-box={[x0, y0, x1, y1].join(",")}>
+            <rect x={Math.min(x0, x1)} y={Math.min(y0, y1)} width={Math.abs(x1 - x0)} height={Math.abs(y1 - y0)} style={{ stroke: colour }} />
+            <text x={Math.max(0, Math.min(x0, x1)) + size / 4} y={Math.max(0, Math.min(y0, y1)) + size} fontSize={size} style={{ fill: colour }}>
+              {`${f.label} ${f.score.toFixed(2)}`}
+            </text>
+          </g>
+        );
+      })}
+    </svg>
   );
 }
 
