@@ -7,7 +7,7 @@ SAM turns them into masks (docs/TEXT.md).
   graph on onnxruntime and transformers' post-processing in numpy;
 - :mod:`.grounded`: ``TextPredictor.predict_text(image, "a cat. a remote.")``: the boxes through
   ``SamPredictor.predict_boxes``, one mask per box;
-- :mod:`.outputs`: ``sam-onnx predict --text``'s files (masks, labelled overlay, JSON with RLE).
+- :mod:`.textcli`: ``sam-onnx predict --text``'s flags and files (masks, labelled overlay, JSON with RLE).
 
 Builds on ``core``; imports no other room.
 """
