@@ -51,7 +51,7 @@ DEFAULT_CANVAS = 1024
 class DetectorExport:
     output_dir: Path
     manifest: dict
-    report: DetectorReport
+    report: DetectorReport | None  # None: validate=False
 
 
 def export_detector(
@@ -59,13 +59,16 @@ def export_detector(
     output_dir: str | Path,
     *,
     canvas: int = DEFAULT_CANVAS,
+    validate: bool = True,
     log: Callable[[str], None] | None = None,
     progress: bool | None = False,
 ) -> DetectorExport:
     """Export, validate and write the detector of the Hugging Face folder ``model_dir``.
 
     ``canvas``: the graph's fixed square input side S; images are resized by the processor's rule
-    with ``longest_edge`` at most S and padded to S x S. Raises :class:`CheckpointError` for a
+    with ``longest_edge`` at most S and padded to S x S. ``validate=False`` skips the comparison
+    with transformers (the manifest's ``validation`` is then null; for benchmarks, whose parity the
+    tests prove, as ``sam-export --no-validate``). Raises :class:`CheckpointError` for a
     folder that is not a Grounding DINO model with its tokenizer, :class:`ExportValidationError`
     when the graph disagrees with transformers (nothing is written then)."""
     from transformers import AutoTokenizer, GroundingDinoForObjectDetection
@@ -89,10 +92,12 @@ def export_detector(
         for name in TOKENIZER_FILES:
             if (folder / name).is_file():
                 shutil.copyfile(folder / name, stage / name)
-        with steps.step("validating against transformers"):
-            report = validate_detector(_session(stage / DETECTOR_FILE), model, tokenizer, canvas)
-        if report.failures:
-            raise ExportValidationError(report, report.failures)
+        report = None
+        if validate:
+            with steps.step("validating against transformers"):
+                report = validate_detector(_session(stage / DETECTOR_FILE), model, tokenizer, canvas)
+            if report.failures:
+                raise ExportValidationError(report, report.failures)
         manifest = _manifest(folder, metadata, report, steps.timings)
         (stage / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return DetectorExport(Path(output_dir), manifest, report)
@@ -174,13 +179,13 @@ def _session(path: Path):
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
-def _manifest(folder: Path, metadata: dict[str, str], report: DetectorReport, timings) -> dict:
+def _manifest(folder: Path, metadata: dict[str, str], report: DetectorReport | None, timings) -> dict:
     return {
         "tool": TOOL_NAME,
         "kind": DETECTOR_KIND,
         "sam_onnx_version": __version__,
         "source": str(folder),
         "graphs": {DETECTOR_ROLE: {"file": DETECTOR_FILE, "metadata": metadata}},
-        "validation": report.cases,
+        "validation": None if report is None else report.cases,
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
     }

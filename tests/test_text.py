@@ -151,6 +151,21 @@ def test_validation_fails_on_a_changed_weight(detector_export, grounding_dino_di
     assert report.failures
 
 
+def test_cli_no_validate_skips_only_the_validation(grounding_dino_dir, tmp_path, capsys):
+    """sam-export-detector --no-validate (for benchmarks): the same graph and files, the manifest's
+    validation null, and the command says it was not validated."""
+    from sam_onnx.export.detector_cli import main
+    from sam_onnx.runtime.text import Detector
+
+    out = tmp_path / "onnx"
+    assert main([str(grounding_dino_dir), "-o", str(out), "--canvas", "160", "--no-validate", "--quiet"]) == 0
+    assert "not validated: --no-validate" in capsys.readouterr().out
+    manifest = json.loads((out / "export.json").read_text())
+    assert manifest["validation"] is None and "validating against transformers" not in manifest["timings_s"]
+    found = Detector(out).detect(noise_image((90, 120)), "cat.", box_threshold=0.0)
+    assert found.boxes_xyxy.shape == (50, 4)  # the test shape's 50 queries
+
+
 # -- parity with transformers ---------------------------------------------------------------------
 
 
