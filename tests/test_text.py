@@ -364,6 +364,37 @@ def test_cli_predict_text(tmp_path, tiny_model_dir, tiny_predictor, detector, de
     assert "give it as --detector" in capsys.readouterr().err
 
 
+def test_cli_predict_text_on_a_folder(tmp_path, tiny_model_dir, tiny_predictor, detector, capsys):
+    """A folder of images, as amg takes one: one set of files per image, equal to predict_text's;
+    an image that fails (not an image, nothing found) is reported and the others are written."""
+    from PIL import Image
+
+    from sam_onnx.runtime.cli import main
+    from sam_onnx.runtime.text import TextPredictor
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    images = {f"img{i}": noise_image(shape, seed=20 + i) for i, shape in enumerate(SHAPES)}
+    for name, image in images.items():
+        Image.fromarray(image).save(folder / f"{name}.png")
+    (folder / "broken.png").write_bytes(b"not a png")
+    prompt = "cat. dog."
+    argv = ["predict", str(folder), "-m", tiny_model_dir, "--detector", str(detector.graph.path.parent)]
+    argv += ["--text", prompt, "--box-threshold", "0.9", "-o", str(tmp_path / "out")]
+    assert main(argv) == 1  # one of three failed
+    err = capsys.readouterr().err
+    assert "broken.png" in err and "1 of 3 images failed" in err
+    text = TextPredictor(detector, tiny_predictor)
+    for name, image in images.items():
+        summary = json.loads((tmp_path / "out" / f"{name}.json").read_text())
+        expected = text.predict_text(image, prompt, box_threshold=0.9)
+        assert [o["label"] for o in summary["objects"]] == [m.label for m in expected]
+        for item, obj in zip(expected[:3], summary["objects"], strict=False):
+            written = np.asarray(Image.open(tmp_path / "out" / obj["file"])) > 0
+            np.testing.assert_array_equal(written, item.mask)
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.json")) == ["img0.json", "img1.json"]
+
+
 # -- sam-onnx serve --detector: the page's text prompts --------------------------------------------
 
 
