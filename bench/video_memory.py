@@ -12,6 +12,11 @@ prints the samples as they come (every ``--every`` frames) and at the end the pe
 memory when the memory bank filled (frame 8) and the growth per tracked frame after that, which
 is what the per-object state costs (the official predictor keeps every tracked frame's memory
 for later corrections, and so does ours: about 0.8 MB per object per frame).
+
+With ``--official-python PY --official-checkpoint CKPT`` (a venv with sam2 1.1.0, see
+bench/video_speed.py) it also writes the clip's frames as JPEGs and measures the peak memory of
+the official ``SAM2VideoPredictor.init_state`` on them: its loader holds every frame as a
+1024 x 1024 float32 tensor before tracking starts.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ import numpy as np
 
 SAMPLE_SECONDS = 0.5
 FULL_BANK_FRAME = 8  # SAM 2.1 (num_maskmem 7): from here on a frame attends to a full bank
+# Resident memory moves by tens of MB between frames (the attention's buffers come and go); the
+# state's ~0.8 MB per object and frame shows only over this many frames.
+MIN_GROWTH_SPAN = 50
 
 
 def make_clip(path: Path, frames: int, hw: tuple[int, int]) -> list[tuple[int, int]]:
@@ -54,6 +62,46 @@ def make_clip(path: Path, frames: int, hw: tuple[int, int]) -> list[tuple[int, i
         tmp.rename(path)
     first = [(starts[0][0], starts[0][1]), (starts[1][0], starts[1][1] + h // 8)]
     return first
+
+
+OFFICIAL_INIT = """
+import resource, sys, time, torch
+from sam2.build_sam import build_sam2_video_predictor
+torch.set_num_threads(2)
+predictor = build_sam2_video_predictor(sys.argv[1], sys.argv[2], device="cpu")
+start = time.perf_counter()
+state = predictor.init_state(sys.argv[3])
+peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+print(state["num_frames"], time.perf_counter() - start, peak_mb)
+"""
+
+
+def official_init_peak(python: str, checkpoint: str, variant: str, clip: Path) -> None:
+    """Peak RSS of the official ``init_state`` on the clip's frames as ``<index>.jpg``."""
+    import cv2
+
+    frames = clip.with_suffix("")
+    if not frames.is_dir():
+        tmp = frames.with_name(frames.name + ".part")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        video = cv2.VideoCapture(str(clip))
+        index = 0
+        while True:
+            ok, frame = video.read()
+            if not ok:
+                break
+            cv2.imwrite(str(tmp / f"{index:05d}.jpg"), frame)
+            index += 1
+        tmp.rename(frames)
+    config = f"configs/sam2.1/sam2.1_{variant}.yaml"
+    out = subprocess.run(
+        [python, "-c", OFFICIAL_INIT, config, checkpoint, str(frames)], capture_output=True, text=True
+    )
+    if out.returncode != 0:
+        sys.exit(f"official init_state failed:\n{out.stderr[-2000:]}")
+    num_frames, seconds, peak = out.stdout.split()[-3:]
+    print(f"official init_state: {num_frames} frames in {float(seconds):.0f} s, peak RSS {peak} MB")
 
 
 def _status(pid: int) -> dict[str, int]:
@@ -86,11 +134,19 @@ def main() -> None:
     p.add_argument("--max-frames", type=int, help="passed to sam-onnx track: stop after this many")
     p.add_argument("--every", type=int, default=10, help="print a sample every this many frames")
     p.add_argument("--work", type=Path, default=Path("bench_video_memory"))
+    p.add_argument("--official-python", help="python of a venv with sam2 1.1.0: also time its init_state")
+    p.add_argument("--official-checkpoint", help="the checkpoint the export came from")
+    p.add_argument("--variant", default="hiera_t", help="the export's variant (the official config)")
+    p.add_argument("--official-only", action="store_true", help="skip sam-onnx track")
     args = p.parse_args()
     h, w = (int(v) for v in args.size.lower().split("x"))
     args.work.mkdir(parents=True, exist_ok=True)
     clip = args.work / f"clip_{args.frames}_{h}x{w}.mp4"
     clicks = make_clip(clip, args.frames, (h, w))
+    if args.official_python:
+        official_init_peak(args.official_python, args.official_checkpoint, args.variant, clip)
+    if args.official_only:
+        return
     out = args.work / "tracks"
     shutil.rmtree(out, ignore_errors=True)
     sam_onnx = Path(sys.executable).with_name("sam-onnx")
@@ -130,7 +186,12 @@ def report(samples: list[tuple[float, int, int, int]], seconds: float, args) -> 
     )
     print(f"peak RSS (VmHWM): {peak} MB")
     settled = [s for s in samples if s[1] >= FULL_BANK_FRAME]
-    if len(settled) >= 2 and settled[-1][1] > settled[0][1]:
+    if not settled or settled[-1][1] - settled[0][1] < MIN_GROWTH_SPAN:
+        print(
+            f"under {MIN_GROWTH_SPAN} frames past frame {FULL_BANK_FRAME}: too few to see the state's "
+            "growth in the resident memory"
+        )
+    else:
         first, last = settled[0], settled[-1]
         growth = (last[2] - first[2]) / (last[1] - first[1])
         print(
