@@ -200,7 +200,7 @@ def test_predict_never_writes_over_an_input_image(tiny_model_dir, images, capsys
 @pytest.mark.parametrize(
     ("command", "extra", "message"),
     [
-        ("predict", [], "predict needs at least one --point or a --box"),
+        ("predict", [], "predict needs at least one --point, a --box or --text"),
         ("embed", ["--workers", "2"], "--workers needs --engine ray"),
     ],
 )
@@ -231,7 +231,7 @@ def test_embed_folder(tiny_model_dir, images, tmp_path):
         (["--point", "1,2,3,4"], "X,Y or X,Y,LABEL"),
         (["--point", "1,2,5"], "LABEL must be 1"),
         (["--box", "1,2,3"], "X0,Y0,X1,Y1"),
-        ([], "at least one --point or a --box"),
+        ([], "at least one --point, a --box or --text"),
     ],
 )
 def test_bad_prompt_arguments(tiny_model_dir, images, tmp_path, capsys, args, message):
