@@ -130,16 +130,19 @@ function TextMask({ found, index, orig }: { found: TextFound; index: number; ori
 
 /** The found objects' boxes, each labelled "phrase score" in its colour. */
 function TextMarks({ found, orig }: { found: TextFound[]; orig: HW }) {
-  const size = Math.max(orig[0], orig[1]) / 40;
+  const size = Math.max(orig[0], orig[1]) / 45;
   return (
     <svg viewBox={`0 0 ${orig[1]} ${orig[0]}`} preserveAspectRatio="none">
       {found.map((f, i) => {
         const { x0, y0, x1, y1 } = f.box;
         const colour = `rgb(${textColour(i).join(",")})`;
+        // a box in the right part of the image is labelled from its right edge, so the label stays on the image
+        const right = Math.min(x0, x1) > orig[1] * 0.6;
+        const x = right ? Math.min(orig[1], Math.max(x0, x1)) - size / 4 : Math.max(0, Math.min(x0, x1)) + size / 4;
         return (
           <g key={i} className="text-box" data-box={[x0, y0, x1, y1].join(",")}>
             <rect x={Math.min(x0, x1)} y={Math.min(y0, y1)} width={Math.abs(x1 - x0)} height={Math.abs(y1 - y0)} style={{ stroke: colour }} />
-            <text x={Math.max(0, Math.min(x0, x1)) + size / 4} y={Math.max(0, Math.min(y0, y1)) + size} fontSize={size} style={{ fill: colour }}>
+            <text x={x} y={Math.max(0, Math.min(y0, y1)) + size} textAnchor={right ? "end" : "start"} fontSize={size} style={{ fill: colour }}>
               {`${f.label} ${f.score.toFixed(2)}`}
             </text>
           </g>
