@@ -258,7 +258,7 @@ def main() -> None:
             results[_key(row)] = summary(raw)
             record.append({"round": round_index, **row, **raw})
             print(f"  done {_key(row)}: {results[_key(row)]['per_frame']['seconds']:.2f} s/frame", flush=True)
-        print_round(results, [r for r in rows], f"round {round_index + 1} of {args.rounds}")
+        print_round(results, rows, f"round {round_index + 1} of {args.rounds}")
     if args.json:
         args.json.write_text(json.dumps(record, indent=1))
 
