@@ -293,12 +293,14 @@ def readme_server(tiny_model_dir, tmp_path_factory):
     in its own process from this environment's entry point; ``--port 0`` only so that parallel runs
     never collide on 8000. Yields the URL it prints."""
     require_web()
-    logs = tmp_path_factory.mktemp("readme_serve")
     exe = Path(sys.executable).with_name("sam-onnx")
+    yield from _serve([str(exe), "serve", "-m", tiny_model_dir], tmp_path_factory.mktemp("readme_serve"))
+
+
+def _serve(argv: list[str], logs: Path):
+    """Run ``argv --port 0`` in ``logs``; yield (the URL it prints, its stderr file), then stop it."""
     with (logs / "out.txt").open("w") as out, (logs / "err.txt").open("w") as err:
-        proc = subprocess.Popen(
-            [str(exe), "serve", "-m", tiny_model_dir, "--port", "0"], stdout=out, stderr=err, cwd=logs
-        )
+        proc = subprocess.Popen([*argv, "--port", "0"], stdout=out, stderr=err, cwd=logs)
     try:
         deadline = time.monotonic() + 120
         while not (url := re.search(r"http://\S+/", (logs / "out.txt").read_text())):
@@ -349,21 +351,9 @@ def text_server(tiny_model_dir, detector_export, tmp_path_factory):
     yields the URL it prints."""
     pytest.importorskip("tokenizers")
     require_web()
-    logs = tmp_path_factory.mktemp("text_serve")
     exe = Path(sys.executable).with_name("sam-onnx")
     argv = [str(exe), "serve", "-m", tiny_model_dir, "--detector", str(detector_export.output_dir)]
-    with (logs / "out.txt").open("w") as out, (logs / "err.txt").open("w") as err:
-        proc = subprocess.Popen([*argv, "--port", "0"], stdout=out, stderr=err, cwd=logs)
-    try:
-        deadline = time.monotonic() + 120
-        while not (url := re.search(r"http://\S+/", (logs / "out.txt").read_text())):
-            assert proc.poll() is None, f"serve exited: {(logs / 'err.txt').read_text()[-2000:]}"
-            assert time.monotonic() < deadline, "serve printed no URL in 120 s"
-            time.sleep(0.2)
-        yield url.group(0), logs / "err.txt"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    yield from _serve(argv, tmp_path_factory.mktemp("text_serve"))
 
 
 def test_text_prompt_masks_equal_predict_boxes(
